@@ -1,0 +1,183 @@
+"""The syntax tree of a .clamp file: frozen attrs nodes, each carrying its source span."""
+
+from __future__ import annotations
+
+import attrs
+
+from clampdsl.lang.diagnostics import Span
+
+
+@attrs.frozen
+class Number:
+    value: float
+    text: str
+    span: Span
+
+
+@attrs.frozen
+class Name:
+    value: str
+    span: Span
+
+
+@attrs.frozen
+class String:
+    value: str
+    span: Span
+
+
+@attrs.frozen
+class Call:
+    """`synthetic(dim=128, correlation=0.9)`: a named value with options."""
+
+    name: Name
+    options: tuple[Option, ...]
+    span: Span
+
+
+Value = Number | Name | String | Call
+
+
+@attrs.frozen
+class Option:
+    key: Name
+    value: Value
+    span: Span
+
+
+@attrs.frozen
+class Setting:
+    """`model attention-only layers=2`: a section, bare flags, and key=value options."""
+
+    section: Name
+    flags: tuple[Name, ...]
+    options: tuple[Option, ...]
+    span: Span
+
+
+@attrs.frozen
+class StepPoint:
+    """A point in training: `step 100`, `500 steps`, or `1e5 sequences` (the paper's unit)."""
+
+    value: Number
+    unit: str  # "steps" | "sequences"
+    span: Span
+
+
+@attrs.frozen
+class EvalStmt:
+    every: StepPoint
+    sets: tuple[Name, ...]
+    options: tuple[Option, ...]
+    span: Span
+
+
+@attrs.frozen
+class PhaseStmt:
+    """`phase train.loss < 0.4 * ln2`."""
+
+    eval_set: Name
+    metric: Name
+    op: str
+    factors: tuple[Number | Name, ...]
+    span: Span
+
+
+@attrs.frozen
+class SiteSelector:
+    """`L2.H* except H3`, `L1.H2.pattern`, `L1.out`. Heads/except are raw text like `H0-2`."""
+
+    layer: str  # "1", "2", or "*"
+    heads: str | None
+    site: Name | None
+    except_heads: str | None
+    span: Span
+
+
+@attrs.frozen
+class NameSelector:
+    """A `let` name or a model-wide site (`logits`, `embed`)."""
+
+    name: Name
+    span: Span
+
+
+Selector = SiteSelector | NameSelector
+
+
+@attrs.frozen
+class Let:
+    name: Name
+    value: Selector | Number
+    span: Span
+
+
+@attrs.frozen
+class Param:
+    name: Name
+    value: Number
+    span: Span
+
+
+@attrs.frozen
+class Target:
+    """What a clamp sets its site to: `prev-token strength 0.8`, `scores of L2.H3`."""
+
+    name: Name
+    source: Selector | None
+    params: tuple[Param, ...]
+    span: Span
+
+
+@attrs.frozen
+class Window:
+    start: StepPoint | None
+    end: StepPoint | None
+    span: Span | None
+
+
+@attrs.frozen
+class Clamp:
+    selector: Selector
+    target: Target
+    window: Window
+    span: Span
+
+
+@attrs.frozen
+class Ablate:
+    selector: Selector
+    window: Window
+    span: Span
+
+
+@attrs.frozen
+class Experiment:
+    name: Name
+    description: str
+    body: tuple[Clamp | Ablate | Setting, ...]
+    span: Span
+
+
+@attrs.frozen
+class Measure:
+    metric: Name
+    selector: Selector
+    span: Span
+
+
+@attrs.frozen
+class Report:
+    kinds: tuple[Name, ...]
+    span: Span
+
+
+Statement = Setting | EvalStmt | PhaseStmt | Let | Experiment | Measure | Report
+
+
+@attrs.frozen
+class Spec:
+    file: str
+    version: Number
+    statements: tuple[Statement, ...]
+    span: Span

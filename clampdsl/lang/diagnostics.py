@@ -1,0 +1,80 @@
+"""Source positions, diagnostics, and how they are printed.
+
+Every AST node carries a `Span`; every error the language half raises is a `Diagnostic`
+pointing at one, so the CLI can print `file:line:col`, the line, and a caret under the
+offending text instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+
+@attrs.frozen
+class Span:
+    """A region of a source file. Lines and columns count from 1, as editors show them."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int  # exclusive
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Span:
+        return cls(**data)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@attrs.frozen
+class Diagnostic:
+    message: str
+    span: Span
+    hint: str | None = None
+    severity: str = "error"
+
+
+class SpecError(Exception):
+    """One or more diagnostics about a spec; raised only after collecting all of them."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], sources: dict[str, str] | None = None):
+        self.diagnostics = list(diagnostics)
+        self.sources = dict(sources or {})
+        super().__init__(render_all(self.diagnostics, self.sources))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A 'did you mean X?' hint when a near miss exists."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else None
+
+
+def render(diagnostic: Diagnostic, source: str | None) -> str:
+    span = diagnostic.span
+    text = f"{span}: {diagnostic.severity}: {diagnostic.message}"
+    lines = source.splitlines() if source is not None else []
+    if 1 <= span.line <= len(lines):
+        line = lines[span.line - 1]
+        width = (
+            span.end_column - span.column
+            if span.end_line == span.line and span.end_column > span.column
+            else max(1, len(line) - span.column + 1)
+        )
+        gutter = f"{span.line:>5} | "
+        text += f"\n{gutter}{line}\n{' ' * (len(gutter) - 2)}| {' ' * (span.column - 1)}"
+        text += "^" * max(1, width)
+    if diagnostic.hint:
+        text += f"\n      = hint: {diagnostic.hint}"
+    return text
+
+
+def render_all(diagnostics: Sequence[Diagnostic], sources: dict[str, str]) -> str:
+    return "\n".join(render(d, sources.get(d.span.file)) for d in diagnostics)

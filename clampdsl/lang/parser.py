@@ -1,0 +1,283 @@
+"""Text → Lark tree → AST, with syntax errors turned into positioned diagnostics."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lark import Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from clampdsl.lang import ast
+from clampdsl.lang.diagnostics import Diagnostic, Span, SpecError
+from clampdsl.lang.grammar import DedentError, parser
+
+# How expected terminals are named in "expected ..." messages.
+TERMINAL_WORDS = {
+    "_NL": "end of line",
+    "_INDENT": "an indented statement",
+    "_DEDENT": "end of the block",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": 'a quoted "string"',
+    "LAYER": "a layer like L1",
+    "HEADS": "heads like H3, H*, H0-2 or H{0,1}",
+    "SECTION": "model, task or train",
+    "COMPARE": "a comparison (<, <=, >, >=)",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "$END": "end of file",
+}
+SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6}
+
+
+def parse_number(text: str) -> float:
+    """`32k`, `2M`, `1e5`, `10_000`, `0.4` → float."""
+    digits = text.replace("_", "")
+    scale = SUFFIXES.get(digits[-1], 1.0)
+    if scale != 1.0:
+        digits = digits[:-1]
+    return float(digits) * scale
+
+
+def parse(text: str, file: str = "<string>") -> ast.Spec:
+    """Parse .clamp source; raises SpecError with one positioned diagnostic on bad syntax."""
+    if not text.endswith("\n"):
+        text += "\n"
+    lark_parser = parser()
+    try:
+        tree = lark_parser.parse(text)
+    except UnexpectedInput as error:
+        raise SpecError([_syntax_diagnostic(error, file, text)], {file: text}) from None
+    except DedentError:
+        raise SpecError([_dedent_diagnostic(lark_parser, file)], {file: text}) from None
+    return _ToAst(file).transform(tree)
+
+
+def parse_file(path: str | Path) -> ast.Spec:
+    path = Path(path)
+    return parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def _describe(terminal: str, lark_parser) -> str:
+    if terminal in TERMINAL_WORDS:
+        return TERMINAL_WORDS[terminal]
+    try:
+        pattern = lark_parser.get_terminal(terminal).pattern
+    except KeyError:
+        return terminal
+    return f"'{pattern.value}'" if pattern.type == "str" else terminal.lower()
+
+
+def _expected(names, lark_parser) -> str:
+    words = sorted({_describe(n, lark_parser) for n in names})
+    if len(words) > 8:
+        words = words[:8] + ["…"]
+    return ", ".join(words)
+
+
+def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnostic:
+    lark_parser = parser()
+    if isinstance(error, UnexpectedToken) and not isinstance(error, UnexpectedEOF):
+        token = error.token
+        if token.type == "_INDENT":
+            message = "unexpected indentation"
+        elif token.type in ("_NL", "_DEDENT", "$END"):
+            message = "unexpected end of line"
+        else:
+            message = f"unexpected {token.value!r}"
+        line, column = _token_start(token, text)
+        width = len(token.value) if token.type not in ("_NL", "_INDENT", "_DEDENT") else 1
+        span = Span(file, line, column, line, column + width)
+        expected = _expected(error.expected, lark_parser)
+        return Diagnostic(f"{message}; expected {expected}", span)
+    if isinstance(error, UnexpectedCharacters):
+        span = Span(file, error.line, error.column, error.line, error.column + 1)
+        return Diagnostic(f"unexpected character {error.char!r}", span)
+    line = text.count("\n")
+    span = Span(file, max(1, line), 1, max(1, line), 2)
+    return Diagnostic(f"unexpected end of file; expected {_expected(error.expected, lark_parser)}",
+                      span)
+
+
+def _token_start(token: Token, text: str) -> tuple[int, int]:
+    # Newline tokens start at the end of the line they close: point just past its text.
+    if token.type == "_NL" and token.start_pos is not None:
+        before = text[: token.start_pos]
+        line = before.count("\n") + 1
+        return line, len(before) - (before.rfind("\n") + 1) + 1
+    if token.line is None:
+        return 1, 1
+    return token.line, token.column
+
+
+def _dedent_diagnostic(lark_parser, file: str) -> Diagnostic:
+    newline = lark_parser.options.postlex.last_newline
+    line = (newline.end_line or 1) if newline is not None else 1
+    indent = len(newline.value.rsplit("\n", 1)[-1]) if newline is not None else 0
+    span = Span(file, line, 1, line, indent + 2)
+    return Diagnostic("indentation does not match any enclosing block", span)
+
+
+def _span(file: str, meta_or_token) -> Span:
+    return Span(
+        file,
+        meta_or_token.line,
+        meta_or_token.column,
+        meta_or_token.end_line,
+        meta_or_token.end_column,
+    )
+
+
+def _text(value: str) -> str:
+    return re.sub(r"\\(.)", r"\1", value[1:-1])
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Builds ast nodes bottom-up; every node gets the span of the text it came from."""
+
+    def __init__(self, file: str):
+        super().__init__(visit_tokens=True)
+        self.file = file
+
+    # tokens
+    def NAME(self, token):  # noqa: N802
+        return ast.Name(str(token), _span(self.file, token))
+
+    def STRING(self, token):  # noqa: N802
+        return ast.String(_text(str(token)), _span(self.file, token))
+
+    def number(self, meta, children):
+        (token,) = children
+        return ast.Number(parse_number(str(token)), str(token), _span(self.file, token))
+
+    # values and settings
+    def name_value(self, meta, children):
+        return children[0]
+
+    def string_value(self, meta, children):
+        return children[0]
+
+    def call(self, meta, children):
+        name, *rest = children
+        options = tuple(c for c in rest if isinstance(c, ast.Option))
+        return ast.Call(name, options, _span(self.file, meta))
+
+    def option(self, meta, children):
+        key, value = children
+        return ast.Option(key, value, _span(self.file, meta))
+
+    def flag(self, meta, children):
+        return children[0]
+
+    def setting(self, meta, children):
+        section, *items = children
+        return ast.Setting(
+            ast.Name(str(section), _span(self.file, section)),
+            tuple(i for i in items if isinstance(i, ast.Name)),
+            tuple(i for i in items if isinstance(i, ast.Option)),
+            _span(self.file, meta),
+        )
+
+    # steps and windows
+    def at_step(self, meta, children):
+        return ast.StepPoint(children[0], "steps", _span(self.file, meta))
+
+    def at_sequences(self, meta, children):
+        return ast.StepPoint(children[0], "sequences", _span(self.file, meta))
+
+    def window_from(self, meta, children):
+        return ("from", children)
+
+    def window_until(self, meta, children):
+        return ("until", children)
+
+    def window(self, meta, children):
+        start = end = None
+        for kind, points in children:
+            if kind == "from":
+                start = points[0]
+                end = points[1] if len(points) > 1 else end
+            else:
+                end = points[0]
+        span = _span(self.file, meta) if children else None
+        return ast.Window(start, end, span)
+
+    # top-level statements
+    def header(self, meta, children):
+        return children[0]
+
+    def eval_stmt(self, meta, children):
+        every, *rest = children
+        sets = tuple(c for c in rest if isinstance(c, ast.Name))
+        options = tuple(c for c in rest if isinstance(c, ast.Option))
+        return ast.EvalStmt(every, sets, options, _span(self.file, meta))
+
+    def constant(self, meta, children):
+        return children[0]
+
+    def product(self, meta, children):
+        return tuple(children)
+
+    def phase_stmt(self, meta, children):
+        eval_set, metric, op, factors = children
+        return ast.PhaseStmt(eval_set, metric, str(op), factors, _span(self.file, meta))
+
+    def let_stmt(self, meta, children):
+        name, value = children
+        return ast.Let(name, value, _span(self.file, meta))
+
+    def measure_stmt(self, meta, children):
+        metric, selector = children
+        return ast.Measure(metric, selector, _span(self.file, meta))
+
+    def report_stmt(self, meta, children):
+        return ast.Report(tuple(children), _span(self.file, meta))
+
+    # experiments
+    def target(self, meta, children):
+        name, *rest = children
+        source = next((c for c in rest if not isinstance(c, ast.Param)), None)
+        params = tuple(c for c in rest if isinstance(c, ast.Param))
+        return ast.Target(name, source, params, _span(self.file, meta))
+
+    def param(self, meta, children):
+        name, value = children
+        return ast.Param(name, value, _span(self.file, meta))
+
+    def clamp_stmt(self, meta, children):
+        selector, target, window = children
+        return ast.Clamp(selector, target, window, _span(self.file, meta))
+
+    def ablate_stmt(self, meta, children):
+        selector, window = children
+        return ast.Ablate(selector, window, _span(self.file, meta))
+
+    def experiment(self, meta, children):
+        name, *rest = children
+        description = rest[0].value if rest and isinstance(rest[0], ast.String) else ""
+        body = tuple(c for c in rest if not isinstance(c, ast.String))
+        return ast.Experiment(name, description, body, _span(self.file, meta))
+
+    # selectors
+    def site_selector(self, meta, children):
+        layer, heads, site, except_heads = str(children[0])[1:], None, None, None
+        for child in children[1:]:
+            if isinstance(child, ast.Name):
+                site = child
+            elif isinstance(child, Token):
+                heads = str(child)
+            else:
+                except_heads = child
+        return ast.SiteSelector(layer, heads, site, except_heads, _span(self.file, meta))
+
+    def except_clause(self, meta, children):
+        return str(children[0])
+
+    def name_selector(self, meta, children):
+        return ast.NameSelector(children[0], _span(self.file, meta))
+
+    def start(self, meta, children):
+        version, *statements = children
+        return ast.Spec(self.file, version, tuple(statements), _span(self.file, meta))
