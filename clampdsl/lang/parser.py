@@ -96,8 +96,9 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnost
         return Diagnostic(f"unexpected character {error.char!r}", span)
     line = text.count("\n")
     span = Span(file, max(1, line), 1, max(1, line), 2)
-    return Diagnostic(f"unexpected end of file; expected {_expected(error.expected, lark_parser)}",
-                      span)
+    return Diagnostic(
+        f"unexpected end of file; expected {_expected(error.expected, lark_parser)}", span
+    )
 
 
 def _token_start(token: Token, text: str) -> tuple[int, int]:

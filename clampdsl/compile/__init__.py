@@ -1,0 +1,125 @@
+"""The compiler: a checked AST → Plan. Collects every error before raising one SpecError.
+
+Never imports torch: `clampdsl validate` works without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from clampdsl.compile import interventions, rules, settings, subcircuits, toplevel
+from clampdsl.compile.errors import Collector
+from clampdsl.compile.plan import Group, Plan, Run
+from clampdsl.lang import ast
+from clampdsl.lang.diagnostics import SpecError
+from clampdsl.lang.parser import parse
+
+
+def compile_source(text: str, file: str = "<string>") -> Plan:
+    """Parse and compile .clamp text; raises SpecError listing every problem found."""
+    spec = parse(text, file)
+    lines = text.splitlines()
+    errors = Collector()
+
+    toplevel.check_header(spec, errors)
+    lets = toplevel.collect_lets(spec, errors)
+    base = _top_settings(spec, errors)
+    runs = tuple(
+        _lower_experiment(e, base, spec, lets, lines, errors)
+        for e in _of_type(spec, ast.Experiment)
+    )
+    _check_names(spec, errors)
+    measures = toplevel.lower_measures(spec, base.model, lets, errors)
+    phase = toplevel.lower_phase(spec, base.eval.sets, lambda s: _line(lines, s), errors)
+    reports = toplevel.lower_reports(spec, errors)
+
+    if not runs:
+        errors.error(
+            "this spec has no experiments",
+            spec.span,
+            hint='add one: experiment baseline "no clamp":',
+        )
+    if errors:
+        ordered = sorted(errors.diagnostics, key=lambda d: (d.span.line, d.span.column))
+        raise SpecError(ordered, {file: text})
+    return Plan(file, runs, _groups(runs), measures, phase, reports)
+
+
+def compile_file(path: str | Path) -> Plan:
+    path = Path(path)
+    return compile_source(path.read_text(encoding="utf-8"), str(path))
+
+
+def _top_settings(spec: ast.Spec, errors: Collector) -> settings.Settings:
+    resolved = settings.Settings()
+    for line in _of_type(spec, ast.Setting):
+        resolved = settings.apply_setting(resolved, line, errors)
+    return resolved
+
+
+def _with_eval(resolved: settings.Settings, spec: ast.Spec, errors) -> settings.Settings:
+    # Eval intervals in sequences depend on the batch size, so they are read after settings.
+    for line in _of_type(spec, ast.EvalStmt):
+        resolved = settings.apply_eval(resolved, line, errors)
+    return resolved
+
+
+def _lower_experiment(experiment: ast.Experiment, base, spec, lets, lines, errors) -> Run:
+    resolved = base
+    for item in experiment.body:
+        if isinstance(item, ast.Setting):
+            resolved = settings.apply_setting(resolved, item, errors)
+    resolved = _with_eval(resolved, spec, errors)
+    lowered = []
+    for item in experiment.body:
+        if not isinstance(item, ast.Setting):
+            lowered += interventions.lower_statement(
+                item, resolved, lets, _line(lines, item.span), errors
+            )
+    rules.check_experiment(lowered, resolved.model, errors)
+    gives = subcircuits.steps_given(tuple(lowered), resolved.model)
+    return Run(
+        experiment.name.value,
+        experiment.description,
+        tuple(lowered),
+        gives,
+        resolved.model,
+        resolved.task,
+        resolved.train,
+        resolved.eval,
+        experiment.span,
+    )
+
+
+def _check_names(spec: ast.Spec, errors: Collector) -> None:
+    seen: dict[str, ast.Experiment] = {}
+    for experiment in _of_type(spec, ast.Experiment):
+        name = experiment.name.value
+        if name in seen:
+            errors.error(
+                f"experiment {name!r} is defined twice (first on line {seen[name].span.line})",
+                experiment.name.span,
+            )
+        seen[name] = experiment
+
+
+def _groups(runs: tuple[Run, ...]) -> tuple[Group, ...]:
+    """Runs that differ only in their interventions and init seed share one batched model."""
+    groups: dict[tuple, list[str]] = {}
+    for run in runs:
+        key = (run.model, run.task, attrs.evolve(run.train, seed=0), run.eval)
+        groups.setdefault(key, []).append(run.name)
+    return tuple(Group(tuple(names)) for names in groups.values())
+
+
+def _line(lines: list[str], span) -> str:
+    return lines[span.line - 1].strip() if 1 <= span.line <= len(lines) else ""
+
+
+def _of_type(spec: ast.Spec, kind):
+    return (s for s in spec.statements if isinstance(s, kind))
+
+
+__all__ = ["Plan", "SpecError", "compile_file", "compile_source"]

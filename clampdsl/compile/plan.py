@@ -1,0 +1,212 @@
+"""The Plan: the contract between the language half and the runtime half.
+
+Plain frozen data, JSON round-trip, and a stable content hash. Layers and heads here are
+0-based tensor indices (the language's `L1` is layer 0); every intervention keeps the span
+of the statement it came from so runtime failures can point at the .clamp line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import types
+import typing
+from typing import Any
+
+import attrs
+
+from clampdsl.lang.diagnostics import Span
+
+PLAN_VERSION = 1
+
+
+@attrs.frozen
+class ModelConfig:
+    layers: int = 2
+    heads: int = 8
+    d_model: int = 64
+    pos: str = "rope"
+    norm: str = "pre"
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.heads
+
+
+@attrs.frozen
+class FeatureConfig:
+    """Synthetic class prototypes standing in for the paper's Omniglot ResNet features."""
+
+    kind: str = "synthetic"
+    dim: int = 128
+    correlation: float = 0.9
+    scale: float = 1.0
+    exemplar_noise: float = 0.5
+
+
+@attrs.frozen
+class TaskConfig:
+    kind: str = "fewshot"
+    classes: int = 50
+    new_classes: int = 100
+    labels: int = 5
+    context: int = 2
+    pair_split: float = 0.8
+    seed: int = 0
+    features: FeatureConfig = FeatureConfig()
+
+    @property
+    def sequence_length(self) -> int:
+        return 2 * self.context + 1
+
+
+@attrs.frozen
+class TrainConfig:
+    steps: int = 4000
+    batch: int = 32
+    optimizer: str = "adam"
+    lr: float = 1e-5
+    seed: int = 5
+    data_seed: int = 0
+    eval_seed: int = 1
+
+
+@attrs.frozen
+class EvalConfig:
+    every: int = 50
+    sets: tuple[str, ...] = ("train", "relabel", "new-classes")
+    size: int = 1000
+    probe_size: int = 512
+
+
+@attrs.frozen
+class Window:
+    """Active for start <= step < end (end None: until training stops)."""
+
+    start: int = 0
+    end: int | None = None
+
+    def is_always(self) -> bool:
+        return self.start == 0 and self.end is None
+
+
+@attrs.frozen
+class HeadRef:
+    layer: int
+    head: int
+
+
+@attrs.frozen
+class Intervention:
+    """One lowered clamp. `kind` is one of INTERVENTION_KINDS; heads are 0-based."""
+
+    kind: str
+    layer: int | None
+    heads: tuple[int, ...]
+    site: str
+    params: dict[str, float]
+    window: Window
+    source: HeadRef | None
+    text: str
+    span: Span
+
+
+@attrs.frozen
+class Run:
+    name: str
+    description: str
+    interventions: tuple[Intervention, ...]
+    gives: tuple[str, ...]
+    model: ModelConfig
+    task: TaskConfig
+    train: TrainConfig
+    eval: EvalConfig
+    span: Span
+
+
+@attrs.frozen
+class Group:
+    """Runs that share model shape, task and schedule: trained as one batched model."""
+
+    runs: tuple[str, ...]
+
+
+@attrs.frozen
+class Measure:
+    metric: str
+    layer: int
+    heads: tuple[int, ...]
+    span: Span
+
+
+@attrs.frozen
+class PhaseRule:
+    eval_set: str
+    metric: str
+    op: str
+    threshold: float
+    text: str
+    span: Span
+
+
+@attrs.frozen
+class Plan:
+    file: str
+    runs: tuple[Run, ...]
+    groups: tuple[Group, ...]
+    measures: tuple[Measure, ...]
+    phase: PhaseRule
+    reports: tuple[str, ...]
+    version: int = PLAN_VERSION
+
+    def run(self, name: str) -> Run:
+        return next(r for r in self.runs if r.name == name)
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Plan:
+        return structure(cls, data)
+
+    def content_hash(self) -> str:
+        """Hash of what the plan does, not where it was written: spans and text are left out,
+        so editing comments or moving lines does not change a run directory."""
+        payload = json.dumps(_strip_positions(self.to_json()), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+POSITIONAL_KEYS = frozenset({"span", "text", "file", "description"})
+
+
+def _strip_positions(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _strip_positions(v) for k, v in data.items() if k not in POSITIONAL_KEYS}
+    if isinstance(data, list):
+        return [_strip_positions(v) for v in data]
+    return data
+
+
+def structure(cls: Any, data: Any) -> Any:
+    """Rebuild typed plan data from JSON (a small cattrs): attrs classes, tuples, optionals."""
+    if data is None:
+        return None
+    origin = typing.get_origin(cls)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(cls) if a is not type(None)]
+        return structure(options[0], data)
+    if origin is tuple:
+        (item,) = typing.get_args(cls)[:1]
+        return tuple(structure(item, v) for v in data)
+    if origin is dict:
+        return dict(data)
+    if attrs.has(cls):
+        hints = typing.get_type_hints(cls)
+        return cls(
+            **{
+                f.name: structure(hints[f.name], data[f.name])
+                for f in attrs.fields(cls)
+                if f.name in data
+            }
+        )
+    return data

@@ -1,0 +1,132 @@
+"""Selectors (`L2.H* except H3`, `L1.out`, `logits`, a `let` name) → concrete sites.
+
+Layers are written as in the paper (L1 is the first layer) and lowered to 0-based indices;
+heads count from 0 in both.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from clampdsl.compile.errors import Collector
+from clampdsl.compile.plan import ModelConfig
+from clampdsl.lang import ast
+from clampdsl.lang.diagnostics import Span
+
+HEAD_SITES = ("pattern", "scores", "q", "k", "v", "z")
+LAYER_SITES = ("in", "out")
+MODEL_SITES = ("embed", "logits")
+
+
+@attrs.frozen
+class Sites:
+    """What a selector names: per layer (0-based) a tuple of heads, or a layer/model site."""
+
+    layers: tuple[int, ...]
+    heads: tuple[int, ...]  # empty for layer- and model-level sites
+    site: str | None  # explicit site, or None to let the target choose
+    span: Span
+
+    @property
+    def is_heads(self) -> bool:
+        return bool(self.heads)
+
+    def describe(self) -> str:
+        layers = ",".join(f"L{layer + 1}" for layer in self.layers)
+        if not self.layers:
+            return self.site or "?"
+        heads = ".H{" + ",".join(map(str, self.heads)) + "}" if self.heads else ""
+        return f"{layers}{heads}" + (f".{self.site}" if self.site else "")
+
+
+def resolve(
+    selector: ast.Selector, model: ModelConfig, lets: dict[str, ast.Let], errors: Collector
+) -> Sites | None:
+    if isinstance(selector, ast.NameSelector):
+        name = selector.name.value
+        if name in MODEL_SITES:
+            return Sites((), (), name, selector.span)
+        if name in lets and not isinstance(lets[name].value, ast.Number):
+            return resolve(lets[name].value, model, lets, errors)
+        errors.unknown("name", name, selector.name.span, list(lets) + list(MODEL_SITES))
+        return None
+    layers = _layers(selector, model, errors)
+    if layers is None:
+        return None
+    site = selector.site.value if selector.site else None
+    if selector.heads is None:
+        if selector.except_heads is not None:
+            errors.error("`except` needs heads to take from, as in L2.H* except H3", selector.span)
+            return None
+        if site is not None and site not in LAYER_SITES:
+            hint = "head sites need heads, as in L1.H2.pattern" if site in HEAD_SITES else None
+            errors.unknown("layer site", site, selector.site.span, LAYER_SITES)
+            if hint:
+                errors.diagnostics[-1] = attrs.evolve(errors.diagnostics[-1], hint=hint)
+            return None
+        return Sites(layers, (), site or "out", selector.span)
+    if site is not None and site not in HEAD_SITES:
+        errors.unknown("head site", site, selector.site.span, HEAD_SITES)
+        return None
+    heads = _heads(selector.heads, selector.span, model, errors)
+    removed = (
+        _heads(selector.except_heads, selector.span, model, errors)
+        if selector.except_heads is not None
+        else ()
+    )
+    if heads is None or removed is None:
+        return None
+    kept = tuple(h for h in heads if h not in removed)
+    if not kept:
+        errors.error("this selector selects no heads", selector.span)
+        return None
+    return Sites(layers, kept, site, selector.span)
+
+
+def _layers(selector: ast.SiteSelector, model: ModelConfig, errors: Collector):
+    if selector.layer == "*":
+        return tuple(range(model.layers))
+    number = int(selector.layer)
+    if 1 <= number <= model.layers:
+        return (number - 1,)
+    nearest = min(max(number, 1), model.layers)
+    layers = f"L1-L{model.layers}" if model.layers > 1 else "L1"
+    errors.error(
+        f"layer L{number} does not exist (model has {layers}; layers count from 1 like the paper)",
+        Span(
+            selector.span.file,
+            selector.span.line,
+            selector.span.column,
+            selector.span.line,
+            selector.span.column + len(selector.layer) + 1,
+        ),
+        hint=f"did you mean L{nearest}?",
+    )
+    return None
+
+
+def _heads(text: str, span: Span, model: ModelConfig, errors: Collector):
+    body = text[1:]
+    if body == "*":
+        return tuple(range(model.heads))
+    if body.startswith("{"):
+        heads = tuple(int(h) for h in re.findall(r"\d+", body))
+    elif "-" in body:
+        low, high = (int(h) for h in body.split("-"))
+        if low > high:
+            errors.error(f"head range {text} runs backwards", span, hint=f"write H{high}-{low}")
+            return None
+        heads = tuple(range(low, high + 1))
+    else:
+        heads = (int(body),)
+    missing = [h for h in heads if h >= model.heads]
+    if missing:
+        errors.error(
+            f"head H{missing[0]} does not exist (each layer has H0-H{model.heads - 1}; "
+            "heads count from 0)",
+            span,
+        )
+        return None
+    return tuple(sorted(set(heads)))

@@ -1,0 +1,189 @@
+"""Settings lines (`model …`, `task …`, `train …`, `eval …`) → typed configs.
+
+Each section is a table of keys; a key names its config field, its type and its range, so
+one loop checks every setting and can say what the section accepts.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from clampdsl.compile.errors import Collector
+from clampdsl.compile.plan import (
+    EvalConfig,
+    FeatureConfig,
+    ModelConfig,
+    TaskConfig,
+    TrainConfig,
+)
+from clampdsl.lang import ast
+
+
+@attrs.frozen
+class Key:
+    kind: str  # "int" | "float" | "choice" | "features"
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    field: str | None = None  # config attribute, when it differs from the key
+
+
+POSITIVE_INT = Key("int", low=1)
+SECTIONS: dict[str, dict[str, Key]] = {
+    "model": {
+        "layers": POSITIVE_INT,
+        "heads": POSITIVE_INT,
+        "d_model": POSITIVE_INT,
+        "pos": Key("choice", choices=("rope",)),
+        "norm": Key("choice", choices=("pre",)),
+    },
+    "task": {
+        "classes": Key("int", low=2),
+        "new_classes": Key("int", low=2),
+        "labels": Key("int", low=2),
+        "context": Key("int", low=2, high=2),
+        "pair_split": Key("float", low=0.0, high=1.0),
+        "seed": Key("int", low=0),
+        "features": Key("features"),
+    },
+    "train": {
+        "steps": POSITIVE_INT,
+        "batch": POSITIVE_INT,
+        "optimizer": Key("choice", choices=("adam",)),
+        "lr": Key("float", low=0.0, high=1.0),
+        "seed": Key("int", low=0),
+        "data_seed": Key("int", low=0),
+        "eval_seed": Key("int", low=0),
+    },
+    "eval": {
+        "size": Key("int", low=2),
+        "probe_size": Key("int", low=2),
+    },
+}
+FEATURE_KEYS: dict[str, Key] = {
+    "dim": POSITIVE_INT,
+    "correlation": Key("float", low=0.0, high=0.999),
+    "scale": Key("float", low=0.0),
+    "noise": Key("float", low=0.0, field="exemplar_noise"),
+}
+FLAGS = {"model": {"attention-only"}, "task": {"fewshot"}, "train": set()}
+EVAL_SETS = ("train", "relabel", "new-classes")
+
+
+@attrs.frozen
+class Settings:
+    model: ModelConfig = ModelConfig()
+    task: TaskConfig = TaskConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+def apply_setting(settings: Settings, line: ast.Setting, errors: Collector) -> Settings:
+    section = line.section.value
+    for flag in line.flags:
+        if flag.value not in FLAGS[section]:
+            errors.unknown(f"{section} kind", flag.value, flag.span, FLAGS[section] or {"(none)"})
+    config = getattr(settings, section)
+    updates = _options(SECTIONS[section], line.options, section, errors)
+    return attrs.evolve(settings, **{section: attrs.evolve(config, **updates)})
+
+
+def apply_eval(settings: Settings, line: ast.EvalStmt, errors: Collector) -> Settings:
+    sets = []
+    for name in line.sets:
+        if name.value not in EVAL_SETS:
+            errors.unknown("eval set", name.value, name.span, EVAL_SETS)
+        elif name.value in sets:
+            errors.error(f"eval set {name.value!r} is listed twice", name.span)
+        else:
+            sets.append(name.value)
+    every = steps_of(line.every, settings.train.batch, errors)
+    if every is not None and every < 1:
+        errors.error("eval interval must be at least one step", line.every.span)
+    updates = _options(SECTIONS["eval"], line.options, "eval", errors)
+    if every:
+        updates["every"] = every
+    if sets:
+        updates["sets"] = tuple(sets)
+    return attrs.evolve(settings, eval=attrs.evolve(settings.eval, **updates))
+
+
+def steps_of(point: ast.StepPoint, batch: int, errors: Collector) -> int | None:
+    """`step 100` → 100; `1e5 sequences` → steps at this batch size (whole steps only)."""
+    value = point.value.value
+    if value != int(value) or value < 0:
+        errors.error("a step count must be a whole, non-negative number", point.value.span)
+        return None
+    if point.unit == "steps":
+        return int(value)
+    steps, rest = divmod(int(value), batch)
+    if rest:
+        errors.error(
+            f"{int(value)} sequences is not a whole number of steps at batch {batch}",
+            point.value.span,
+            hint=f"use {steps * batch} or {(steps + 1) * batch} sequences",
+        )
+        return None
+    return steps
+
+
+def _options(keys: dict[str, Key], options, section: str, errors: Collector) -> dict:
+    updates = {}
+    for option in options:
+        key = keys.get(option.key.value)
+        if key is None:
+            errors.unknown(f"{section} setting", option.key.value, option.key.span, keys)
+            continue
+        value = _value(key, option, errors)
+        if value is not None:
+            updates[key.field or option.key.value] = value
+    return updates
+
+
+def _value(key: Key, option: ast.Option, errors: Collector):
+    value, name = option.value, option.key.value
+    if key.kind == "features":
+        return _features(value, errors)
+    if key.kind == "choice":
+        if not isinstance(value, ast.Name) or value.value not in key.choices:
+            shown = getattr(value, "value", "this")
+            errors.error(
+                f"{name} cannot be {shown!r}",
+                value.span,
+                hint=f"supported: {', '.join(key.choices)}",
+            )
+            return None
+        return value.value
+    if not isinstance(value, ast.Number):
+        errors.error(f"{name} takes a number", value.span)
+        return None
+    number = value.value
+    if key.kind == "int" and number != int(number):
+        errors.error(f"{name} takes a whole number, not {value.text}", value.span)
+        return None
+    if (key.low is not None and number < key.low) or (key.high is not None and number > key.high):
+        errors.error(
+            f"{name}={value.text} is out of range",
+            value.span,
+            hint=f"{name} must lie in [{_fmt(key.low)}, {_fmt(key.high)}]",
+        )
+        return None
+    return int(number) if key.kind == "int" else float(number)
+
+
+def _features(value: ast.Value, errors: Collector) -> FeatureConfig | None:
+    if isinstance(value, ast.Name) and value.value == "synthetic":
+        return FeatureConfig()
+    if not isinstance(value, ast.Call) or value.name.value != "synthetic":
+        errors.error(
+            "features must be synthetic(...)",
+            value.span,
+            hint="e.g. features=synthetic(dim=128, correlation=0.9)",
+        )
+        return None
+    updates = _options(FEATURE_KEYS, value.options, "features", errors)
+    return FeatureConfig(**updates)
+
+
+def _fmt(bound: float | None) -> str:
+    return "∞" if bound is None else f"{bound:g}"

@@ -1,0 +1,44 @@
+"""Which steps of the induction circuit a set of clamps hands to the model for free.
+
+Steps follow shared/reference/icl_dynamics_spec.md §5: 1 = the previous-token head attends,
+2 = it copies the exemplar into the label token, 3qk = the induction head reads it by
+K-composition, 4 = the query matches the right label, 3v = label identity in the induction
+head's values, 5 = value → logit. Subcircuits: A = 1+2, B = 3qk+4, C = 3v+5.
+"""
+
+from __future__ import annotations
+
+from clampdsl.compile.plan import Intervention, ModelConfig
+
+STEPS = ("1", "2", "3qk", "4", "3v", "5")
+SUBCIRCUITS = {"A": ("1", "2"), "B": ("3qk", "4"), "C": ("3v", "5")}
+
+
+def steps_given(interventions: tuple[Intervention, ...], model: ModelConfig) -> tuple[str, ...]:
+    given: set[str] = set()
+    last = model.layers - 1
+    for item in interventions:
+        if item.kind == "prev-token" and item.layer == 0:
+            given.add("1")
+        elif item.kind == "shifted-embedding":
+            given.update(SUBCIRCUITS["A"])
+        elif item.kind == "induction" and item.layer == last:
+            given.update(SUBCIRCUITS["A"] + SUBCIRCUITS["B"])
+        elif item.kind == "copy-scores":
+            given.update(SUBCIRCUITS["C"])
+    return tuple(step for step in STEPS if step in given)
+
+
+def describe(steps: tuple[str, ...]) -> str:
+    """('1','2','3v','5') → 'A+C'; ('1',) → '1'; () → '–'."""
+    parts, left = [], list(steps)
+    for name, members in SUBCIRCUITS.items():
+        if all(m in left for m in members):
+            parts.append(name)
+            left = [s for s in left if s not in members]
+    parts.extend(left)
+    return "+".join(parts) if parts else "–"
+
+
+def still_to_learn(steps: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(step for step in STEPS if step not in steps)
