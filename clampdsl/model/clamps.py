@@ -1,0 +1,130 @@
+"""A group's interventions as tensors: masks and targets the forward applies with `where`.
+
+Built once from the Plan. Each intervention keeps its window; `set_step` rewrites the masks
+in place only when a window opens or closes, so a compiled step never sees a new tensor and
+nothing recompiles. Semantics (shared/reference/icl_dynamics_spec.md §4, §7.9):
+
+* ablate:            v[h] := 0 at every position (the head's weights then get no gradient)
+* prev-token:        pattern row i := s on i-1, 1-s on i (row 0 attends to itself)
+* induction:         query row := s on the label tokens whose label is the query's, 1-s on
+                     the other label tokens, 0 on exemplars
+* shifted-embedding: pass 1 sets L1.out := [e0, e0, y0, e1, …, eq] (each token carries only
+                     its predecessor's embedding); the final pass sets L1.out := e and the
+                     last layer's patterns := pass 1's. Layer 1 gets no gradient.
+* copy-scores:       query logits := -1e9 except the context labels, which get the source
+                     head's pre-softmax query-row scores from pass 1 (gradient flows into
+                     pass 1, not into the last layer's W_V, W_O or the unembedding)
+
+No clamp detaches anything: a clamp computed from parameters passes gradient, a constant
+clamp cuts it, exactly as the reference's `where(mask, cache, computed)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from clampdsl.compile.plan import Intervention, ModelConfig, Run
+
+HEAD_KINDS = ("ablate", "prev-token", "induction")
+RUN_KINDS = ("shifted-embedding", "copy-scores")
+
+
+class ClampState:
+    """Per-group clamp tensors. Masks are float 0/1 so they broadcast and multiply cheaply."""
+
+    def __init__(self, runs: Sequence[Run], model: ModelConfig, device="cpu"):
+        self.runs = list(runs)
+        self.n_runs, self.layers, self.heads = len(runs), model.layers, model.heads
+        self.items: list[tuple[int, Intervention]] = [
+            (r, item) for r, run in enumerate(runs) for item in run.interventions
+        ]
+        kinds = {item.kind for _, item in self.items}
+        zeros = torch.zeros(self.n_runs, self.layers, self.heads, device=device)
+        # head masks [R, layers, H] and strengths; None when no run uses the kind
+        self.head_mask = {k: zeros.clone() if k in kinds else None for k in HEAD_KINDS}
+        self.strength = {k: zeros.clone() if k in kinds else None for k in ("prev-token",
+                                                                            "induction")}
+        self.run_mask = {
+            k: torch.zeros(self.n_runs, device=device) if k in kinds else None for k in RUN_KINDS
+        }
+        self.copy_source = torch.zeros(self.n_runs, 2, dtype=torch.long, device=device)
+        for r, item in self.items:
+            if item.kind == "copy-scores":
+                self.copy_source[r] = torch.tensor([item.source.layer, item.source.head])
+        self._active: tuple[bool, ...] | None = None
+        self.set_step(0)
+
+    @property
+    def needs_first_pass(self) -> bool:
+        return any(self.run_mask[k] is not None for k in RUN_KINDS)
+
+    def first_pass_layers(self) -> int:
+        """How many layers pass 1 must run (the last one only up to its pattern)."""
+        needed = 0
+        if self.run_mask["shifted-embedding"] is not None:
+            needed = self.layers
+        for r, item in self.items:
+            if item.kind == "copy-scores":
+                needed = max(needed, item.source.layer + 1)
+        return needed
+
+    def set_step(self, step: int) -> None:
+        active = tuple(
+            item.window.start <= step and (item.window.end is None or step < item.window.end)
+            for _, item in self.items
+        )
+        if active == self._active:
+            return
+        self._active = active
+        for tensor in [*self.head_mask.values(), *self.strength.values(),
+                       *self.run_mask.values()]:
+            if tensor is not None:
+                tensor.zero_()
+        for (r, item), on in zip(self.items, active, strict=True):
+            if not on:
+                continue
+            if item.kind in HEAD_KINDS:
+                self.head_mask[item.kind][r, item.layer, list(item.heads)] = 1.0
+                if item.kind in self.strength:
+                    self.strength[item.kind][r, item.layer, list(item.heads)] = item.params[
+                        "strength"]
+            else:
+                self.run_mask[item.kind][r] = 1.0
+
+    def to(self, device) -> ClampState:
+        for table in (self.head_mask, self.strength, self.run_mask):
+            for key, tensor in table.items():
+                if tensor is not None:
+                    table[key] = tensor.to(device)
+        self.copy_source = self.copy_source.to(device)
+        return self
+
+
+def prev_token_pattern(strength: torch.Tensor, n: int) -> torch.Tensor:
+    """[..., H] strengths → [..., H, n, n] patterns: s on i-1, 1-s on i; row 0 on itself."""
+    eye = torch.eye(n, device=strength.device)
+    shift = torch.diag(torch.ones(n - 1, device=strength.device), -1)
+    shift[0, 0] = 1.0
+    s = strength[..., None, None]
+    return s * shift + (1 - s) * eye
+
+
+def induction_row(strength: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Query-row target [R, B, H, n] from strengths [R, H] and labels [B, K] (query last)."""
+    context, query = labels[:, :-1], labels[:, -1:]
+    match = (context == query).float()  # [B, K-1]
+    other = 1.0 - match
+    match = match / match.sum(-1, keepdim=True).clamp(min=1)
+    other = other / other.sum(-1, keepdim=True).clamp(min=1)
+    s = strength[:, None, :, None]  # [R, 1, H, 1]
+    on_labels = s * match[None, :, None, :] + (1 - s) * other[None, :, None, :]
+    row = torch.zeros(*on_labels.shape[:3], n, device=labels.device)
+    row[..., 1::2] = on_labels  # label tokens sit at odd positions
+    return row
+
+
+def shifted_embedding(e: torch.Tensor) -> torch.Tensor:
+    """[e0, y0, e1, y1, eq] → [e0, e0, y0, e1, eq]: each middle token gets its predecessor."""
+    return torch.cat([e[..., :1, :], e[..., :-2, :], e[..., -1:, :]], dim=-2)

@@ -1,0 +1,207 @@
+"""The reference's attention-only transformer, batched over runs.
+
+Every parameter has a leading run dimension R: R experiments train as one model, each run's
+slice independent of the others (Adam is elementwise; losses are summed across runs).
+Shapes: R runs, B sequences, N tokens `[x0, y0, x1, y1, xq]`, H heads, C width.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clampdsl.compile.plan import ModelConfig
+from clampdsl.model.clamps import (
+    ClampState,
+    induction_row,
+    prev_token_pattern,
+    shifted_embedding,
+)
+
+MASK_VALUE = -1e20  # the reference's causal-mask fill (multiply-add), applied before clamps
+COPY_FILL = -1e9  # the reference's fill for non-context logits under copy-scores
+LECUN_TRUNCATION = 0.8796  # std correction for a normal truncated at ±2σ (JAX lecun_normal)
+
+
+class BatchedTransformer(nn.Module):
+    def __init__(self, config: ModelConfig, features: int, labels: int, seeds: Sequence[int]):
+        super().__init__()
+        self.config, self.n_labels = config, labels
+        runs, c = len(seeds), config.d_model
+        shapes = {
+            "embed_w": (features, c), "embed_b": (c,), "label_embed": (labels, c),
+            "final_ln_g": (c,), "final_ln_b": (c,), "unembed_w": (c, labels),
+            "unembed_b": (labels,),
+        }
+        for layer in range(config.layers):
+            shapes |= {f"ln_g{layer}": (c,), f"ln_b{layer}": (c,),
+                       f"qkv{layer}": (c, 3 * c), f"proj{layer}": (c, c)}
+        self.weights = nn.ParameterDict(
+            {name: nn.Parameter(torch.empty(runs, *shape)) for name, shape in shapes.items()}
+        )
+        for r, seed in enumerate(seeds):
+            self._init_run(r, seed)
+        cos, sin = _rope_tables(config.head_dim, 64)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    @torch.no_grad()
+    def _init_run(self, r: int, seed: int) -> None:
+        # Each run's slice is drawn from its own generator, in a fixed order, so a run gets
+        # the same initial weights whether it trains alone or in a group.
+        generator = torch.Generator().manual_seed(seed)
+        for name, param in self.weights.items():
+            value = torch.empty(param.shape[1:])
+            if name.startswith(("embed_w", "qkv", "proj", "unembed_w")):
+                std = math.sqrt(1.0 / value.shape[0]) / LECUN_TRUNCATION
+                nn.init.trunc_normal_(value, 0.0, std, -2 * std, 2 * std, generator=generator)
+            elif name == "label_embed":
+                nn.init.trunc_normal_(value, 0.0, 0.02, -0.04, 0.04, generator=generator)
+            elif name.startswith(("ln_g", "final_ln_g")):
+                value.fill_(1.0)
+            else:
+                value.zero_()
+            param[r].copy_(value)
+
+    # ---- pieces ------------------------------------------------------------------------------
+    def embed(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """features [B, K, F], labels [B, K] → tokens [R, B, 2K-1, C]; the query's label
+        is never embedded."""
+        w = self.weights
+        exemplars = torch.einsum("bkf,rfc->rbkc", features, w["embed_w"])
+        exemplars = exemplars + w["embed_b"][:, None, None]
+        onehot = F.one_hot(labels[:, :-1], self.n_labels).to(exemplars.dtype)
+        label_tokens = torch.einsum("bkl,rlc->rbkc", onehot, w["label_embed"])
+        r, b, k, c = exemplars.shape
+        tokens = exemplars.new_empty(r, b, 2 * k - 1, c)
+        tokens[:, :, 0::2] = exemplars
+        tokens[:, :, 1::2] = label_tokens
+        return tokens
+
+    def _norm(self, x, g, b):
+        return F.layer_norm(x, x.shape[-1:], eps=1e-5) * g[:, None, None] + b[:, None, None]
+
+    def attention_scores(self, layer: int, x: torch.Tensor):
+        """Residual [R, B, N, C] → (pre-softmax scores [R, B, H, N, N], values [R,B,H,N,hd])."""
+        w, cfg = self.weights, self.config
+        r, b, n, c = x.shape
+        h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
+        qkv = torch.matmul(h.reshape(r, b * n, c), w[f"qkv{layer}"])
+        qkv = qkv.view(r, b, n, 3, cfg.heads, cfg.head_dim).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        q, k = self._rope(q, n), self._rope(k, n)
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(cfg.head_dim)
+        causal = torch.ones(n, n, device=x.device).tril()
+        return scores * causal + (1 - causal) * MASK_VALUE, v
+
+    def _rope(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        cos, sin = self.rope_cos[:n], self.rope_sin[:n]
+        even, odd = x[..., 0::2], x[..., 1::2]
+        return torch.stack((even * cos - odd * sin, even * sin + odd * cos), -1).flatten(-2)
+
+    def mix(self, layer: int, x, pattern, v) -> torch.Tensor:
+        r, b, h, n, d = v.shape
+        z = torch.matmul(pattern, v).permute(0, 1, 3, 2, 4).reshape(r, b * n, h * d)
+        return x + torch.matmul(z, self.weights[f"proj{layer}"]).view(r, b, n, h * d)
+
+    def readout(self, x: torch.Tensor) -> torch.Tensor:
+        """Query-position logits [R, B, L] (only the query enters loss and metrics)."""
+        w = self.weights
+        query = self._norm(x[:, :, -1:], w["final_ln_g"], w["final_ln_b"])[:, :, 0]
+        return torch.matmul(query, w["unembed_w"]) + w["unembed_b"][:, None]
+
+    # ---- forward -----------------------------------------------------------------------------
+    def forward(self, features, labels, clamps: ClampState | None = None, record=None):
+        """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern."""
+        e = self.embed(features, labels)
+        first = self._first_pass(e, clamps) if clamps is not None and \
+            clamps.needs_first_pass else None
+        x, last = e, self.config.layers - 1
+        for layer in range(self.config.layers):
+            scores, v = self.attention_scores(layer, x)
+            pattern = torch.softmax(scores, dim=-1)
+            if clamps is not None:
+                v, pattern = self._clamp_layer(layer, v, pattern, labels, clamps)
+                if layer == last and first is not None and "pattern" in first:
+                    mask = clamps.run_mask["shifted-embedding"][:, None, None, None, None]
+                    pattern = torch.where(mask > 0, first["pattern"], pattern)
+            if record is not None:
+                record[layer] = pattern
+            x = self.mix(layer, x, pattern, v)
+            if layer == 0 and clamps is not None and \
+                    clamps.run_mask["shifted-embedding"] is not None:
+                mask = clamps.run_mask["shifted-embedding"][:, None, None, None]
+                x = torch.where(mask > 0, e, x)
+        logits = self.readout(x)
+        if first is not None and "scores" in first:
+            logits = self._copy_scores(logits, first["scores"], labels, clamps)
+        return logits
+
+    def _clamp_layer(self, layer, v, pattern, labels, clamps: ClampState):
+        ablate = clamps.head_mask["ablate"]
+        if ablate is not None:
+            v = v * (1 - ablate[:, layer])[:, None, :, None, None]
+        prev = clamps.head_mask["prev-token"]
+        if prev is not None:
+            target = prev_token_pattern(clamps.strength["prev-token"][:, layer],
+                                        pattern.shape[-1])[:, None]
+            pattern = torch.where(prev[:, layer][:, None, :, None, None] > 0, target, pattern)
+        induction = clamps.head_mask["induction"]
+        if induction is not None:
+            row = induction_row(clamps.strength["induction"][:, layer], labels,
+                                pattern.shape[-1])
+            on = induction[:, layer][:, None, :, None] > 0
+            query = torch.where(on, row, pattern[..., -1, :])
+            pattern = torch.cat([pattern[..., :-1, :], query[..., None, :]], dim=-2)
+        return v, pattern
+
+    def _first_pass(self, e, clamps: ClampState) -> dict:
+        """The unclamped pass that two-pass clamps read from (shifted runs: L1.out := e')."""
+        shifted = clamps.run_mask["shifted-embedding"]
+        x, out, layers = e, {}, clamps.first_pass_layers()
+        all_scores = []
+        for layer in range(layers):
+            scores, v = self.attention_scores(layer, x)
+            all_scores.append(scores)
+            if layer == layers - 1:
+                break
+            x = self.mix(layer, x, torch.softmax(scores, -1), v)
+            if layer == 0 and shifted is not None:
+                x = torch.where(shifted[:, None, None, None] > 0, shifted_embedding(e), x)
+        if shifted is not None:
+            out["pattern"] = torch.softmax(all_scores[-1], -1)
+        if clamps.run_mask["copy-scores"] is not None:
+            source = clamps.copy_source
+            stacked = torch.stack(all_scores, 1)  # [R, layers, B, H, N, N]
+            runs = torch.arange(stacked.shape[0], device=e.device)
+            out["scores"] = stacked[runs, source[:, 0], :, source[:, 1]]  # [R, B, N, N]
+        return out
+
+    def _copy_scores(self, logits, scores, labels, clamps: ClampState):
+        query_row = scores[:, :, -1, 1::2]  # the query's scores on the context label tokens
+        context = labels[:, :-1].expand(logits.shape[0], -1, -1)
+        target = torch.full_like(logits, COPY_FILL).scatter(-1, context, query_row)
+        mask = clamps.run_mask["copy-scores"][:, None, None]
+        return torch.where(mask > 0, target, logits)
+
+    def loss(self, features, labels, clamps=None) -> torch.Tensor:
+        """Per-run mean cross-entropy at the query: [R]."""
+        logits = self.forward(features, labels, clamps)
+        return query_loss(logits, labels[:, -1])
+
+
+def query_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    r, b, n_labels = logits.shape
+    flat = F.cross_entropy(logits.reshape(r * b, n_labels), targets.repeat(r), reduction="none")
+    return flat.view(r, b).mean(-1)
+
+
+def _rope_tables(head_dim: int, max_len: int):
+    """Interleaved (GPT-J) rotary tables: pair (2i, 2i+1) turns at 10000^(-2i/head_dim)."""
+    freqs = 10000.0 ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+    angles = torch.arange(max_len).float()[:, None] * freqs[None]
+    return angles.cos(), angles.sin()

@@ -1,0 +1,97 @@
+"""The reference's few-shot in-context classification task on synthetic class features.
+
+A sequence is `[x0, y0, x1, y1, xq]`: the query class and one distractor in random order,
+then the query, whose feature vector equals its matching context item's (exemplar 0). Labels
+are a label pair drawn per sequence and randomly ordered, so the task is in-context only:
+chance is ln 2 once the model answers with a label from the context.
+
+The Omniglot ResNet features of the paper are not available, so class prototypes are
+correlated Gaussians (icl_dynamics_spec.md §2, "synthetic stand-in"): high inter-class
+correlation makes matching hard, which is what keeps the loss plateau.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import attrs
+import torch
+
+from clampdsl.compile.plan import TaskConfig
+
+EXEMPLARS_PER_CLASS = 5
+
+
+@attrs.frozen
+class Batch:
+    features: torch.Tensor  # [B, K, F]: context exemplars then the query
+    labels: torch.Tensor  # [B, K]: context labels then the query's label
+    match: torch.Tensor  # [B]: which context item matches the query
+
+    def to(self, device) -> Batch:
+        return Batch(self.features.to(device), self.labels.to(device), self.match.to(device))
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+class FewShotTask:
+    """Features, class and label-pair splits, and samplers for training and eval sets."""
+
+    def __init__(self, config: TaskConfig):
+        if config.context != 2:
+            raise ValueError("the few-shot task has exactly two context items")
+        self.config = config
+        generator = torch.Generator().manual_seed(config.seed)
+        features = config.features
+        n_classes = config.classes + config.new_classes
+        shared = torch.randn(features.dim, generator=generator)
+        own = torch.randn(n_classes, features.dim, generator=generator)
+        rho = features.correlation
+        prototypes = math.sqrt(rho) * shared + math.sqrt(1 - rho) * own
+        noise = torch.randn(n_classes, EXEMPLARS_PER_CLASS - 1, features.dim,
+                            generator=generator)
+        exemplars = torch.cat(
+            [prototypes[:, None], prototypes[:, None] + features.exemplar_noise * noise], 1)
+        self.features = exemplars * features.scale  # [classes, 5, dim]
+        self.train_classes = torch.arange(config.classes)
+        self.new_classes = torch.arange(config.classes, n_classes)
+        pairs = torch.tensor(list(itertools.combinations(range(config.labels), 2)))
+        pairs = pairs[torch.randperm(len(pairs), generator=generator)]
+        n_train = max(1, min(len(pairs) - 1, round(config.pair_split * len(pairs))))
+        self.train_pairs, self.heldout_pairs = pairs[:n_train], pairs[n_train:]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.features.shape[-1]
+
+    def sample(self, size: int, generator: torch.Generator, classes=None, pairs=None) -> Batch:
+        classes = self.train_classes if classes is None else classes
+        pairs = self.train_pairs if pairs is None else pairs
+        n = len(classes)
+        query = torch.randint(n, (size,), generator=generator)
+        # A distractor different from the query: shift by 1..n-1 around the class ring.
+        distractor = (query + torch.randint(1, n, (size,), generator=generator)) % n
+        match = torch.randint(2, (size,), generator=generator)
+        pair = pairs[torch.randint(len(pairs), (size,), generator=generator)]
+        flip = torch.randint(2, (size,), generator=generator).bool()
+        right, wrong = torch.where(flip, pair[:, 1], pair[:, 0]), torch.where(
+            flip, pair[:, 0], pair[:, 1])
+        first_matches = match == 0
+        item_classes = torch.stack([torch.where(first_matches, query, distractor),
+                                    torch.where(first_matches, distractor, query), query], 1)
+        labels = torch.stack([torch.where(first_matches, right, wrong),
+                              torch.where(first_matches, wrong, right), right], 1)
+        features = self.features[classes[item_classes], 0]
+        return Batch(features, labels, match)
+
+    def eval_sets(self, names, size: int, seed: int) -> dict[str, Batch]:
+        """Fixed eval sets, drawn once from the eval seed (as the reference)."""
+        generator = torch.Generator().manual_seed(seed)
+        splits = {
+            "train": (self.train_classes, self.train_pairs),
+            "relabel": (self.train_classes, self.heldout_pairs),
+            "new-classes": (self.new_classes, self.train_pairs),
+        }
+        return {name: self.sample(size, generator, *splits[name]) for name in names}
