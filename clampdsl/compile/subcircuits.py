@@ -30,13 +30,12 @@ def steps_given(interventions: tuple[Intervention, ...], model: ModelConfig) -> 
 
 
 def describe(steps: tuple[str, ...]) -> str:
-    """('1','2','3v','5') → 'A+C'; ('1',) → '1'; () → '–'."""
-    parts, left = [], list(steps)
-    for name, members in SUBCIRCUITS.items():
-        if all(m in left for m in members):
-            parts.append(name)
-            left = [s for s in left if s not in members]
-    parts.extend(left)
+    """('1','2','3v','5') → 'A+C'; ('2','3qk','4','3v','5') → '2+B+C'; () → '–'.
+
+    Loose steps come first, as in the reference's table of runs."""
+    whole = [name for name, members in SUBCIRCUITS.items() if all(m in steps for m in members)]
+    covered = {m for name in whole for m in SUBCIRCUITS[name]}
+    parts = [s for s in steps if s not in covered] + whole
     return "+".join(parts) if parts else "–"
 
 

@@ -44,8 +44,9 @@ class ClampState:
         zeros = torch.zeros(self.n_runs, self.layers, self.heads, device=device)
         # head masks [R, layers, H] and strengths; None when no run uses the kind
         self.head_mask = {k: zeros.clone() if k in kinds else None for k in HEAD_KINDS}
-        self.strength = {k: zeros.clone() if k in kinds else None for k in ("prev-token",
-                                                                            "induction")}
+        self.strength = {
+            k: zeros.clone() if k in kinds else None for k in ("prev-token", "induction")
+        }
         self.run_mask = {
             k: torch.zeros(self.n_runs, device=device) if k in kinds else None for k in RUN_KINDS
         }
@@ -65,7 +66,7 @@ class ClampState:
         needed = 0
         if self.run_mask["shifted-embedding"] is not None:
             needed = self.layers
-        for r, item in self.items:
+        for _, item in self.items:
             if item.kind == "copy-scores":
                 needed = max(needed, item.source.layer + 1)
         return needed
@@ -78,8 +79,7 @@ class ClampState:
         if active == self._active:
             return
         self._active = active
-        for tensor in [*self.head_mask.values(), *self.strength.values(),
-                       *self.run_mask.values()]:
+        for tensor in [*self.head_mask.values(), *self.strength.values(), *self.run_mask.values()]:
             if tensor is not None:
                 tensor.zero_()
         for (r, item), on in zip(self.items, active, strict=True):
@@ -89,7 +89,8 @@ class ClampState:
                 self.head_mask[item.kind][r, item.layer, list(item.heads)] = 1.0
                 if item.kind in self.strength:
                     self.strength[item.kind][r, item.layer, list(item.heads)] = item.params[
-                        "strength"]
+                        "strength"
+                    ]
             else:
                 self.run_mask[item.kind][r] = 1.0
 

@@ -33,13 +33,21 @@ class BatchedTransformer(nn.Module):
         self.config, self.n_labels = config, labels
         runs, c = len(seeds), config.d_model
         shapes = {
-            "embed_w": (features, c), "embed_b": (c,), "label_embed": (labels, c),
-            "final_ln_g": (c,), "final_ln_b": (c,), "unembed_w": (c, labels),
+            "embed_w": (features, c),
+            "embed_b": (c,),
+            "label_embed": (labels, c),
+            "final_ln_g": (c,),
+            "final_ln_b": (c,),
+            "unembed_w": (c, labels),
             "unembed_b": (labels,),
         }
         for layer in range(config.layers):
-            shapes |= {f"ln_g{layer}": (c,), f"ln_b{layer}": (c,),
-                       f"qkv{layer}": (c, 3 * c), f"proj{layer}": (c, c)}
+            shapes |= {
+                f"ln_g{layer}": (c,),
+                f"ln_b{layer}": (c,),
+                f"qkv{layer}": (c, 3 * c),
+                f"proj{layer}": (c, c),
+            }
         self.weights = nn.ParameterDict(
             {name: nn.Parameter(torch.empty(runs, *shape)) for name, shape in shapes.items()}
         )
@@ -118,8 +126,9 @@ class BatchedTransformer(nn.Module):
     def forward(self, features, labels, clamps: ClampState | None = None, record=None):
         """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern."""
         e = self.embed(features, labels)
-        first = self._first_pass(e, clamps) if clamps is not None and \
-            clamps.needs_first_pass else None
+        first = (
+            self._first_pass(e, clamps) if clamps is not None and clamps.needs_first_pass else None
+        )
         x, last = e, self.config.layers - 1
         for layer in range(self.config.layers):
             scores, v = self.attention_scores(layer, x)
@@ -132,8 +141,11 @@ class BatchedTransformer(nn.Module):
             if record is not None:
                 record[layer] = pattern
             x = self.mix(layer, x, pattern, v)
-            if layer == 0 and clamps is not None and \
-                    clamps.run_mask["shifted-embedding"] is not None:
+            if (
+                layer == 0
+                and clamps is not None
+                and clamps.run_mask["shifted-embedding"] is not None
+            ):
                 mask = clamps.run_mask["shifted-embedding"][:, None, None, None]
                 x = torch.where(mask > 0, e, x)
         logits = self.readout(x)
@@ -147,13 +159,13 @@ class BatchedTransformer(nn.Module):
             v = v * (1 - ablate[:, layer])[:, None, :, None, None]
         prev = clamps.head_mask["prev-token"]
         if prev is not None:
-            target = prev_token_pattern(clamps.strength["prev-token"][:, layer],
-                                        pattern.shape[-1])[:, None]
+            target = prev_token_pattern(clamps.strength["prev-token"][:, layer], pattern.shape[-1])[
+                :, None
+            ]
             pattern = torch.where(prev[:, layer][:, None, :, None, None] > 0, target, pattern)
         induction = clamps.head_mask["induction"]
         if induction is not None:
-            row = induction_row(clamps.strength["induction"][:, layer], labels,
-                                pattern.shape[-1])
+            row = induction_row(clamps.strength["induction"][:, layer], labels, pattern.shape[-1])
             on = induction[:, layer][:, None, :, None] > 0
             query = torch.where(on, row, pattern[..., -1, :])
             pattern = torch.cat([pattern[..., :-1, :], query[..., None, :]], dim=-2)

@@ -50,10 +50,10 @@ class FewShotTask:
         own = torch.randn(n_classes, features.dim, generator=generator)
         rho = features.correlation
         prototypes = math.sqrt(rho) * shared + math.sqrt(1 - rho) * own
-        noise = torch.randn(n_classes, EXEMPLARS_PER_CLASS - 1, features.dim,
-                            generator=generator)
+        noise = torch.randn(n_classes, EXEMPLARS_PER_CLASS - 1, features.dim, generator=generator)
         exemplars = torch.cat(
-            [prototypes[:, None], prototypes[:, None] + features.exemplar_noise * noise], 1)
+            [prototypes[:, None], prototypes[:, None] + features.exemplar_noise * noise], 1
+        )
         self.features = exemplars * features.scale  # [classes, 5, dim]
         self.train_classes = torch.arange(config.classes)
         self.new_classes = torch.arange(config.classes, n_classes)
@@ -76,13 +76,27 @@ class FewShotTask:
         match = torch.randint(2, (size,), generator=generator)
         pair = pairs[torch.randint(len(pairs), (size,), generator=generator)]
         flip = torch.randint(2, (size,), generator=generator).bool()
-        right, wrong = torch.where(flip, pair[:, 1], pair[:, 0]), torch.where(
-            flip, pair[:, 0], pair[:, 1])
+        right, wrong = (
+            torch.where(flip, pair[:, 1], pair[:, 0]),
+            torch.where(flip, pair[:, 0], pair[:, 1]),
+        )
         first_matches = match == 0
-        item_classes = torch.stack([torch.where(first_matches, query, distractor),
-                                    torch.where(first_matches, distractor, query), query], 1)
-        labels = torch.stack([torch.where(first_matches, right, wrong),
-                              torch.where(first_matches, wrong, right), right], 1)
+        item_classes = torch.stack(
+            [
+                torch.where(first_matches, query, distractor),
+                torch.where(first_matches, distractor, query),
+                query,
+            ],
+            1,
+        )
+        labels = torch.stack(
+            [
+                torch.where(first_matches, right, wrong),
+                torch.where(first_matches, wrong, right),
+                right,
+            ],
+            1,
+        )
         features = self.features[classes[item_classes], 0]
         return Batch(features, labels, match)
 

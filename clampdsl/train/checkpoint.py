@@ -37,12 +37,25 @@ class Checkpointer:
         torch.save(state, temporary)
         os.replace(temporary, target)
 
-    def restore(self, group: int, model, optimizer, generator) -> tuple[int, list]:
-        """Loads the group's checkpoint if there is one; returns (step, records so far)."""
+    def _load(self, group: int) -> dict | None:
         target = self.path(group)
         if not target.is_file():
+            return None
+        return torch.load(target, map_location="cpu", weights_only=True)
+
+    def restore_step(self, group: int) -> int:
+        state = self._load(group)
+        return int(state["step"]) if state else 0
+
+    def records(self, group: int) -> list:
+        state = self._load(group)
+        return list(state["records"]) if state else []
+
+    def restore(self, group: int, model, optimizer, generator) -> tuple[int, list]:
+        """Loads the group's checkpoint if there is one; returns (step, records so far)."""
+        state = self._load(group)
+        if state is None:
             return 0, []
-        state = torch.load(target, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])

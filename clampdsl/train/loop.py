@@ -52,16 +52,21 @@ def train_group(
     runs = [plan.run(name) for name in plan.groups[group_index].runs]
     first = runs[0]
     task = FewShotTask(first.task)
-    model = BatchedTransformer(first.model, task.feature_dim, first.task.labels,
-                               [run.train.seed for run in runs]).to(device)
+    model = BatchedTransformer(
+        first.model, task.feature_dim, first.task.labels, [run.train.seed for run in runs]
+    ).to(device)
     clamps = ClampState(runs, first.model).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=first.train.lr, betas=(0.9, 0.999),
-                                 eps=1e-8, foreach=True)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=first.train.lr, betas=(0.9, 0.999), eps=1e-8, foreach=True
+    )
     data = torch.Generator().manual_seed(first.train.data_seed)
-    eval_sets = {k: v.to(device) for k, v in task.eval_sets(
-        first.eval.sets, first.eval.size, first.train.eval_seed).items()}
-    probe = task.sample(first.eval.probe_size,
-                        torch.Generator().manual_seed(first.train.eval_seed + 1)).to(device)
+    eval_sets = {
+        k: v.to(device)
+        for k, v in task.eval_sets(first.eval.sets, first.eval.size, first.train.eval_seed).items()
+    }
+    probe = task.sample(
+        first.eval.probe_size, torch.Generator().manual_seed(first.train.eval_seed + 1)
+    ).to(device)
     loss_fn = torch.compile(model.loss) if device.type == "cuda" else model.loss
 
     start, records = 0, []
@@ -102,8 +107,9 @@ def train_group(
     if checkpointer is not None:
         checkpointer.save(group_index, steps, model, optimizer, data, records)
     seconds = time.perf_counter() - started
-    return GroupResult(tuple(r.name for r in runs), tuple(records), diverged, seconds,
-                       steps - start)
+    return GroupResult(
+        tuple(r.name for r in runs), tuple(records), diverged, seconds, steps - start
+    )
 
 
 def _records(runs: list[Run], step: int, results: dict[str, torch.Tensor]) -> list[Record]:

@@ -1,0 +1,109 @@
+"""The Python API, for notebooks and scripts: compile, run, and read results.
+
+import clampdsl
+plan = clampdsl.compile_file("specs/three_subcircuits.clamp")
+result = clampdsl.run("specs/three_subcircuits.clamp")
+result.summaries[0].phase_step
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+
+from clampdsl.compile import compile_source
+from clampdsl.compile.plan import Plan
+from clampdsl.report.markdown import report_markdown
+from clampdsl.report.plots import plot_curves
+from clampdsl.report.store import RunStore
+from clampdsl.report.summary import RunSummary, summarize
+
+CHECKPOINT_EVERY = 1000  # steps
+
+
+@attrs.frozen
+class RunResult:
+    plan: Plan
+    directory: Path
+    summaries: list[RunSummary]
+    records: list[dict]
+    reused: bool
+
+    def summary(self, name: str) -> RunSummary:
+        return next(s for s in self.summaries if s.name == name)
+
+
+# on_group(group_index, run names, total steps, first step) → on_progress(step, losses)
+GroupCallback = Callable[[int, tuple[str, ...], int, int], Callable[[int, dict], None]]
+
+
+def run(
+    spec: str | Path,
+    out: str | Path = "runs",
+    device: str = "auto",
+    fresh: bool = False,
+    on_group: GroupCallback | None = None,
+) -> RunResult:
+    """Compile and train a spec, write its run directory, and return the summaries.
+
+    A finished run directory for the same plan is reused unless `fresh`; an unfinished
+    one resumes from its checkpoints.
+    """
+    import shutil
+
+    from clampdsl.train.checkpoint import Checkpointer
+    from clampdsl.train.loop import resolve_device, train_group
+
+    source = Path(spec).read_text(encoding="utf-8")
+    plan = compile_source(source, str(spec))
+    store = RunStore(out, plan, source)
+    if fresh and store.directory.exists():
+        shutil.rmtree(store.directory)
+    if store.is_complete():
+        return _load(plan, store)
+    store.prepare()
+    target = resolve_device(device)
+    checkpointer = Checkpointer(store.checkpoints, CHECKPOINT_EVERY)
+    diverged: dict[str, int] = {}
+    started = time.perf_counter()
+    for index, group in enumerate(plan.groups):
+        start = checkpointer.restore_step(index)
+        if start:
+            store.reset_records(group.runs, checkpointer.records(index))
+        progress = (
+            on_group(index, group.runs, plan.run(group.runs[0]).train.steps, start)
+            if on_group
+            else None
+        )
+        result = train_group(plan, index, target, progress, store.append_records, checkpointer)
+        diverged |= result.diverged
+    seconds = time.perf_counter() - started
+    return _finish(plan, store, diverged, seconds, str(target))
+
+
+def _finish(plan, store: RunStore, diverged, seconds: float, device: str) -> RunResult:
+    records = store.read_records()
+    summaries = summarize(plan, records, diverged)
+    figure = plot_curves(plan, records, store.directory / "curves.png")
+    store.write_text(
+        "report.md",
+        report_markdown(plan, summaries, seconds, device, figure.name if figure else None),
+    )
+    payload = {
+        "seconds": seconds,
+        "device": device,
+        "diverged": diverged,
+        "runs": [s.to_json() for s in summaries],
+    }
+    store.write_text("summary.json", json.dumps(payload, indent=2))
+    return RunResult(plan, store.directory, summaries, records, reused=False)
+
+
+def _load(plan: Plan, store: RunStore) -> RunResult:
+    payload = json.loads(store.summary_path.read_text(encoding="utf-8"))
+    summaries = [RunSummary(**s) for s in payload["runs"]]
+    return RunResult(plan, store.directory, summaries, store.read_records(), reused=True)

@@ -1,0 +1,121 @@
+"""Rich output: progress per batched group while training, then the results table."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from clampdsl.compile import subcircuits
+from clampdsl.compile.plan import Plan
+from clampdsl.report import tables
+from clampdsl.report.summary import RunSummary
+
+
+@contextmanager
+def group_progress(console: Console, plan: Plan):
+    """Yields an `on_group` callback for clampdsl.api.run that drives one bar per group."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[losses]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+
+        def on_group(index, runs, total, start):
+            label = f"group {index + 1}/{len(plan.groups)} ({len(runs)} runs)"
+            task = progress.add_task(label, total=total, completed=start, losses="")
+
+            def on_progress(step: int, losses: dict[str, float]) -> None:
+                fields = {}
+                if losses:
+                    fields["losses"] = "loss " + " ".join(
+                        f"{name}={value:.2f}" for name, value in losses.items()
+                    )
+                progress.update(task, completed=step, **fields)
+
+            return on_progress
+
+        yield on_group
+
+
+def print_plan(console: Console, plan: Plan) -> None:
+    console.print(
+        f"[bold]{plan.file}[/]  plan {plan.content_hash()[:12]}  phase: {plan.phase.text}"
+    )
+    for index, group in enumerate(plan.groups):
+        first = plan.run(group.runs[0])
+        console.print(
+            f"\n[bold]group {index + 1}[/]: {len(group.runs)} runs batched · "
+            f"{first.model.layers}L×{first.model.heads}H d={first.model.d_model} · "
+            f"{first.train.steps:,} steps × batch {first.train.batch} "
+            f"({first.train.steps * first.train.batch:.2e} sequences) · lr {first.train.lr:g}"
+        )
+        for name in group.runs:
+            run = plan.run(name)
+            gives = subcircuits.describe(run.gives)
+            console.print(
+                f"  [cyan]{run.name}[/] {run.description!r}  gives {gives}, seed {run.train.seed}"
+            )
+            for item in run.interventions:
+                console.print(f"    {_describe(item)}   [dim]line {item.span.line}[/]")
+    if plan.measures:
+        console.print(
+            "\nmeasures: "
+            + ", ".join(
+                f"{m.metric} of L{m.layer + 1}.H{{{','.join(map(str, m.heads))}}}"
+                for m in plan.measures
+            )
+        )
+
+
+def _describe(item) -> str:
+    where = (
+        "logits"
+        if item.layer is None
+        else (
+            f"L{item.layer + 1}.{item.site}"
+            if not item.heads
+            else f"L{item.layer + 1}.H{{{','.join(map(str, item.heads))}}}.{item.site}"
+        )
+    )
+    index = (
+        ""
+        if item.layer is None
+        else f" (tensor layer {item.layer}"
+        + (f", heads {list(item.heads)})" if item.heads else ")")
+    )
+    params = "".join(f" {k}={v:g}" for k, v in item.params.items())
+    source = f" of L{item.source.layer + 1}.H{item.source.head}" if item.source else ""
+    end = "end" if item.window.end is None else f"step {item.window.end}"
+    window = "" if item.window.is_always() else f" [steps {item.window.start}→{end})"
+    return f"{item.kind:<17} {where}{source}{params}{window}{index}"
+
+
+def print_results(console: Console, plan: Plan, summaries: list[RunSummary]) -> None:
+    table = Table(title="Phase change by experiment", title_justify="left")
+    shown = [tables.COLUMNS.index(c) for c in tables.CONSOLE_COLUMNS]
+    for column in tables.CONSOLE_COLUMNS:
+        justify = "left" if column in ("experiment", "gives", "learns") else "right"
+        table.add_column(column, justify=justify)
+    for row in tables.rows(plan, summaries):
+        table.add_row(*(row[i] for i in shown))
+    console.print(table)
+    console.print(
+        f"[dim]phase step: first eval with {plan.phase.text}; sequences = steps × "
+        "batch (the paper's unit); losses are clamped losses.[/]"
+    )

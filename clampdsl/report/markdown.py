@@ -1,0 +1,50 @@
+"""report.md: what was run, the results table, and how to read it."""
+
+from __future__ import annotations
+
+from clampdsl.compile.plan import Plan
+from clampdsl.report import tables
+from clampdsl.report.summary import RunSummary, baseline_run
+
+
+def report_markdown(
+    plan: Plan, summaries: list[RunSummary], seconds: float, device: str, figure: str | None
+) -> str:
+    first = plan.runs[0]
+    baseline = baseline_run(plan)
+    lines = [
+        f"# clampdsl report: `{plan.file}`",
+        "",
+        f"- plan hash `{plan.content_hash()[:12]}`; {len(plan.runs)} experiments in "
+        f"{len(plan.groups)} batched group(s); trained on {device} in {seconds:.0f} s",
+        f"- model: {first.model.layers} layers × {first.model.heads} heads, width "
+        f"{first.model.d_model}; task: {first.task.classes} classes, {first.task.labels} labels, "
+        f"features synthetic(dim={first.task.features.dim}, "
+        f"correlation={first.task.features.correlation})",
+        f"- training: {first.train.steps:,} steps × batch {first.train.batch} = "
+        f"{first.train.steps * first.train.batch:.2e} sequences, Adam lr {first.train.lr:g}",
+        f"- phase change: first eval with `{plan.phase.text}` "
+        f"(threshold {plan.phase.threshold:.3f}); evals every {first.eval.every} steps",
+        f"- speed-up: against `{baseline.name}`" if baseline else "- speed-up: no baseline",
+        "",
+        "## Results",
+        "",
+        tables.markdown(plan, summaries),
+        "",
+        "Gives/learns name the induction circuit's steps (icl_dynamics_spec.md §5): "
+        "A = previous-token attend + copy (1, 2), B = induction QK match (3qk, 4), "
+        "C = induction head copy to output (3v, 5). Losses are clamped losses (clamps stay "
+        "active in evals, as in the paper); induction strength reads the model's own, "
+        "unclamped attention on a probe set.",
+    ]
+    diverged = [s for s in summaries if s.diverged_at is not None]
+    if diverged:
+        lines += ["", "## Diverged", ""]
+        lines += [
+            f"- `{s.name}`: non-finite loss first seen at step {s.diverged_at}; its "
+            "numbers after that are not meaningful"
+            for s in diverged
+        ]
+    if figure:
+        lines += ["", "## Curves", "", f"![loss curves]({figure})"]
+    return "\n".join(lines) + "\n"

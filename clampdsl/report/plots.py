@@ -1,0 +1,51 @@
+"""PNG figures: loss curves against sequences seen (the paper's x-axis), and the strongest
+induction head's strength over training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clampdsl.compile.plan import Plan
+
+
+def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plots are a nicety; the report stands without them
+        return None
+    key = f"{plan.phase.eval_set}.{plan.phase.metric}"
+    figure, (loss_axis, strength_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for run in plan.runs:
+        rows = sorted((r for r in records if r["run"] == run.name), key=lambda r: r["step"])
+        sequences = [r["sequences"] for r in rows]
+        loss_axis.plot(sequences, [r.get(key) for r in rows], label=run.name)
+        strengths = [
+            max((v for k, v in r.items() if k.startswith("induction-strength")), default=None)
+            for r in rows
+        ]
+        if any(s is not None for s in strengths):
+            strength_axis.plot(sequences, strengths, label=run.name)
+    loss_axis.axhline(
+        plan.phase.threshold,
+        color="grey",
+        linestyle="--",
+        linewidth=0.8,
+        label=f"phase: {plan.phase.text}",
+    )
+    loss_axis.set(
+        xlabel="sequences seen", ylabel=key + " (clamps active)", title="Loss during training"
+    )
+    strength_axis.set(
+        xlabel="sequences seen",
+        ylabel="induction strength (unclamped)",
+        title="Strongest measured induction head",
+    )
+    loss_axis.legend(fontsize=8)
+    strength_axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

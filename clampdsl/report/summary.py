@@ -1,0 +1,67 @@
+"""Per-experiment results, computed from eval records: what the report tables show."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from clampdsl.analysis.phase import phase_step, plateau_exit_step
+from clampdsl.compile import subcircuits
+from clampdsl.compile.plan import Plan, Run
+
+
+@attrs.frozen
+class RunSummary:
+    name: str
+    description: str
+    gives: str
+    learns: str
+    phase_step: int | None
+    phase_sequences: int | None
+    plateau_exit_step: int | None
+    start_loss: float
+    final: dict[str, float]  # "train.loss" → value at the last eval
+    measures: dict[str, float]  # "induction-strength L2.H3" → value at the last eval
+    speedup: float | None  # baseline phase step / this one
+    diverged_at: int | None
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
+
+
+def summarize(plan: Plan, records: list[dict], diverged: dict[str, int]) -> list[RunSummary]:
+    by_run = {run.name: [r for r in records if r["run"] == run.name] for run in plan.runs}
+    steps = {name: phase_step(rows, plan.phase) for name, rows in by_run.items()}
+    baseline = baseline_run(plan)
+    base_step = steps.get(baseline.name) if baseline else None
+    summaries = []
+    for run in plan.runs:
+        rows = sorted(by_run[run.name], key=lambda r: r["step"])
+        last = rows[-1] if rows else {}
+        step = steps[run.name]
+        speedup = base_step / step if base_step and step else None
+        summaries.append(
+            RunSummary(
+                run.name,
+                run.description,
+                subcircuits.describe(run.gives),
+                subcircuits.describe(subcircuits.still_to_learn(run.gives)),
+                step,
+                None if step is None else step * run.train.batch,
+                plateau_exit_step(rows, plan.phase.eval_set),
+                rows[0].get(f"{plan.phase.eval_set}.loss", math.nan) if rows else math.nan,
+                {k: v for k, v in last.items() if k.endswith((".loss", ".acc"))},
+                {k: v for k, v in last.items() if " " in k},
+                speedup,
+                diverged.get(run.name),
+            )
+        )
+    return summaries
+
+
+def baseline_run(plan: Plan) -> Run | None:
+    """The experiment that clamps nothing (ablations allowed): what speed-ups compare to."""
+    return next(
+        (run for run in plan.runs if all(i.kind == "ablate" for i in run.interventions)), None
+    )
