@@ -26,13 +26,14 @@ def compile_source(text: str, file: str = "<string>") -> Plan:
     toplevel.check_header(spec, errors)
     lets = toplevel.collect_lets(spec, errors)
     base = _top_settings(spec, errors)
+    evaluated = _with_eval(base, spec, errors)
     runs = tuple(
         _lower_experiment(e, base, spec, lets, lines, errors)
         for e in _of_type(spec, ast.Experiment)
     )
     _check_names(spec, errors)
     measures = toplevel.lower_measures(spec, base.model, lets, errors)
-    phase = toplevel.lower_phase(spec, base.eval.sets, lambda s: _line(lines, s), errors)
+    phase = toplevel.lower_phase(spec, evaluated.eval.sets, lambda s: _line(lines, s), errors)
     reports = toplevel.lower_reports(spec, errors)
 
     if not runs:
@@ -71,7 +72,9 @@ def _lower_experiment(experiment: ast.Experiment, base, spec, lets, lines, error
     for item in experiment.body:
         if isinstance(item, ast.Setting):
             resolved = settings.apply_setting(resolved, item, errors)
-    resolved = _with_eval(resolved, spec, errors)
+    # The eval line was checked (and its errors reported) once at top level; here it is only
+    # re-applied because an experiment's own batch size changes what "N sequences" means.
+    resolved = _with_eval(resolved, spec, Collector())
     lowered = []
     for item in experiment.body:
         if not isinstance(item, ast.Setting):

@@ -182,7 +182,7 @@ POSITIONAL_KEYS = frozenset({"span", "text", "file", "description"})
 def _strip_positions(data: Any) -> Any:
     if isinstance(data, dict):
         return {k: _strip_positions(v) for k, v in data.items() if k not in POSITIONAL_KEYS}
-    if isinstance(data, list):
+    if isinstance(data, (list, tuple)):
         return [_strip_positions(v) for v in data]
     return data
 

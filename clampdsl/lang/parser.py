@@ -102,6 +102,9 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnost
 
 
 def _token_start(token: Token, text: str) -> tuple[int, int]:
+    # Indentation tokens borrow the newline's position: point where the indented text starts.
+    if token.type in ("_INDENT", "_DEDENT") and token.end_line is not None:
+        return token.end_line, token.end_column
     # Newline tokens start at the end of the line they close: point just past its text.
     if token.type == "_NL" and token.start_pos is not None:
         before = text[: token.start_pos]

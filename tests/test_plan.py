@@ -1,0 +1,50 @@
+"""The Plan: JSON round trip, a content hash that ignores positions, the torch-free half."""
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+from clampdsl.compile import compile_file, compile_source
+from clampdsl.compile.plan import Plan
+
+MAIN = ROOT / "specs" / "three_subcircuits.clamp"
+
+
+def test_json_round_trip_is_exact():
+    plan = compile_file(MAIN)
+    text = json.dumps(plan.to_json())
+    again = Plan.from_json(json.loads(text))
+    assert again == plan
+    assert json.dumps(again.to_json()) == text
+
+
+def test_hash_ignores_comments_and_layout_but_not_meaning():
+    source = MAIN.read_text()
+    plan = compile_source(source, "a.clamp")
+    moved = compile_source("# a new first line\n" + source.replace("    ablate OTHERS",
+                                                                   "    ablate OTHERS  # !"),
+                           "b.clamp")
+    assert moved.content_hash() == plan.content_hash()
+    assert moved.runs[0].span.line == plan.runs[0].span.line + 1
+    changed = compile_source(source.replace("lr=1e-4", "lr=2e-4"), "a.clamp")
+    assert changed.content_hash() != plan.content_hash()
+
+
+def test_main_spec_is_the_six_fig5b_experiments():
+    plan = compile_file(MAIN)
+    assert [r.name for r in plan.runs] == ["noclamp", "prev_token", "layer1", "match", "copy",
+                                           "layer1_copy"]
+    assert len(plan.groups) == 1  # one batched model for all six
+
+
+def test_language_half_never_imports_torch():
+    code = (
+        "import sys; import clampdsl; from clampdsl import cli; "
+        f"clampdsl.compile_file({str(MAIN)!r}); "
+        f"cli.app(['validate', {str(MAIN)!r}], standalone_mode=False); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
