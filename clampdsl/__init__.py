@@ -1,10 +1,10 @@
 """clampdsl: a declarative language for clamping activations while small transformers train.
 
-    import clampdsl
-    plan = clampdsl.compile_file("specs/three_subcircuits.clamp")   # no torch needed
-    result = clampdsl.run("specs/three_subcircuits.clamp")          # trains, writes runs/
-    for s in result.summaries:
-        print(s.name, s.gives, s.phase_step)
+import clampdsl
+plan = clampdsl.compile_file("specs/three_subcircuits.clamp")   # no torch needed
+result = clampdsl.run("specs/three_subcircuits.clamp")          # trains, writes runs/
+for s in result.summaries:
+    print(s.name, s.gives, s.phase_step)
 """
 
 from clampdsl.api import RunResult, run

@@ -47,6 +47,7 @@ def run(
     device: str = "auto",
     fresh: bool = False,
     on_group: GroupCallback | None = None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> RunResult:
     """Compile and train a spec, write its run directory, and return the summaries.
 
@@ -67,7 +68,7 @@ def run(
         return _load(plan, store)
     store.prepare()
     target = resolve_device(device)
-    checkpointer = Checkpointer(store.checkpoints, CHECKPOINT_EVERY)
+    checkpointer = Checkpointer(store.checkpoints, checkpoint_every)
     diverged: dict[str, int] = {}
     started = time.perf_counter()
     for index, group in enumerate(plan.groups):

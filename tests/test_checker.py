@@ -20,57 +20,141 @@ def single_error(body: str):
     return diagnostic
 
 
-@pytest.mark.parametrize(("body", "line", "column", "message", "hint"), [
-    # nonexistent layers and heads
-    ("experiment e:\n    clamp L3.H2 to prev-token\n", 4, 11, "layer L3 does not exist",
-     "did you mean L2?"),
-    ("experiment e:\n    ablate L0.H1\n", 4, 12, "layers count from 1", "did you mean L1?"),
-    ("experiment e:\n    ablate L2.H8\n", 4, 12, "head H8 does not exist", None),
-    ("experiment e:\n    ablate L2.H3-1\n", 4, 12, "runs backwards", "write H1-3"),
-    ("experiment e:\n    ablate L2.H3 except H3\n", 4, 12, "selects no heads", None),
-    # unknown names
-    ("experiment e:\n    clamp L1.H2 to prev-tokn\n", 4, 20, "unknown clamp target",
-     "did you mean prev-token?"),
-    ("experiment e:\n    ablate IHH\n", 4, 12, "unknown name 'IHH'", None),
-    ("experiment e:\n    clamp L1.H2 to prev-token strenght 1\n", 4, 31,
-     "unknown parameter of prev-token", "did you mean strength?"),
-    ("model layres=2\nexperiment e:\n    ablate L1.H0\n", 3, 7, "unknown model setting",
-     "did you mean layers?"),
-    ("measure induction-strenght of L2.H*\nexperiment e:\n    ablate L1.H0\n", 3, 9,
-     "unknown measure", "did you mean induction-strength?"),
-    ("eval every 10 steps on train, relabell\nexperiment e:\n    ablate L1.H0\n", 3, 31,
-     "unknown eval set", "did you mean relabel?"),
-    # a clamp not valid at that site
-    ("experiment e:\n    clamp L1.out to prev-token\n", 4, 11,
-     "prev-token is an attention pattern", None),
-    ("experiment e:\n    clamp L1.H2.v to induction\n", 4, 11, "cannot be clamped at", None),
-    ("experiment e:\n    clamp L2.out to shifted-embedding\n", 4, 11, "only be clamped at L1.out",
-     None),
-    ("experiment e:\n    clamp L2.H3 to scores of L2.H3\n", 4, 11, "only be clamped at logits",
-     None),
-    ("experiment e:\n    clamp logits to scores of L2.H*\n", 4, 31, "exactly one head", None),
-    ("experiment e:\n    clamp logits to scores\n", 4, 21, "needs a source head", None),
-    ("experiment e:\n    ablate L1.out\n", 4, 12, "cannot ablate L1.out", None),
-    # values out of range, combinations the reference rejects
-    ("experiment e:\n    clamp L1.H2 to prev-token strength 1.5\n", 4, 40, "out of range",
-     "strength lies in [0, 1]"),
-    ("train lr=2\nexperiment e:\n    ablate L1.H0\n", 3, 10, "out of range", None),
-    ("train steps=10.5\nexperiment e:\n    ablate L1.H0\n", 3, 13, "whole number", None),
-    ("experiment e:\n    clamp L1.out to shifted-embedding\n    clamp L1.H2 to prev-token\n",
-     5, 5, "cannot be combined with shifted-embedding", None),
-    ("experiment e:\n    clamp L1.H2 to prev-token\n    clamp L1.H2 to induction\n", 5, 5,
-     "already clamped to prev-token (line 4)", None),
-    ("experiment e:\n    ablate L1.H2 from step 10 to step 5\n", 4, 18, "window is empty",
-     None),
-    ("train batch=32\nexperiment e:\n    ablate L1.H2 from 100 sequences\n", 5, 23,
-     "not a whole number of steps at batch 32", "use 96 or 128 sequences"),
-    ("phase relabel.loss < 0.3\neval every 10 steps on train\nexperiment e:\n"
-     "    ablate L1.H0\n", 3, 7, "which is not evaluated", None),
-    ("experiment e:\n    ablate L1.H0\nexperiment e:\n    ablate L1.H1\n", 5, 12,
-     "defined twice (first on line 3)", None),
-    ("let L1x = L1.H0\nexperiment e:\n    ablate L1.H0\n", 3, 5, "cannot be a let name", None),
-    ("", 1, 1, "no experiments", None),
-])
+@pytest.mark.parametrize(
+    ("body", "line", "column", "message", "hint"),
+    [
+        # nonexistent layers and heads
+        (
+            "experiment e:\n    clamp L3.H2 to prev-token\n",
+            4,
+            11,
+            "layer L3 does not exist",
+            "did you mean L2?",
+        ),
+        ("experiment e:\n    ablate L0.H1\n", 4, 12, "layers count from 1", "did you mean L1?"),
+        ("experiment e:\n    ablate L2.H8\n", 4, 12, "head H8 does not exist", None),
+        ("experiment e:\n    ablate L2.H3-1\n", 4, 12, "runs backwards", "write H1-3"),
+        ("experiment e:\n    ablate L2.H3 except H3\n", 4, 12, "selects no heads", None),
+        # unknown names
+        (
+            "experiment e:\n    clamp L1.H2 to prev-tokn\n",
+            4,
+            20,
+            "unknown clamp target",
+            "did you mean prev-token?",
+        ),
+        ("experiment e:\n    ablate IHH\n", 4, 12, "unknown name 'IHH'", None),
+        (
+            "experiment e:\n    clamp L1.H2 to prev-token strenght 1\n",
+            4,
+            31,
+            "unknown parameter of prev-token",
+            "did you mean strength?",
+        ),
+        (
+            "model layres=2\nexperiment e:\n    ablate L1.H0\n",
+            3,
+            7,
+            "unknown model setting",
+            "did you mean layers?",
+        ),
+        (
+            "measure induction-strenght of L2.H*\nexperiment e:\n    ablate L1.H0\n",
+            3,
+            9,
+            "unknown measure",
+            "did you mean induction-strength?",
+        ),
+        (
+            "eval every 10 steps on train, relabell\nexperiment e:\n    ablate L1.H0\n",
+            3,
+            31,
+            "unknown eval set",
+            "did you mean relabel?",
+        ),
+        # a clamp not valid at that site
+        (
+            "experiment e:\n    clamp L1.out to prev-token\n",
+            4,
+            11,
+            "prev-token is an attention pattern",
+            None,
+        ),
+        ("experiment e:\n    clamp L1.H2.v to induction\n", 4, 11, "cannot be clamped at", None),
+        (
+            "experiment e:\n    clamp L2.out to shifted-embedding\n",
+            4,
+            11,
+            "only be clamped at L1.out",
+            None,
+        ),
+        (
+            "experiment e:\n    clamp L2.H3 to scores of L2.H3\n",
+            4,
+            11,
+            "only be clamped at logits",
+            None,
+        ),
+        ("experiment e:\n    clamp logits to scores of L2.H*\n", 4, 31, "exactly one head", None),
+        ("experiment e:\n    clamp logits to scores\n", 4, 21, "needs a source head", None),
+        ("experiment e:\n    ablate L1.out\n", 4, 12, "cannot ablate L1.out", None),
+        # values out of range, combinations the reference rejects
+        (
+            "experiment e:\n    clamp L1.H2 to prev-token strength 1.5\n",
+            4,
+            40,
+            "out of range",
+            "strength lies in [0, 1]",
+        ),
+        ("train lr=2\nexperiment e:\n    ablate L1.H0\n", 3, 10, "out of range", None),
+        ("train steps=10.5\nexperiment e:\n    ablate L1.H0\n", 3, 13, "whole number", None),
+        (
+            "experiment e:\n    clamp L1.out to shifted-embedding\n    clamp L1.H2 to prev-token\n",
+            5,
+            5,
+            "cannot be combined with shifted-embedding",
+            None,
+        ),
+        (
+            "experiment e:\n    clamp L1.H2 to prev-token\n    clamp L1.H2 to induction\n",
+            5,
+            5,
+            "already clamped to prev-token (line 4)",
+            None,
+        ),
+        (
+            "experiment e:\n    ablate L1.H2 from step 10 to step 5\n",
+            4,
+            18,
+            "window is empty",
+            None,
+        ),
+        (
+            "train batch=32\nexperiment e:\n    ablate L1.H2 from 100 sequences\n",
+            5,
+            23,
+            "not a whole number of steps at batch 32",
+            "use 96 or 128 sequences",
+        ),
+        (
+            "phase relabel.loss < 0.3\neval every 10 steps on train\nexperiment e:\n"
+            "    ablate L1.H0\n",
+            3,
+            7,
+            "which is not evaluated",
+            None,
+        ),
+        (
+            "experiment e:\n    ablate L1.H0\nexperiment e:\n    ablate L1.H1\n",
+            5,
+            12,
+            "defined twice (first on line 3)",
+            None,
+        ),
+        ("let L1x = L1.H0\nexperiment e:\n    ablate L1.H0\n", 3, 5, "cannot be a let name", None),
+        ("", 1, 1, "no experiments", None),
+    ],
+)
 def test_semantic_errors(body, line, column, message, hint):
     diagnostic = single_error(body)
     assert (diagnostic.span.line, diagnostic.span.column) == (line, column), diagnostic
@@ -83,7 +167,8 @@ def test_all_errors_are_collected_in_source_order():
     diagnostics = errors_of(
         "train lr=5\n"
         "experiment a:\n    ablate L9.H1\n    clamp L1.H1 to nothing\n"
-        "experiment b:\n    ablate L1.H99\n")
+        "experiment b:\n    ablate L1.H99\n"
+    )
     assert [d.span.line for d in diagnostics] == [3, 5, 6, 8]
 
 
@@ -97,8 +182,12 @@ def test_valid_fixture_compiles_to_the_expected_interventions():
     selectors = plan.run("selectors")
     kinds = [(i.kind, i.layer, i.heads) for i in selectors.interventions]
     assert kinds == [
-        ("ablate", 1, (0, 1, 2)), ("ablate", 1, (4, 5)), ("ablate", 0, (7,)),
-        ("ablate", 1, (7,)), ("prev-token", 0, (2,)), ("prev-token", 0, (3,)),
+        ("ablate", 1, (0, 1, 2)),
+        ("ablate", 1, (4, 5)),
+        ("ablate", 0, (7,)),
+        ("ablate", 1, (7,)),
+        ("prev-token", 0, (2,)),
+        ("prev-token", 0, (3,)),
         ("induction", 1, (3,)),
     ]
     windows = [(i.window.start, i.window.end) for i in selectors.interventions[4:]]
@@ -116,19 +205,28 @@ def test_valid_fixture_compiles_to_the_expected_interventions():
 def test_experiments_differing_only_in_seed_share_a_group():
     plan = compile_source((FIXTURES / "valid" / "every_form.clamp").read_text())
     assert [g.runs for g in plan.groups] == [("selectors", "copy", "layer1")]
-    plan = compile_source(HEAD + "experiment a:\n    ablate L1.H0\nexperiment b:\n"
-                          "    train lr=1e-3\n    ablate L1.H0\n")
+    plan = compile_source(
+        HEAD + "experiment a:\n    ablate L1.H0\nexperiment b:\n"
+        "    train lr=1e-3\n    ablate L1.H0\n"
+    )
     assert [g.runs for g in plan.groups] == [("a",), ("b",)]
 
 
-@pytest.mark.parametrize(("clamps", "gives", "learns"), [
-    ("    ablate L2.H* except H3\n", "–", "A+B+C"),
-    ("    clamp L1.H2 to prev-token\n", "1", "2+B+C"),
-    ("    clamp L1.out to shifted-embedding\n", "A", "B+C"),
-    ("    clamp L2.H3 to induction\n", "A+B", "C"),
-    ("    clamp logits to scores of L2.H3\n", "C", "A+B"),
-    ("    clamp L1.out to shifted-embedding\n    clamp logits to scores of L2.H3\n", "A+C", "B"),
-])
+@pytest.mark.parametrize(
+    ("clamps", "gives", "learns"),
+    [
+        ("    ablate L2.H* except H3\n", "–", "A+B+C"),
+        ("    clamp L1.H2 to prev-token\n", "1", "2+B+C"),
+        ("    clamp L1.out to shifted-embedding\n", "A", "B+C"),
+        ("    clamp L2.H3 to induction\n", "A+B", "C"),
+        ("    clamp logits to scores of L2.H3\n", "C", "A+B"),
+        (
+            "    clamp L1.out to shifted-embedding\n    clamp logits to scores of L2.H3\n",
+            "A+C",
+            "B",
+        ),
+    ],
+)
 def test_what_each_experiment_gives(clamps, gives, learns):
     from clampdsl.compile import subcircuits
 

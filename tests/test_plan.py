@@ -23,9 +23,10 @@ def test_json_round_trip_is_exact():
 def test_hash_ignores_comments_and_layout_but_not_meaning():
     source = MAIN.read_text()
     plan = compile_source(source, "a.clamp")
-    moved = compile_source("# a new first line\n" + source.replace("    ablate OTHERS",
-                                                                   "    ablate OTHERS  # !"),
-                           "b.clamp")
+    moved = compile_source(
+        "# a new first line\n" + source.replace("    ablate OTHERS", "    ablate OTHERS  # !"),
+        "b.clamp",
+    )
     assert moved.content_hash() == plan.content_hash()
     assert moved.runs[0].span.line == plan.runs[0].span.line + 1
     changed = compile_source(source.replace("lr=1e-4", "lr=2e-4"), "a.clamp")
@@ -34,8 +35,14 @@ def test_hash_ignores_comments_and_layout_but_not_meaning():
 
 def test_main_spec_is_the_six_fig5b_experiments():
     plan = compile_file(MAIN)
-    assert [r.name for r in plan.runs] == ["noclamp", "prev_token", "layer1", "match", "copy",
-                                           "layer1_copy"]
+    assert [r.name for r in plan.runs] == [
+        "noclamp",
+        "prev_token",
+        "layer1",
+        "match",
+        "copy",
+        "layer1_copy",
+    ]
     assert len(plan.groups) == 1  # one batched model for all six
 
 

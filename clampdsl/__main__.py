@@ -1,0 +1,3 @@
+from clampdsl.cli import app
+
+app(prog_name="clampdsl")

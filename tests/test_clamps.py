@@ -1,0 +1,192 @@
+"""Each clamp's effect on a tiny model, checked against hand-built tensors, with the
+reference's gradient semantics (icl_dynamics_spec.md §4, §7.9)."""
+
+import pytest
+import torch
+from reference_model import reference_logits
+
+from clampdsl.compile import compile_source
+from clampdsl.model.clamps import ClampState, shifted_embedding
+from clampdsl.model.transformer import COPY_FILL, BatchedTransformer
+from clampdsl.tasks.fewshot import FewShotTask
+
+SETTINGS = (
+    "clampdsl 1\nmodel layers=2 heads=2 d_model=8\n"
+    "task classes=6 new_classes=4 features=synthetic(dim=6, correlation=0.3)\n"
+)
+C, HD = 8, 4
+
+
+def setup(*experiments: str, seeds=None):
+    body = "".join(f"experiment e{i}:\n{text}" for i, text in enumerate(experiments))
+    runs = compile_source(SETTINGS + body).runs
+    task = FewShotTask(runs[0].task)
+    model = BatchedTransformer(
+        runs[0].model,
+        task.feature_dim,
+        runs[0].task.labels,
+        seeds or [5 + i for i in range(len(runs))],
+    )
+    batch = task.sample(7, torch.Generator().manual_seed(0))
+    return model, ClampState(runs, runs[0].model), batch
+
+
+def grads(model, loss):
+    model.zero_grad(set_to_none=False)
+    loss.sum().backward()
+    return {name: p.grad.clone() for name, p in model.weights.items()}
+
+
+def columns(part: str, head: int) -> slice:
+    """qkv columns of one head's q, k or v."""
+    offset = {"q": 0, "k": C, "v": 2 * C}[part] + head * HD
+    return slice(offset, offset + HD)
+
+
+def test_unclamped_forward_matches_a_plain_reference():
+    model, _, batch = setup("    ablate L1.H0 from step 5\n", "    ablate L1.H0 from step 5\n")
+    logits = model(batch.features, batch.labels)
+    for r in range(2):
+        expected = reference_logits(model.weights, r, batch.features, batch.labels, 2, 2)
+        torch.testing.assert_close(logits[r], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_ablate_zeroes_the_heads_values_and_freezes_it():
+    model, clamps, batch = setup("    ablate L2.H1\n")
+    logits = model(batch.features, batch.labels, clamps)
+    with torch.no_grad():
+        model.weights["qkv1"][0, :, columns("v", 1)] = 0.0
+    torch.testing.assert_close(logits, model(batch.features, batch.labels))
+    g = grads(model, model.loss(batch.features, batch.labels, clamps))
+    for part in "qkv":
+        assert g["qkv1"][0, :, columns(part, 1)].abs().max() == 0
+        assert g["qkv1"][0, :, columns(part, 0)].abs().max() > 0
+    assert g["proj1"][0, HD:].abs().max() == 0 and g["proj1"][0, :HD].abs().max() > 0
+
+
+def test_prev_token_pattern_is_the_hand_built_matrix():
+    model, clamps, batch = setup("    clamp L1.H0 to prev-token strength 0.8\n")
+    clamped, free = {}, {}
+    model(batch.features, batch.labels, clamps, record=clamped)
+    model(batch.features, batch.labels, None, record=free)
+    expected = torch.tensor(
+        [
+            [1, 0, 0, 0, 0],
+            [0.8, 0.2, 0, 0, 0],
+            [0, 0.8, 0.2, 0, 0],
+            [0, 0, 0.8, 0.2, 0],
+            [0, 0, 0, 0.8, 0.2],
+        ]
+    )
+    torch.testing.assert_close(clamped[0][0, :, 0], expected.expand(7, 5, 5))
+    torch.testing.assert_close(clamped[0][0, :, 1], free[0][0, :, 1])  # other head untouched
+    g = grads(model, model.loss(batch.features, batch.labels, clamps))
+    assert g["qkv0"][0, :, columns("q", 0)].abs().max() == 0
+    assert g["qkv0"][0, :, columns("k", 0)].abs().max() == 0
+    assert g["qkv0"][0, :, columns("v", 0)].abs().max() > 0
+
+
+def test_induction_sets_only_the_query_row():
+    model, clamps, batch = setup("    clamp L2.H0 to induction strength 0.7\n")
+    clamped, free = {}, {}
+    model(batch.features, batch.labels, clamps, record=clamped)
+    model(batch.features, batch.labels, None, record=free)
+    expected = torch.zeros(7, 5)
+    for b, m in enumerate(batch.match.tolist()):
+        expected[b, 2 * m + 1], expected[b, 2 * (1 - m) + 1] = 0.7, 0.3
+    torch.testing.assert_close(clamped[1][0, :, 0, -1], expected)
+    torch.testing.assert_close(clamped[1][0, :, 0, :-1], free[1][0, :, 0, :-1])
+    g = grads(model, model.loss(batch.features, batch.labels, clamps))
+    assert g["qkv1"][0, :, columns("q", 0)].abs().max() == 0  # last layer: query row only
+
+
+def test_shifted_embedding_bypasses_layer_one():
+    model, clamps, batch = setup("    clamp L1.out to shifted-embedding\n")
+    recorded = {}
+    logits = model(batch.features, batch.labels, clamps, record=recorded)
+    with torch.no_grad():
+        e = model.embed(batch.features, batch.labels)
+        assert torch.equal(
+            shifted_embedding(e)[0, 0, :, 0],
+            torch.stack(
+                [e[0, 0, 0, 0], e[0, 0, 0, 0], e[0, 0, 1, 0], e[0, 0, 2, 0], e[0, 0, 4, 0]]
+            ),
+        )
+        scores, _ = model.attention_scores(1, shifted_embedding(e))
+        pattern = torch.softmax(scores, -1)
+        _, v = model.attention_scores(1, e)
+        expected = model.readout(model.mix(1, e, pattern, v))
+    torch.testing.assert_close(recorded[1], pattern)
+    torch.testing.assert_close(logits, expected)
+    g = grads(model, model.loss(batch.features, batch.labels, clamps))
+    for name in ("qkv0", "proj0", "ln_g0", "ln_b0"):
+        assert g[name].abs().max() == 0, name
+    assert g["qkv1"][0, :, columns("q", 0)].abs().max() > 0  # learns through pass 1
+    assert g["qkv1"][0, :, columns("v", 0)].abs().max() > 0  # learns through the final pass
+
+
+def test_copy_scores_reads_the_unclamped_pass():
+    model, clamps, batch = setup("    clamp logits to scores of L2.H1\n    ablate L2.H1\n")
+    logits = model(batch.features, batch.labels, clamps)
+    with torch.no_grad():
+        x = model.embed(batch.features, batch.labels)
+        scores0, v0 = model.attention_scores(0, x)
+        scores1, _ = model.attention_scores(1, model.mix(0, x, torch.softmax(scores0, -1), v0))
+    expected = torch.full((7, 5), COPY_FILL)
+    for b in range(7):
+        for j in range(2):
+            expected[b, batch.labels[b, j]] = scores1[0, b, 1, -1, 2 * j + 1]
+    torch.testing.assert_close(logits[0], expected)
+    g = grads(model, model.loss(batch.features, batch.labels, clamps))
+    for name in ("unembed_w", "unembed_b", "proj1"):
+        assert g[name].abs().max() == 0, name
+    assert g["qkv1"][0, :, columns("v", 1)].abs().max() == 0
+    assert g["qkv1"][0, :, columns("q", 1)].abs().max() > 0
+    assert g["qkv0"].abs().max() > 0 and g["embed_w"].abs().max() > 0
+
+
+def test_windows_switch_in_place_without_new_tensors():
+    model, clamps, batch = setup("    ablate L2.H1 from step 2 until step 4\n")
+    mask = clamps.head_mask["ablate"]
+    pointer = mask.data_ptr()
+    free = model(batch.features, batch.labels)
+    outputs = {}
+    for step in range(6):
+        clamps.set_step(step)
+        outputs[step] = model(batch.features, batch.labels, clamps)
+    assert clamps.head_mask["ablate"] is mask and mask.data_ptr() == pointer
+    for step in (0, 1, 4, 5):
+        torch.testing.assert_close(outputs[step], free)
+    for step in (2, 3):
+        assert not torch.allclose(outputs[step], free)
+
+
+@pytest.mark.parametrize(
+    "clamp",
+    [
+        "    ablate L2.H1\n",
+        "    clamp L1.H0 to prev-token\n",
+        "    clamp L2.H0 to induction\n",
+        "    clamp L1.out to shifted-embedding\n",
+        "    clamp logits to scores of L2.H0\n",
+    ],
+)
+def test_batched_runs_equal_the_same_runs_alone(clamp):
+    experiments = ["    ablate L1.H1\n", clamp, "    clamp L1.H1 to prev-token strength 0.5\n"]
+    model, clamps, batch = setup(*experiments, seeds=[5, 6, 7])
+    together = model(batch.features, batch.labels, clamps)
+    for r, text in enumerate(experiments):
+        alone_model, alone_clamps, _ = setup(text, seeds=[5 + r])
+        alone = alone_model(batch.features, batch.labels, alone_clamps)
+        torch.testing.assert_close(together[r], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_a_diverged_run_does_not_touch_its_siblings():
+    model, clamps, batch = setup("    ablate L1.H1\n", "    clamp logits to scores of L2.H0\n")
+    healthy = model.loss(batch.features, batch.labels, clamps)[1].item()
+    with torch.no_grad():
+        model.weights["qkv0"][0] = float("nan")
+    losses = model.loss(batch.features, batch.labels, clamps)
+    assert torch.isnan(losses[0]) and losses[1].item() == pytest.approx(healthy)
+    g = grads(model, losses)
+    assert torch.isfinite(g["qkv0"][1]).all()

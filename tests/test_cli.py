@@ -1,0 +1,89 @@
+"""The command line, as a user meets it: exit codes, positioned errors, a whole run."""
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def clampdsl(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "clampdsl", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_validate_accepts_the_shipped_specs():
+    result = clampdsl("validate", *sorted((ROOT / "specs").glob("*.clamp")))
+    assert result.returncode == 0, result.stderr
+    assert "three_subcircuits.clamp: ok (6 experiments, 1 group(s))" in result.stdout
+
+
+def test_validate_reports_every_error_with_position_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.clamp"
+    bad.write_text(
+        "clampdsl 1\nexperiment e:\n    clamp L3.H2 to prev-token\n    clamp L1.H2 to prev-tokn\n"
+    )
+    good = ROOT / "specs" / "three_subcircuits.clamp"
+    result = clampdsl("validate", good, bad)
+    assert result.returncode == 2
+    assert f"{bad}:3:11: error: layer L3 does not exist" in result.stderr
+    assert "    3 |     clamp L3.H2 to prev-token\n      |           ^^" in result.stderr
+    assert f"{bad}:4:20: error: unknown clamp target 'prev-tokn'" in result.stderr
+    assert "did you mean prev-token?" in result.stderr
+    assert "2 errors" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_syntax_errors_and_missing_files_exit_2_without_traceback(tmp_path):
+    bad = tmp_path / "bad.clamp"
+    bad.write_text("clampdsl 1\nexperiment e:\n    clamp L1.H2 prev-token\n")
+    for args in (
+        ("validate", bad),
+        ("plan", bad),
+        ("run", bad, "--out", tmp_path),
+        ("validate", tmp_path / "missing.clamp"),
+    ):
+        result = clampdsl(*args)
+        assert result.returncode == 2, args
+        assert "error:" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "bad").exists()  # a wrong spec never reaches the trainer
+
+
+def test_plan_prints_paper_and_tensor_indices_and_json():
+    spec = ROOT / "specs" / "three_subcircuits.clamp"
+    text = clampdsl("plan", spec)
+    assert text.returncode == 0
+    assert "prev-token        L1.H{2}.pattern" in text.stdout
+    assert "(tensor layer 0, heads [2])" in text.stdout
+    machine = clampdsl("plan", spec, "--json")
+    plan = json.loads(machine.stdout)
+    assert [r["name"] for r in plan["runs"]][:2] == ["noclamp", "prev_token"]
+
+
+def test_run_end_to_end_writes_the_run_directory(tmp_path, tiny_spec):
+    result = clampdsl("run", tiny_spec, "--out", tmp_path, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "Phase change by experiment" in result.stdout
+    for name in ("base", "copy", "l1", "pt"):
+        assert name in result.stdout
+    (directory,) = (tmp_path / "tiny").iterdir()
+    expected = {
+        "spec.clamp",
+        "plan.json",
+        "metrics.jsonl",
+        "report.md",
+        "summary.json",
+        "curves.png",
+        "checkpoints",
+    }
+    assert expected <= {p.name for p in directory.iterdir()}
+    records = [json.loads(line) for line in (directory / "metrics.jsonl").open()]
+    assert len(records) == 4 * 4  # 4 runs × evals at steps 0, 20, 40, 60
+    assert {"train.loss", "relabel.acc", "new-classes.loss", "induction-strength L2.H1"} <= set(
+        records[0]
+    )
+    assert "| experiment | gives | learns |" in (directory / "report.md").read_text()
+    assert (directory / "spec.clamp").read_text() == tiny_spec.read_text()
+    again = clampdsl("run", tiny_spec, "--out", tmp_path, "--device", "cpu")
+    assert "reusing the finished run" in again.stdout

@@ -1,0 +1,116 @@
+"""Training: batched equals separate, a killed run resumes exactly, phases are detected."""
+
+import math
+
+import pytest
+import torch
+
+from clampdsl import api
+from clampdsl.analysis.phase import phase_step, plateau_exit_step
+from clampdsl.compile import compile_source
+from clampdsl.report import tables
+from clampdsl.report.summary import summarize
+from clampdsl.train.loop import train_group
+
+TINY = """clampdsl 1
+model layers=2 heads=2 d_model=16
+task classes=10 new_classes=10 features=synthetic(dim=16, correlation=0.5)
+train steps=30 batch=8 lr=1e-3
+eval every 10 steps on train, relabel, new-classes size=64 probe_size=32
+measure induction-strength of L2.H*
+"""
+EXPERIMENTS = {
+    "base": "    ablate L2.H1\n",
+    "copy": "    clamp logits to scores of L2.H0\n",
+    "layer1": "    clamp L1.out to shifted-embedding\n    ablate L2.H1\n",
+    "windowed": "    clamp L1.H0 to prev-token strength 0.9 from step 10 until step 20\n",
+}
+
+
+def spec(names) -> str:
+    return TINY + "".join(f"experiment {n}:\n{EXPERIMENTS[n]}" for n in names)
+
+
+def losses(records, run):
+    return [r["train.loss"] for r in records if r["run"] == run]
+
+
+def test_batched_training_equals_separate_training():
+    plan = compile_source(spec(EXPERIMENTS))
+    together = train_group(plan, 0).records
+    for name in EXPERIMENTS:
+        alone = train_group(compile_source(spec([name])), 0).records
+        assert losses(together, name) == pytest.approx(losses(alone, name), abs=1e-4)
+        assert len(losses(alone, name)) == 4  # steps 0, 10, 20, 30
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
+    path = tmp_path / "tiny.clamp"
+    path.write_text(spec(["base", "copy"]))
+    reference = api.run(path, tmp_path / "a", device="cpu").records
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_step_25(index, runs, total, start):
+        def on_progress(step, losses):
+            if step == 25:
+                raise Killed
+
+        return on_progress
+
+    with pytest.raises(Killed):
+        api.run(path, tmp_path / "b", device="cpu", on_group=kill_at_step_25, checkpoint_every=10)
+    started = []
+
+    def record_start(index, runs, total, start):
+        started.append(start)
+        return lambda step, losses: None
+
+    resumed = api.run(
+        path, tmp_path / "b", device="cpu", on_group=record_start, checkpoint_every=10
+    )
+    assert started == [20]
+    assert [(r["run"], r["step"]) for r in resumed.records] == [
+        (r["run"], r["step"]) for r in reference
+    ]
+    for run in ("base", "copy"):
+        assert losses(resumed.records, run) == pytest.approx(losses(reference, run), abs=1e-5)
+    again = api.run(path, tmp_path / "b", device="cpu")
+    assert again.reused and again.summaries == resumed.summaries
+
+
+def test_checkpoints_load_weights_only(tmp_path):
+    path = tmp_path / "tiny.clamp"
+    path.write_text(spec(["base"]))
+    result = api.run(path, tmp_path, device="cpu")
+    (checkpoint,) = (result.directory / "checkpoints").glob("*.pt")
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["step"] == 30
+
+
+def test_phase_step_is_the_first_eval_satisfying_the_rule():
+    plan = compile_source(spec(["base"]))
+    records = [
+        {"run": "base", "step": s, "train.loss": v}
+        for s, v in [(0, 2.0), (10, 0.72), (20, 0.70), (30, 0.25), (40, 0.1)]
+    ]
+    assert phase_step(records, plan.phase) == 30
+    assert plateau_exit_step(records) == 30
+    assert phase_step(records[:3], plan.phase) is None
+    assert phase_step([{"run": "base", "step": 0, "train.loss": math.nan}], plan.phase) is None
+
+
+def test_report_says_not_reached_diverged_and_speedup():
+    plan = compile_source(spec(["base", "copy", "layer1"]))
+    records = []
+    for step, (a, b, c) in enumerate([(0.7, 0.7, 0.7), (0.7, 0.2, 0.7), (0.2, 0.1, math.nan)]):
+        for run, value in zip(("base", "copy", "layer1"), (a, b, c), strict=True):
+            records.append(
+                {"run": run, "step": step * 10, "sequences": step * 80, "train.loss": value}
+            )
+    summaries = summarize(plan, records, {"layer1": 20})
+    rows = {row[0]: row for row in tables.rows(plan, summaries)}
+    assert rows["base"][3] == "20" and rows["copy"][3] == "10"
+    assert rows["copy"][5] == "2.0×"  # base's phase step 20 / copy's 10
+    assert rows["layer1"][3] == "diverged at 20"
