@@ -1,0 +1,62 @@
+"""The wheel carries the grammar: an installed clampdsl validates specs from anywhere."""
+
+import subprocess
+import sys
+import venv
+import zipfile
+
+from conftest import ROOT
+
+
+def test_installed_wheel_validates_from_another_directory(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("clampdsl-*.whl")
+    assert "clampdsl/grammars/clamp.lark" in zipfile.ZipFile(wheel).namelist()
+
+    environment = tmp_path / "env"
+    venv.create(environment, system_site_packages=True, with_pip=False)
+    python = environment / "bin" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    spec = elsewhere / "x.clamp"
+    spec.write_text((ROOT / "specs" / "three_subcircuits.clamp").read_text())
+    code = (
+        "import clampdsl, sys; assert 'env' in clampdsl.__file__, clampdsl.__file__; "
+        "from clampdsl.cli import app; app(['validate', 'x.clamp'])"
+    )
+    result = subprocess.run(
+        [str(python), "-c", code], cwd=elsewhere, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "x.clamp: ok" in result.stdout
