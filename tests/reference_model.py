@@ -23,8 +23,15 @@ def rope(x, position):
     return out
 
 
-def reference_logits(weights, r, features, labels, layers, heads):
-    """Query logits [B, L] of run r, one sequence and one head at a time."""
+def reference_logits(weights, r, features, labels, layers, heads, zero=None):
+    """Query logits [B, L] of run r, one sequence and one head at a time.
+
+    `zero` = (layer or None, site, head or None) zeroes one site, as a zero clamp would."""
+    zero_layer, zero_site, zero_head = zero or (None, None, None)
+
+    def zeroed(layer, site, head=None):
+        return (zero_layer, zero_site) == (layer, site) and zero_head in (None, head)
+
     w = {k: v[r] for k, v in weights.items()}
     c = w["embed_b"].shape[0]
     hd = c // heads
@@ -36,21 +43,32 @@ def reference_logits(weights, r, features, labels, layers, heads):
             if k < features.shape[1] - 1:
                 tokens.append(w["label_embed"][labels[b, k]])
         x = torch.stack(tokens)
+        if zeroed(None, "embed"):
+            x = torch.zeros_like(x)
         n = x.shape[0]
         for layer in range(layers):
+            if zeroed(layer, "in"):
+                x = torch.zeros_like(x)
             h = layer_norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
             qkv = h @ w[f"qkv{layer}"]
             z = torch.zeros(n, c)
             for head in range(heads):
-                q = qkv[:, head * hd : (head + 1) * hd]
-                k_ = qkv[:, c + head * hd : c + (head + 1) * hd]
-                v = qkv[:, 2 * c + head * hd : 2 * c + (head + 1) * hd]
+                part = {
+                    site: qkv[:, offset + head * hd : offset + (head + 1) * hd]
+                    for site, offset in (("q", 0), ("k", c), ("v", 2 * c))
+                }
+                q, k_, v = (0 * part[s] if zeroed(layer, s, head) else part[s] for s in "qkv")
+                if zeroed(layer, "pattern", head) or zeroed(layer, "z", head):
+                    continue  # this head writes nothing
                 for i in range(n):
                     scores = torch.stack(
                         [rope(q[i], i) @ rope(k_[j], j) / math.sqrt(hd) for j in range(i + 1)]
                     )
                     z[i, head * hd : (head + 1) * hd] = torch.softmax(scores, 0) @ v[: i + 1]
             x = x + z @ w[f"proj{layer}"]
+            if zeroed(layer, "out"):
+                x = torch.zeros_like(x)
         query = layer_norm(x[-1], w["final_ln_g"], w["final_ln_b"])
-        out.append(query @ w["unembed_w"] + w["unembed_b"])
+        logits = query @ w["unembed_w"] + w["unembed_b"]
+        out.append(0 * logits if zeroed(None, "logits") else logits)
     return torch.stack(out)

@@ -98,6 +98,13 @@ def single_error(body: str):
         ("experiment e:\n    clamp logits to scores of L2.H*\n", 4, 31, "exactly one head", None),
         ("experiment e:\n    clamp logits to scores\n", 4, 21, "needs a source head", None),
         ("experiment e:\n    ablate L1.out\n", 4, 12, "cannot ablate L1.out", None),
+        (
+            "experiment e:\n    clamp L1.H2.scores to zero\n",
+            4,
+            11,
+            "zeroed scores would unmask",
+            "zero one of .q, .k, .v, .pattern, .z",
+        ),
         # values out of range, combinations the reference rejects
         (
             "experiment e:\n    clamp L1.H2 to prev-token strength 1.5\n",

@@ -51,6 +51,29 @@ def test_unclamped_forward_matches_a_plain_reference():
         torch.testing.assert_close(logits[r], expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("selector", "zero"),
+    [
+        ("embed", (None, "embed", None)),
+        ("logits", (None, "logits", None)),
+        ("L1.in", (0, "in", None)),
+        ("L2", (1, "out", None)),
+        ("L1.out", (0, "out", None)),
+        ("L1.H1.q", (0, "q", 1)),
+        ("L2.H0.k", (1, "k", 0)),
+        ("L1.H0", (0, "v", 0)),
+        ("L2.H1.pattern", (1, "pattern", 1)),
+        ("L1.H1.z", (0, "z", 1)),
+    ],
+)
+def test_zero_reaches_every_site(selector, zero):
+    model, clamps, batch = setup(f"    clamp {selector} to zero\n")
+    logits = model(batch.features, batch.labels, clamps)
+    expected = reference_logits(model.weights, 0, batch.features, batch.labels, 2, 2, zero)
+    torch.testing.assert_close(logits[0], expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(logits[0], model(batch.features, batch.labels)[0])
+
+
 def test_ablate_zeroes_the_heads_values_and_freezes_it():
     model, clamps, batch = setup("    ablate L2.H1\n")
     logits = model(batch.features, batch.labels, clamps)
@@ -147,14 +170,14 @@ def test_copy_scores_reads_the_unclamped_pass():
 
 def test_windows_switch_in_place_without_new_tensors():
     model, clamps, batch = setup("    ablate L2.H1 from step 2 until step 4\n")
-    mask = clamps.head_mask["ablate"]
+    mask = clamps.zero_mask[(1, "v")]
     pointer = mask.data_ptr()
     free = model(batch.features, batch.labels)
     outputs = {}
     for step in range(6):
         clamps.set_step(step)
         outputs[step] = model(batch.features, batch.labels, clamps)
-    assert clamps.head_mask["ablate"] is mask and mask.data_ptr() == pointer
+    assert clamps.zero_mask[(1, "v")] is mask and mask.data_ptr() == pointer
     for step in (0, 1, 4, 5):
         torch.testing.assert_close(outputs[step], free)
     for step in (2, 3):

@@ -27,8 +27,8 @@ class Param:
 @attrs.frozen
 class TargetRule:
     kind: str  # the Plan kind
-    on: str  # "heads" | "layer-out" | "logits"
-    site: str  # the only site it may be written at
+    on: str  # "heads" | "layer-out" | "logits" | "any"
+    site: str | None  # the only site it may be written at (None: any but those refused)
     params: dict[str, Param] = {}
     takes_source: bool = False
     summary: str = ""
@@ -63,8 +63,16 @@ TARGETS: dict[str, TargetRule] = {
         takes_source=True,
         summary="query logits are a head's pre-softmax scores on the context labels (C)",
     ),
+    "zero": TargetRule(
+        "zero",
+        "any",
+        None,
+        summary="the site is zero: a head's q, k, v, pattern or z; a layer's in or out; "
+        "embed; logits",
+    ),
 }
 ABLATE_SITES = ("v", "z")
+ZERO_HEAD_SITES = ("q", "k", "v", "pattern", "z")
 
 
 def lower_statement(
@@ -104,7 +112,8 @@ def _clamp(statement, sites: Sites, window, model, lets, text, errors) -> list[I
     if rule is None:
         errors.unknown("clamp target", name.value, name.span, TARGETS)
         return []
-    if not _site_fits(rule, sites, name.value, statement.selector.span, model, errors):
+    site = _fit_site(rule, sites, name.value, statement.selector.span, model, errors)
+    if site is None:
         return []
     params = _params(rule, statement.target, errors)
     source = _source(rule, statement.target, model, lets, errors)
@@ -112,20 +121,31 @@ def _clamp(statement, sites: Sites, window, model, lets, text, errors) -> list[I
         return []
     if not sites.layers:  # a model-level site
         return [
-            Intervention(
-                rule.kind, None, (), rule.site, params, window, source, text, statement.span
-            )
+            Intervention(rule.kind, None, (), site, params, window, source, text, statement.span)
         ]
     return [
         Intervention(
-            rule.kind, layer, sites.heads, rule.site, params, window, source, text, statement.span
+            rule.kind, layer, sites.heads, site, params, window, source, text, statement.span
         )
         for layer in sites.layers
     ]
 
 
-def _site_fits(rule: TargetRule, sites: Sites, target: str, span, model, errors) -> bool:
+def _fit_site(rule: TargetRule, sites: Sites, target: str, span, model, errors) -> str | None:
+    """The site the clamp writes, or None (with an error) where the target means nothing."""
     where = sites.describe()
+    if rule.on == "any":
+        if not sites.is_heads:
+            return sites.site  # a layer's in/out, embed or logits
+        if (sites.site or "v") not in ZERO_HEAD_SITES:
+            errors.error(
+                f"{target} cannot be clamped at .{sites.site}: zeroed scores would "
+                "unmask future tokens",
+                span,
+                hint=f"zero one of .{', .'.join(ZERO_HEAD_SITES)}",
+            )
+            return None
+        return sites.site or "v"
     if rule.on == "heads":
         if not sites.is_heads or (sites.site not in (None, rule.site)):
             errors.error(
@@ -133,26 +153,26 @@ def _site_fits(rule: TargetRule, sites: Sites, target: str, span, model, errors)
                 span,
                 hint=f"clamp heads' .{rule.site}, as in `clamp L1.H2 to {target}`",
             )
-            return False
-        return True
+            return None
+        return rule.site
     if rule.on == "layer-out":
         if sites.is_heads or sites.layers != (0,) or sites.site != "out":
             errors.error(f"{target} can only be clamped at L1.out, not {where}", span)
-            return False
+            return None
         if model.layers != 2:
             errors.error(
                 f"{target} is defined for 2-layer models (this one has {model.layers})", span
             )
-            return False
-        return True
+            return None
+        return rule.site
     if sites.layers or sites.site != "logits":
         errors.error(
             f"{target} can only be clamped at logits, not {where}",
             span,
             hint=f"write `clamp logits to {target} of L2.H3`",
         )
-        return False
-    return True
+        return None
+    return rule.site
 
 
 def _params(rule: TargetRule, target: ast.Target, errors: Collector) -> dict[str, float] | None:

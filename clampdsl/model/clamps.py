@@ -5,6 +5,8 @@ in place only when a window opens or closes, so a compiled step never sees a new
 nothing recompiles. Semantics (shared/reference/icl_dynamics_spec.md §4, §7.9):
 
 * ablate:            v[h] := 0 at every position (the head's weights then get no gradient)
+* zero:              any site := 0 (q, k, v, pattern, z of heads; a layer's in/out; embed;
+                     logits); `ablate` is zero at v
 * prev-token:        pattern row i := s on i-1, 1-s on i (row 0 attends to itself)
 * induction:         query row := s on the label tokens whose label is the query's, 1-s on
                      the other label tokens, 0 on exemplars
@@ -27,7 +29,8 @@ import torch
 
 from clampdsl.compile.plan import Intervention, ModelConfig, Run
 
-HEAD_KINDS = ("ablate", "prev-token", "induction")
+HEAD_KINDS = ("prev-token", "induction")
+ZERO_KINDS = ("ablate", "zero")  # ablate is zero at a head's values
 RUN_KINDS = ("shifted-embedding", "copy-scores")
 
 
@@ -50,6 +53,14 @@ class ClampState:
         self.run_mask = {
             k: torch.zeros(self.n_runs, device=device) if k in kinds else None for k in RUN_KINDS
         }
+        # (layer or None, site) → [R, H] for head sites, [R] for layer and model sites
+        self.zero_mask: dict[tuple[int | None, str], torch.Tensor] = {}
+        for _, item in self.items:
+            if item.kind in ZERO_KINDS:
+                shape = (self.n_runs, self.heads) if item.heads else (self.n_runs,)
+                self.zero_mask.setdefault(
+                    (item.layer, item.site), torch.zeros(shape, device=device)
+                )
         self.copy_source = torch.zeros(self.n_runs, 2, dtype=torch.long, device=device)
         for r, item in self.items:
             if item.kind == "copy-scores":
@@ -79,22 +90,35 @@ class ClampState:
         if active == self._active:
             return
         self._active = active
-        for tensor in [*self.head_mask.values(), *self.strength.values(), *self.run_mask.values()]:
+        tables = (self.head_mask, self.strength, self.run_mask, self.zero_mask)
+        for tensor in [t for table in tables for t in table.values()]:
             if tensor is not None:
                 tensor.zero_()
         for (r, item), on in zip(self.items, active, strict=True):
             if not on:
                 continue
-            if item.kind in HEAD_KINDS:
+            if item.kind in ZERO_KINDS:
+                mask = self.zero_mask[(item.layer, item.site)]
+                mask[(r, list(item.heads)) if item.heads else r] = 1.0
+            elif item.kind in HEAD_KINDS:
                 self.head_mask[item.kind][r, item.layer, list(item.heads)] = 1.0
-                if item.kind in self.strength:
-                    self.strength[item.kind][r, item.layer, list(item.heads)] = item.params[
-                        "strength"
-                    ]
+                self.strength[item.kind][r, item.layer, list(item.heads)] = item.params["strength"]
             else:
                 self.run_mask[item.kind][r] = 1.0
 
+    def zero(self, layer: int | None, site: str, x: torch.Tensor) -> torch.Tensor:
+        """x with the site zeroed where a zero clamp is active. Head sites are [R, B, H, …];
+        the others [R, …]. Multiplying by 0 cuts the gradient, as the reference's where."""
+        mask = self.zero_mask.get((layer, site))
+        if mask is None:
+            return x
+        keep = 1 - mask
+        if mask.dim() == 2:
+            return x * keep.view(keep.shape[0], 1, keep.shape[1], *([1] * (x.dim() - 3)))
+        return x * keep.view(-1, *([1] * (x.dim() - 1)))
+
     def to(self, device) -> ClampState:
+        self.zero_mask = {key: mask.to(device) for key, mask in self.zero_mask.items()}
         for table in (self.head_mask, self.strength, self.run_mask):
             for key, tensor in table.items():
                 if tensor is not None:

@@ -93,8 +93,9 @@ class BatchedTransformer(nn.Module):
     def _norm(self, x, g, b):
         return F.layer_norm(x, x.shape[-1:], eps=1e-5) * g[:, None, None] + b[:, None, None]
 
-    def attention_scores(self, layer: int, x: torch.Tensor):
-        """Residual [R, B, N, C] → (pre-softmax scores [R, B, H, N, N], values [R,B,H,N,hd])."""
+    def attention_scores(self, layer: int, x: torch.Tensor, clamps: ClampState | None = None):
+        """Residual [R, B, N, C] → (pre-softmax scores [R, B, H, N, N], values [R,B,H,N,hd]).
+        With clamps, zero clamps at the q, k and v sites apply."""
         w, cfg = self.weights, self.config
         r, b, n, c = x.shape
         h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
@@ -102,6 +103,10 @@ class BatchedTransformer(nn.Module):
         qkv = qkv.view(r, b, n, 3, cfg.heads, cfg.head_dim).permute(3, 0, 1, 4, 2, 5)
         q, k, v = qkv[0], qkv[1], qkv[2]
         q, k = self._rope(q, n), self._rope(k, n)
+        if clamps is not None:
+            q, k, v = (
+                clamps.zero(layer, site, t) for site, t in zip("qkv", (q, k, v), strict=True)
+            )
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(cfg.head_dim)
         causal = torch.ones(n, n, device=x.device).tril()
         return scores * causal + (1 - causal) * MASK_VALUE, v
@@ -111,9 +116,13 @@ class BatchedTransformer(nn.Module):
         even, odd = x[..., 0::2], x[..., 1::2]
         return torch.stack((even * cos - odd * sin, even * sin + odd * cos), -1).flatten(-2)
 
-    def mix(self, layer: int, x, pattern, v) -> torch.Tensor:
-        r, b, h, n, d = v.shape
-        z = torch.matmul(pattern, v).permute(0, 1, 3, 2, 4).reshape(r, b * n, h * d)
+    def mix(self, layer: int, x, pattern, v, clamps: ClampState | None = None) -> torch.Tensor:
+        """x + W_O · concat_h(pattern_h · v_h); with clamps, zero clamps at z apply."""
+        z = torch.matmul(pattern, v)
+        if clamps is not None:
+            z = clamps.zero(layer, "z", z)
+        r, b, h, n, d = z.shape
+        z = z.permute(0, 1, 3, 2, 4).reshape(r, b * n, h * d)
         return x + torch.matmul(z, self.weights[f"proj{layer}"]).view(r, b, n, h * d)
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,37 +135,42 @@ class BatchedTransformer(nn.Module):
     def forward(self, features, labels, clamps: ClampState | None = None, record=None):
         """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern."""
         e = self.embed(features, labels)
-        first = (
-            self._first_pass(e, clamps) if clamps is not None and clamps.needs_first_pass else None
-        )
-        x, last = e, self.config.layers - 1
+        if clamps is None:
+            x = e
+            for layer in range(self.config.layers):
+                scores, v = self.attention_scores(layer, x)
+                pattern = torch.softmax(scores, dim=-1)
+                if record is not None:
+                    record[layer] = pattern
+                x = self.mix(layer, x, pattern, v)
+            return self.readout(x)
+        e = clamps.zero(None, "embed", e)
+        first = self._first_pass(e, clamps) if clamps.needs_first_pass else {}
+        x = e
         for layer in range(self.config.layers):
-            scores, v = self.attention_scores(layer, x)
-            pattern = torch.softmax(scores, dim=-1)
-            if clamps is not None:
-                v, pattern = self._clamp_layer(layer, v, pattern, labels, clamps)
-                if layer == last and first is not None and "pattern" in first:
-                    mask = clamps.run_mask["shifted-embedding"][:, None, None, None, None]
-                    pattern = torch.where(mask > 0, first["pattern"], pattern)
-            if record is not None:
-                record[layer] = pattern
-            x = self.mix(layer, x, pattern, v)
-            if (
-                layer == 0
-                and clamps is not None
-                and clamps.run_mask["shifted-embedding"] is not None
-            ):
-                mask = clamps.run_mask["shifted-embedding"][:, None, None, None]
-                x = torch.where(mask > 0, e, x)
+            x = self._clamped_layer(layer, x, e, labels, clamps, first, record)
         logits = self.readout(x)
-        if first is not None and "scores" in first:
+        if "scores" in first:
             logits = self._copy_scores(logits, first["scores"], labels, clamps)
-        return logits
+        return clamps.zero(None, "logits", logits)
 
-    def _clamp_layer(self, layer, v, pattern, labels, clamps: ClampState):
-        ablate = clamps.head_mask["ablate"]
-        if ablate is not None:
-            v = v * (1 - ablate[:, layer])[:, None, :, None, None]
+    def _clamped_layer(self, layer, x, e, labels, clamps: ClampState, first, record):
+        x = clamps.zero(layer, "in", x)  # the residual stream itself, as the reference's x
+        scores, v = self.attention_scores(layer, x, clamps)
+        pattern = self._clamp_pattern(layer, torch.softmax(scores, dim=-1), labels, clamps)
+        if layer == self.config.layers - 1 and "pattern" in first:
+            mask = clamps.run_mask["shifted-embedding"][:, None, None, None, None]
+            pattern = torch.where(mask > 0, first["pattern"], pattern)
+        pattern = clamps.zero(layer, "pattern", pattern)
+        if record is not None:
+            record[layer] = pattern
+        x = self.mix(layer, x, pattern, v, clamps)
+        if layer == 0 and clamps.run_mask["shifted-embedding"] is not None:
+            mask = clamps.run_mask["shifted-embedding"][:, None, None, None]
+            x = torch.where(mask > 0, e, x)
+        return clamps.zero(layer, "out", x)
+
+    def _clamp_pattern(self, layer, pattern, labels, clamps: ClampState):
         prev = clamps.head_mask["prev-token"]
         if prev is not None:
             target = prev_token_pattern(clamps.strength["prev-token"][:, layer], pattern.shape[-1])[
@@ -169,7 +183,7 @@ class BatchedTransformer(nn.Module):
             on = induction[:, layer][:, None, :, None] > 0
             query = torch.where(on, row, pattern[..., -1, :])
             pattern = torch.cat([pattern[..., :-1, :], query[..., None, :]], dim=-2)
-        return v, pattern
+        return pattern
 
     def _first_pass(self, e, clamps: ClampState) -> dict:
         """The unclamped pass that two-pass clamps read from (shifted runs: L1.out := e')."""
