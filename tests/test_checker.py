@@ -240,3 +240,11 @@ def test_what_each_experiment_gives(clamps, gives, learns):
     run = compile_source(HEAD + "experiment e:\n" + clamps).runs[0]
     assert subcircuits.describe(run.gives) == gives
     assert subcircuits.describe(subcircuits.still_to_learn(run.gives)) == learns
+
+
+def test_statement_text_drops_trailing_comments():
+    plan = compile_source(
+        HEAD + "phase train.loss < 0.3  # a note\nexperiment e:\n    ablate L1.H0  # why\n"
+    )
+    assert plan.runs[0].interventions[0].text == "ablate L1.H0"
+    assert plan.phase.text == "train.loss < 0.3"

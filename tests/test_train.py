@@ -114,3 +114,20 @@ def test_report_says_not_reached_diverged_and_speedup():
     assert rows["base"][3] == "20" and rows["copy"][3] == "10"
     assert rows["copy"][5] == "2.0×"  # base's phase step 20 / copy's 10
     assert rows["layer1"][3] == "diverged at 20"
+
+
+def test_measures_read_attention_with_clamps_active():
+    from clampdsl.model.clamps import ClampState
+    from clampdsl.model.transformer import BatchedTransformer
+    from clampdsl.tasks.fewshot import FewShotTask
+    from clampdsl.train.evaluate import evaluate
+
+    plan = compile_source(TINY + "experiment e:\n    clamp L2.H0 to induction strength 0.7\n")
+    run = plan.runs[0]
+    task = FewShotTask(run.task)
+    model = BatchedTransformer(run.model, task.feature_dim, run.task.labels, [5])
+    probe = task.sample(32, torch.Generator().manual_seed(0))
+    results = evaluate(model, ClampState([run], run.model), {}, probe, plan.measures)
+    # The paper's induction strength of a clamped head is 2s - 1.
+    assert results["induction-strength L2.H0"].item() == pytest.approx(0.4)
+    assert abs(results["induction-strength L2.H1"].item()) < 0.2

@@ -118,7 +118,10 @@ def _groups(runs: tuple[Run, ...]) -> tuple[Group, ...]:
 
 
 def _line(lines: list[str], span) -> str:
-    return lines[span.line - 1].strip() if 1 <= span.line <= len(lines) else ""
+    """A statement's source text without its trailing comment (statements hold no strings)."""
+    if not 1 <= span.line <= len(lines):
+        return ""
+    return lines[span.line - 1].split("#", 1)[0].strip()
 
 
 def _of_type(spec: ast.Spec, kind):

@@ -40,7 +40,7 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
     )
     strength_axis.set(
         xlabel="sequences seen",
-        ylabel="induction strength (unclamped)",
+        ylabel="induction strength (clamps active)",
         title="Strongest measured induction head",
     )
     loss_axis.legend(fontsize=8)

@@ -24,7 +24,9 @@ def evaluate(
     """Returns {"train.loss": [R], "train.acc": [R], …, "induction-strength L2.H3": [R]}.
 
     Eval sets run with the clamps active at this step (as the reference: Fig. 5b losses are
-    clamped losses). Measures read the model's own, unclamped attention: what it has learned.
+    clamped losses). Measures read attention as the model runs in training, clamps active:
+    a clamped pattern shows its clamp, and a run trained with layer 1 bypassed shows the
+    attention its last layer actually learned to compute.
     """
     results = {}
     for name, batch in eval_sets.items():
@@ -33,7 +35,7 @@ def evaluate(
         results[f"{name}.acc"] = (logits.argmax(-1) == batch.labels[:, -1]).float().mean(-1)
     if measures:
         patterns: dict[int, torch.Tensor] = {}
-        model(probe.features, probe.labels, None, record=patterns)
+        model(probe.features, probe.labels, clamps, record=patterns)
         for measure in measures:
             values = MEASURES[measure.metric](patterns[measure.layer], probe)
             for head in measure.heads:
