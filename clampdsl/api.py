@@ -48,16 +48,19 @@ def run(
     fresh: bool = False,
     on_group: GroupCallback | None = None,
     checkpoint_every: int = CHECKPOINT_EVERY,
+    compile: str = "auto",
 ) -> RunResult:
     """Compile and train a spec, write its run directory, and return the summaries.
 
     A finished run directory for the same plan is reused unless `fresh`; an unfinished
-    one resumes from its checkpoints.
+    one resumes from its checkpoints. `compile` is "auto" (compile the train step on CUDA,
+    and on CPU for runs long enough to repay it), "on" or "off".
     """
     import shutil
 
     from clampdsl.train.checkpoint import Checkpointer
-    from clampdsl.train.loop import resolve_device, train_group
+    from clampdsl.train.loop import train_group
+    from clampdsl.train.session import resolve_device
 
     source = Path(spec).read_text(encoding="utf-8")
     plan = compile_source(source, str(spec))
@@ -80,7 +83,9 @@ def run(
             if on_group
             else None
         )
-        result = train_group(plan, index, target, progress, store.append_records, checkpointer)
+        result = train_group(
+            plan, index, target, progress, store.append_records, checkpointer, compile
+        )
         diverged |= result.diverged
     seconds = time.perf_counter() - started
     return _finish(plan, store, diverged, seconds, str(target))

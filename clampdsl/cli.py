@@ -94,6 +94,10 @@ def run(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="discard an earlier run of this plan")
     ] = False,
+    compile: Annotated[
+        str,
+        typer.Option(help="torch.compile the train step: auto (CUDA, or long CPU runs), on, off"),
+    ] = "auto",
 ) -> None:
     """Train every experiment of a spec and report when induction heads formed."""
     try:
@@ -109,7 +113,9 @@ def run(
         f"{len(compiled.groups)} batched group(s)"
     )
     with group_progress(out, compiled) as on_group:
-        result = api.run(file, out_dir, device=device, fresh=fresh, on_group=on_group)
+        result = api.run(
+            file, out_dir, device=device, fresh=fresh, on_group=on_group, compile=compile
+        )
     if result.reused:
         out.print(f"[dim]reusing the finished run in {result.directory} (--fresh to redo)[/]")
     print_results(out, result.plan, result.summaries)

@@ -117,3 +117,12 @@ def test_syntax_errors_point_at_the_problem(text, line, column, message):
     assert rendered.startswith(f"f.clamp:{line}:{column}: error:")
     caret_line = rendered.splitlines()[2]
     assert caret_line.index("^") - caret_line.index("|") - 2 == column - 1
+
+
+def test_an_experiment_without_a_block_clamps_nothing():
+    spec = parse(
+        'clampdsl 1\nexperiment baseline "all heads live"\nexperiment e:\n    ablate L1.H0\n'
+    )
+    baseline, other = (s for s in spec.statements if isinstance(s, ast.Experiment))
+    assert baseline.body == () and baseline.description == "all heads live"
+    assert len(other.body) == 1

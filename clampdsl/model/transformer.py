@@ -107,7 +107,9 @@ class BatchedTransformer(nn.Module):
             q, k, v = (
                 clamps.zero(layer, site, t) for site, t in zip("qkv", (q, k, v), strict=True)
             )
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(cfg.head_dim)
+        # Sequences are a handful of tokens: a broadcast product fuses (and runs) far better
+        # than a batched GEMM of thousands of 5×5 matrices.
+        scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) / math.sqrt(cfg.head_dim)
         causal = torch.ones(n, n, device=x.device).tril()
         return scores * causal + (1 - causal) * MASK_VALUE, v
 
@@ -118,7 +120,7 @@ class BatchedTransformer(nn.Module):
 
     def mix(self, layer: int, x, pattern, v, clamps: ClampState | None = None) -> torch.Tensor:
         """x + W_O · concat_h(pattern_h · v_h); with clamps, zero clamps at z apply."""
-        z = torch.matmul(pattern, v)
+        z = (pattern.unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
         if clamps is not None:
             z = clamps.zero(layer, "z", z)
         r, b, h, n, d = z.shape

@@ -1,0 +1,226 @@
+"""clampdsl training speed: steps/s, run-steps/s, clamp overheads, eval share, memory.
+
+    python benchmarks/run.py                     # every configuration, eager and compiled
+    python benchmarks/run.py --compile on --repeats 7 --json out.json
+    python benchmarks/run.py --only unclamped induction+7ablations
+
+The model is the paper's main configuration (2 layers × 8 heads, width 64, batch 32,
+512-d exemplar features). Each configuration runs in its own process (so peak memory is
+its own), drives the trainer's GroupSession (what is measured is what `clampdsl run`
+executes), warms up (compilation is timed separately), then times repeats of N steps and
+reports the median. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = """clampdsl 1
+model attention-only layers=2 heads=8 d_model=64
+task fewshot classes=50 labels=5 context=2 features=synthetic(dim=512, correlation=0.8)
+train steps={steps} batch=32 lr=1e-5
+eval every {every} steps on train, relabel, new-classes
+measure induction-strength of L2.H*
+measure prev-token-strength of L1.H*
+"""
+OTHERS = "L2.H* except H3"
+THREE_SUBCIRCUITS = [
+    f"ablate {OTHERS}",
+    f"clamp L1.H2 to prev-token\n    ablate {OTHERS}",
+    f"clamp L1.out to shifted-embedding\n    ablate {OTHERS}",
+    f"clamp L2.H3 to induction\n    ablate {OTHERS}",
+    "clamp logits to scores of L2.H3",
+    "clamp L1.out to shifted-embedding\n    clamp logits to scores of L2.H3",
+]
+# name → the body of each experiment of the group (None: an experiment with no clamp)
+CONFIGS: dict[str, list[str | None]] = {
+    "unclamped": [None],
+    "ablate": ["ablate L2.H0"],
+    "prev-token": ["clamp L1.H2 to prev-token"],
+    "induction": ["clamp L2.H3 to induction"],
+    "induction+7ablations": [f"clamp L2.H3 to induction\n    ablate {OTHERS}"],
+    "zero": ["clamp embed to zero"],
+    "copy-scores": ["clamp logits to scores of L2.H3"],
+    "shifted-embedding": ["clamp L1.out to shifted-embedding"],
+    "layer1+copy (3 passes)": [THREE_SUBCIRCUITS[5]],
+    "group of 6 (three subcircuits)": THREE_SUBCIRCUITS,
+    "group of 32": [None] * 32,
+}
+MAIN_SPEC_EVERY = 100  # the eval cadence of specs/three_subcircuits.clamp
+
+
+def spec_for(bodies: list[str | None], steps: int) -> str:
+    text = HEADER.format(steps=steps, every=MAIN_SPEC_EVERY)
+    for index, body in enumerate(bodies):
+        text += f"experiment e{index}" + (f":\n    {body}\n" if body else "\n")
+    return text
+
+
+def measure(name: str, device: str, compile_choice: str, repeats: int, steps: int) -> dict:
+    """Runs in a worker process: one configuration, one compile setting."""
+    import torch
+
+    from clampdsl.compile import compile_source
+    from clampdsl.train.session import GroupSession
+
+    torch.manual_seed(0)
+    bodies = CONFIGS[name]
+    # A long schedule, so that compile="auto" behaves as it would for a real run.
+    plan = compile_source(spec_for(bodies, steps=100_000), f"{name}.clamp")
+    session = GroupSession(plan, 0, device, compile_choice)
+    synchronize = torch.cuda.synchronize if session.device.type == "cuda" else (lambda: None)
+
+    started = time.perf_counter()
+    for step in range(3):
+        session.train_step(step)
+    synchronize()
+    first_steps = time.perf_counter() - started
+    step = 3
+    for _ in range(20):
+        session.train_step(step)
+        step += 1
+    synchronize()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(steps):
+            session.train_step(step)
+            step += 1
+        synchronize()
+        seconds.append((time.perf_counter() - started) / steps)
+    step_seconds = statistics.median(seconds)
+
+    session.evaluate(step)  # warm up
+    eval_times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        session.evaluate(step)
+        synchronize()
+        eval_times.append(time.perf_counter() - started)
+    eval_seconds = statistics.median(eval_times)
+    train_between_evals = MAIN_SPEC_EVERY * step_seconds
+    if session.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    runs = len(bodies)
+    return {
+        "config": name,
+        "runs": runs,
+        "device": str(session.device),
+        "compiled": session.compiled,
+        "steps_per_s": 1 / step_seconds,
+        "run_steps_per_s": runs / step_seconds,
+        "step_ms": 1000 * step_seconds,
+        "repeats_ms": [1000 * s for s in seconds],
+        "warmup_s": first_steps - 3 * step_seconds,  # compilation, mostly
+        "eval_s": eval_seconds,
+        "eval_share": eval_seconds / (eval_seconds + train_between_evals),
+        "peak_mb": peak,
+    }
+
+
+def run_worker(name: str, args) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        name,
+        "--device",
+        args.device,
+        "--repeats",
+        str(args.repeats),
+        "--steps",
+        str(args.steps),
+    ]
+    results = {}
+    for choice in ["off", "on"] if args.compile == "both" else [args.compile]:
+        output = subprocess.run(
+            [*command, "--compile", choice], capture_output=True, text=True, cwd=ROOT
+        )
+        if output.returncode != 0:
+            raise SystemExit(f"{name} ({choice}) failed:\n{output.stderr}")
+        results[choice] = json.loads(output.stdout.strip().splitlines()[-1])
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile", choices=["off", "on", "both"], default="both")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=100, help="steps per timed repeat")
+    parser.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        compile_choice = "off" if args.compile == "off" else "on"
+        print(
+            json.dumps(measure(args.worker, args.device, compile_choice, args.repeats, args.steps))
+        )
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    results = {}
+    for name in args.only:
+        console.print(f"[dim]measuring {name}…[/]")
+        results[name] = run_worker(name, args)
+    base = results.get("unclamped", {})
+    table = Table(title="clampdsl training speed (median of repeats)", title_justify="left")
+    for column in (
+        "configuration",
+        "mode",
+        "runs",
+        "steps/s",
+        "run-steps/s",
+        "vs unclamped",
+        "compile s",
+        "eval s",
+        "eval share",
+        "peak MB",
+    ):
+        table.add_column(column, justify="left" if column == "configuration" else "right")
+    for name, by_mode in results.items():
+        for mode, r in by_mode.items():
+            reference = base.get(mode)
+            overhead = (
+                f"{r['step_ms'] / reference['step_ms'] * r['runs'] ** 0:.2f}×"
+                if reference and r["runs"] == 1
+                else ""
+            )
+            table.add_row(
+                name,
+                "compiled" if r["compiled"] else "eager",
+                str(r["runs"]),
+                f"{r['steps_per_s']:.0f}",
+                f"{r['run_steps_per_s']:.0f}",
+                overhead,
+                f"{r['warmup_s']:.1f}" if r["compiled"] else "",
+                f"{r['eval_s']:.3f}",
+                f"{100 * r['eval_share']:.0f}%",
+                f"{r['peak_mb']:.0f}",
+            )
+    console.print(table)
+    device = next(iter(next(iter(results.values())).values()))["device"]
+    console.print(
+        f"[dim]device {device}; eval share: one eval of the 3 sets + probe per "
+        f"{MAIN_SPEC_EVERY} steps, as specs/three_subcircuits.clamp[/]"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""One optimizer step of a batched group as a single function: forward, backward, Adam.
+
+The same function runs eagerly or compiled (`torch.compile`): one graph per step, no host
+synchronisation (the step counter lives on the device), and clamp windows seen through
+masks that change in place. Adam follows torch.optim.Adam exactly (β 0.9/0.999, ε 1e-8, no
+weight decay): it is elementwise, so every run of the group is optimised independently.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call, grad_and_value
+
+from clampdsl.model.clamps import ClampState
+from clampdsl.model.transformer import BatchedTransformer, query_loss
+
+BETAS = (0.9, 0.999)
+EPS = 1e-8
+
+
+class TrainStep:
+    def __init__(
+        self,
+        model: BatchedTransformer,
+        clamps: ClampState,
+        lr: float,
+        compile_mode: str | None = None,
+    ):
+        self.model, self.clamps, self.lr = model, clamps, lr
+        # Views sharing storage with the module's Parameters: updated in place, so the
+        # module (and its state_dict) always holds the current weights.
+        self.params = {name: p.detach() for name, p in model.named_parameters()}
+        self.exp_avg = {name: torch.zeros_like(p) for name, p in self.params.items()}
+        self.exp_avg_sq = {name: torch.zeros_like(p) for name, p in self.params.items()}
+        device = next(iter(self.params.values())).device
+        self.count = torch.zeros((), device=device)
+        self.compile_mode = compile_mode
+        self._run = torch.compile(self._step, mode=compile_mode) if compile_mode else self._step
+
+    def __call__(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Takes one step; returns the per-run losses [R] (left on the device)."""
+        return self._run(features, labels)
+
+    def _losses(self, params, features, labels):
+        logits = functional_call(self.model, params, (features, labels, self.clamps))
+        losses = query_loss(logits, labels[:, -1])
+        return losses.sum(), losses.detach()
+
+    def _step(self, features, labels):
+        gradient = grad_and_value(self._losses, has_aux=True)
+        grads, (_, losses) = gradient(self.params, features, labels)
+        names = list(self.params)
+        params = [self.params[n] for n in names]
+        grads = [grads[n] for n in names]
+        exp_avg = [self.exp_avg[n] for n in names]
+        exp_avg_sq = [self.exp_avg_sq[n] for n in names]
+        beta1, beta2 = BETAS
+        self.count.add_(1)
+        torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sq, beta2)
+        torch._foreach_addcmul_(exp_avg_sq, grads, grads, 1 - beta2)
+        step_size = self.lr / (1 - beta1**self.count)
+        denominator = torch._foreach_sqrt(exp_avg_sq)
+        torch._foreach_div_(denominator, torch.sqrt(1 - beta2**self.count))
+        torch._foreach_add_(denominator, EPS)
+        updates = torch._foreach_div(exp_avg, denominator)
+        torch._foreach_mul_(updates, step_size)
+        torch._foreach_sub_(params, updates)
+        return losses
+
+    def state_dict(self) -> dict:
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.params:
+            self.exp_avg[name].copy_(state["exp_avg"][name])
+            self.exp_avg_sq[name].copy_(state["exp_avg_sq"][name])
+        self.count.copy_(state["count"])
