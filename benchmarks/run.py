@@ -172,7 +172,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     results = {}
     for name in args.only:
         console.print(f"[dim]measuring {name}…[/]")

@@ -16,7 +16,7 @@ TINY = """clampdsl 1
 model layers=2 heads=2 d_model=16
 task classes=10 new_classes=10 features=synthetic(dim=16, correlation=0.5)
 train steps=30 batch=8 lr=1e-3
-eval every 10 steps on train, relabel, new-classes size=64 probe_size=32
+eval every 10 steps on train, relabel, new-classes size=64
 measure induction-strength of L2.H*
 """
 EXPERIMENTS = {
@@ -126,8 +126,8 @@ def test_measures_read_attention_with_clamps_active():
     run = plan.runs[0]
     task = FewShotTask(run.task)
     model = BatchedTransformer(run.model, task.feature_dim, run.task.labels, [5])
-    probe = task.sample(32, torch.Generator().manual_seed(0))
-    results = evaluate(model, ClampState([run], run.model), {}, probe, plan.measures)
+    probe = {"train": task.sample(32, torch.Generator().manual_seed(0))}
+    results = evaluate(model, ClampState([run], run.model), probe, plan.measures)
     # The paper's induction strength of a clamped head is 2s - 1.
     assert results["induction-strength L2.H0"].item() == pytest.approx(0.4)
     assert abs(results["induction-strength L2.H1"].item()) < 0.2

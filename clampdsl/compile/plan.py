@@ -76,7 +76,6 @@ class EvalConfig:
     every: int = 50
     sets: tuple[str, ...] = ("train", "relabel", "new-classes")
     size: int = 1000
-    probe_size: int = 512
 
 
 @attrs.frozen

@@ -57,7 +57,6 @@ SECTIONS: dict[str, dict[str, Key]] = {
     },
     "eval": {
         "size": Key("int", low=2),
-        "probe_size": Key("int", low=2),
     },
 }
 FEATURE_KEYS: dict[str, Key] = {

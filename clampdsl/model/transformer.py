@@ -80,8 +80,12 @@ class BatchedTransformer(nn.Module):
         """features [B, K, F], labels [B, K] → tokens [R, B, 2K-1, C]; the query's label
         is never embedded."""
         w = self.weights
-        exemplars = torch.einsum("bkf,rfc->rbkc", features, w["embed_w"])
-        exemplars = exemplars + w["embed_b"][:, None, None]
+        # Runs share their data, so all runs' embeddings are one GEMM: [B·K, F] @ [F, R·C].
+        r, f, c = w["embed_w"].shape
+        b, k = labels.shape
+        weights = w["embed_w"].permute(1, 0, 2).reshape(f, r * c)
+        exemplars = torch.matmul(features.reshape(b * k, f), weights).view(b, k, r, c)
+        exemplars = exemplars.permute(2, 0, 1, 3) + w["embed_b"][:, None, None]
         onehot = F.one_hot(labels[:, :-1], self.n_labels).to(exemplars.dtype)
         label_tokens = torch.einsum("bkl,rlc->rbkc", onehot, w["label_embed"])
         r, b, k, c = exemplars.shape

@@ -34,8 +34,9 @@ def report_markdown(
         "Gives/learns name the induction circuit's steps (icl_dynamics_spec.md §5): "
         "A = previous-token attend + copy (1, 2), B = induction QK match (3qk, 4), "
         "C = induction head copy to output (3v, 5). Losses are clamped losses (clamps stay "
-        "active in evals, as in the paper); induction strength reads attention on a probe set "
-        "as the model runs in training (clamps active: a clamped pattern shows its clamp).",
+        "active in evals, as in the paper); induction strength reads attention on the first "
+        "eval set as the model runs in training (clamps active: a clamped pattern shows its "
+        "clamp).",
     ]
     diverged = [s for s in summaries if s.diverged_at is not None]
     if diverged:

@@ -1,43 +1,42 @@
-"""Evaluation at one step: clamped losses on the eval sets, measures on the probe set."""
+"""Evaluation at one step: clamped losses on the eval sets, and measures."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
 from clampdsl.analysis.measures import MEASURES
 from clampdsl.compile.plan import Measure
 from clampdsl.model.clamps import ClampState
-from clampdsl.model.transformer import BatchedTransformer, query_loss
+from clampdsl.model.transformer import query_loss
 from clampdsl.tasks.fewshot import Batch
-
-EVAL_CHUNK = 1024
 
 
 @torch.no_grad()
 def evaluate(
-    model: BatchedTransformer,
+    forward: Callable,
     clamps: ClampState,
     eval_sets: dict[str, Batch],
-    probe: Batch,
     measures: tuple[Measure, ...],
 ) -> dict[str, torch.Tensor]:
     """Returns {"train.loss": [R], "train.acc": [R], …, "induction-strength L2.H3": [R]}.
 
-    Eval sets run with the clamps active at this step (as the reference: Fig. 5b losses are
-    clamped losses). Measures read attention as the model runs in training, clamps active:
-    a clamped pattern shows its clamp, and a run trained with layer 1 bypassed shows the
-    attention its last layer actually learned to compute.
+    `forward` is the model (or its compiled form). Eval sets run with the clamps active at
+    this step (as the reference: Fig. 5b losses are clamped losses). Measures read the
+    attention recorded in the same forward on the first eval set (`train` by default), as
+    the model runs in training: a clamped pattern shows its clamp, and a run trained with
+    layer 1 bypassed shows what its last layer learned to compute.
     """
     results = {}
-    for name, batch in eval_sets.items():
-        logits = model(batch.features, batch.labels, clamps)
+    for index, (name, batch) in enumerate(eval_sets.items()):
+        patterns: dict[int, torch.Tensor] = {}
+        logits = forward(batch.features, batch.labels, clamps, record=patterns)
         results[f"{name}.loss"] = query_loss(logits, batch.labels[:, -1])
         results[f"{name}.acc"] = (logits.argmax(-1) == batch.labels[:, -1]).float().mean(-1)
-    if measures:
-        patterns: dict[int, torch.Tensor] = {}
-        model(probe.features, probe.labels, clamps, record=patterns)
-        for measure in measures:
-            values = MEASURES[measure.metric](patterns[measure.layer], probe)
-            for head in measure.heads:
-                results[f"{measure.metric} L{measure.layer + 1}.H{head}"] = values[:, head]
+        if index == 0:
+            for measure in measures:
+                values = MEASURES[measure.metric](patterns[measure.layer], batch)
+                for head in measure.heads:
+                    results[f"{measure.metric} L{measure.layer + 1}.H{head}"] = values[:, head]
     return results

@@ -59,8 +59,8 @@ class GroupSession:
         self.stream = BatchStream(task, first.train.batch, first.train.data_seed, self.device)
         eval_sets = task.eval_sets(first.eval.sets, first.eval.size, first.train.eval_seed)
         self.eval_sets = {name: batch.to(self.device) for name, batch in eval_sets.items()}
-        probe_generator = torch.Generator().manual_seed(first.train.eval_seed + 1)
-        self.probe = task.sample(first.eval.probe_size, probe_generator).to(self.device)
+        # Evals are forward passes of a fixed size: compiled too when the step is.
+        self.forward = torch.compile(self.model, mode=mode) if mode else self.model
 
     @property
     def compiled(self) -> bool:
@@ -74,7 +74,7 @@ class GroupSession:
 
     def evaluate(self, step: int) -> dict[str, torch.Tensor]:
         self.clamps.set_step(step)
-        return evaluate(self.model, self.clamps, self.eval_sets, self.probe, self.measures)
+        return evaluate(self.forward, self.clamps, self.eval_sets, self.measures)
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.step_function.state_dict()}
