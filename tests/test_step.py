@@ -57,6 +57,22 @@ def test_optimised_step_matches_a_straightforward_step(mode):
     for index, batch in enumerate(batches):
         clamps.set_step(index)  # windows open and close between compiled calls
         losses.append(step(batch.features, batch.labels).clone())
+    assert step.compiled == (mode is not None)  # no silent fallback to eager
     torch.testing.assert_close(torch.stack(losses), expected_losses, atol=1e-5, rtol=1e-4)
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, expected_weights[name], atol=1e-5, rtol=1e-4)
+
+
+def test_a_function_that_cannot_compile_runs_eagerly_with_a_warning():
+    from clampdsl.train.compiled import CompiledOrEager
+
+    def data_dependent(x):
+        if x.sum().item() > 0:  # a graph break: fullgraph compilation refuses it
+            return x + 1
+        return x - 1
+
+    function = CompiledOrEager(data_dependent, "default")
+    with pytest.warns(UserWarning, match="running eagerly"):
+        result = function(torch.ones(3))
+    assert torch.equal(result, torch.full((3,), 2.0)) and not function.compiled
+    assert torch.equal(function(-torch.ones(3)), torch.full((3,), -2.0))

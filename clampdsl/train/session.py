@@ -16,6 +16,7 @@ from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import BatchedTransformer
 from clampdsl.tasks.fewshot import FewShotTask
 from clampdsl.tasks.stream import BatchStream
+from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import evaluate
 from clampdsl.train.step import TrainStep
 
@@ -60,11 +61,11 @@ class GroupSession:
         eval_sets = task.eval_sets(first.eval.sets, first.eval.size, first.train.eval_seed)
         self.eval_sets = {name: batch.to(self.device) for name, batch in eval_sets.items()}
         # Evals are forward passes of a fixed size: compiled too when the step is.
-        self.forward = torch.compile(self.model, mode=mode) if mode else self.model
+        self.forward = CompiledOrEager(self.model, mode)
 
     @property
     def compiled(self) -> bool:
-        return self.step_function.compile_mode is not None
+        return self.step_function.compiled
 
     def train_step(self, step: int) -> torch.Tensor:
         """Trains on the batch of `step`; returns per-run losses [R], left on the device."""

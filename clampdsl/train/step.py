@@ -13,6 +13,7 @@ from torch.func import functional_call, grad_and_value
 
 from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import BatchedTransformer, query_loss
+from clampdsl.train.compiled import CompiledOrEager
 
 BETAS = (0.9, 0.999)
 EPS = 1e-8
@@ -34,8 +35,11 @@ class TrainStep:
         self.exp_avg_sq = {name: torch.zeros_like(p) for name, p in self.params.items()}
         device = next(iter(self.params.values())).device
         self.count = torch.zeros((), device=device)
-        self.compile_mode = compile_mode
-        self._run = torch.compile(self._step, mode=compile_mode) if compile_mode else self._step
+        self._run = CompiledOrEager(self._step, compile_mode)
+
+    @property
+    def compiled(self) -> bool:
+        return self._run.compiled
 
     def __call__(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Takes one step; returns the per-run losses [R] (left on the device)."""
