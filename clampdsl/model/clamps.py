@@ -65,12 +65,19 @@ class ClampState:
         for r, item in self.items:
             if item.kind == "copy-scores":
                 self.copy_source[r] = torch.tensor([item.source.layer, item.source.head])
+        two_pass = sorted({r for r, item in self.items if item.kind in RUN_KINDS})
+        self._first_pass_runs = torch.tensor(two_pass, dtype=torch.long, device=device)
         self._active: tuple[bool, ...] | None = None
         self.set_step(0)
 
     @property
     def needs_first_pass(self) -> bool:
         return any(self.run_mask[k] is not None for k in RUN_KINDS)
+
+    @property
+    def first_pass_runs(self) -> torch.Tensor:
+        """Indices of the runs with a two-pass clamp (whatever their windows)."""
+        return self._first_pass_runs
 
     def first_pass_layers(self) -> int:
         """How many layers pass 1 must run (the last one only up to its pattern)."""
@@ -124,6 +131,7 @@ class ClampState:
                 if tensor is not None:
                     table[key] = tensor.to(device)
         self.copy_source = self.copy_source.to(device)
+        self._first_pass_runs = self._first_pass_runs.to(device)
         return self
 
 

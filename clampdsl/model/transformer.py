@@ -97,10 +97,12 @@ class BatchedTransformer(nn.Module):
     def _norm(self, x, g, b):
         return F.layer_norm(x, x.shape[-1:], eps=1e-5) * g[:, None, None] + b[:, None, None]
 
-    def attention_scores(self, layer: int, x: torch.Tensor, clamps: ClampState | None = None):
+    def attention_scores(
+        self, layer: int, x: torch.Tensor, clamps: ClampState | None = None, weights=None
+    ):
         """Residual [R, B, N, C] → (pre-softmax scores [R, B, H, N, N], values [R,B,H,N,hd]).
         With clamps, zero clamps at the q, k and v sites apply."""
-        w, cfg = self.weights, self.config
+        w, cfg = weights or self.weights, self.config
         r, b, n, c = x.shape
         h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
         qkv = torch.matmul(h.reshape(r, b * n, c), w[f"qkv{layer}"])
@@ -122,14 +124,15 @@ class BatchedTransformer(nn.Module):
         even, odd = x[..., 0::2], x[..., 1::2]
         return torch.stack((even * cos - odd * sin, even * sin + odd * cos), -1).flatten(-2)
 
-    def mix(self, layer: int, x, pattern, v, clamps: ClampState | None = None) -> torch.Tensor:
+    def mix(self, layer: int, x, pattern, v, clamps=None, weights=None) -> torch.Tensor:
         """x + W_O · concat_h(pattern_h · v_h); with clamps, zero clamps at z apply."""
         z = (pattern.unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
         if clamps is not None:
             z = clamps.zero(layer, "z", z)
         r, b, h, n, d = z.shape
         z = z.permute(0, 1, 3, 2, 4).reshape(r, b * n, h * d)
-        return x + torch.matmul(z, self.weights[f"proj{layer}"]).view(r, b, n, h * d)
+        projection = (weights or self.weights)[f"proj{layer}"]
+        return x + torch.matmul(z, projection).view(r, b, n, h * d)
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         """Query-position logits [R, B, L] (only the query enters loss and metrics)."""
@@ -192,25 +195,34 @@ class BatchedTransformer(nn.Module):
         return pattern
 
     def _first_pass(self, e, clamps: ClampState) -> dict:
-        """The unclamped pass that two-pass clamps read from (shifted runs: L1.out := e')."""
+        """The unclamped pass that two-pass clamps read from (shifted runs: L1.out := e').
+
+        Only the runs that use it take it: their weight slices are gathered, and the
+        results are scattered back into [R, …] tensors (both steps pass gradient)."""
+        runs = clamps.first_pass_runs
+        every_run = len(runs) == e.shape[0]  # then gathering and scattering are identities
+        weights = None if every_run else {name: w[runs] for name, w in self.weights.items()}
+        if every_run:
+            runs = slice(None)
         shifted = clamps.run_mask["shifted-embedding"]
-        x, out, layers = e, {}, clamps.first_pass_layers()
-        all_scores = []
+        x, out, layers, all_scores = e[runs], {}, clamps.first_pass_layers(), []
         for layer in range(layers):
-            scores, v = self.attention_scores(layer, x)
+            scores, v = self.attention_scores(layer, x, weights=weights)
             all_scores.append(scores)
             if layer == layers - 1:
                 break
-            x = self.mix(layer, x, torch.softmax(scores, -1), v)
+            x = self.mix(layer, x, torch.softmax(scores, -1), v, weights=weights)
             if layer == 0 and shifted is not None:
-                x = torch.where(shifted[:, None, None, None] > 0, shifted_embedding(e), x)
+                mask = shifted[runs][:, None, None, None]
+                x = torch.where(mask > 0, shifted_embedding(e[runs]), x)
         if shifted is not None:
-            out["pattern"] = torch.softmax(all_scores[-1], -1)
+            out["pattern"] = _scatter_runs(torch.softmax(all_scores[-1], -1), runs, e.shape[0])
         if clamps.run_mask["copy-scores"] is not None:
-            source = clamps.copy_source
-            stacked = torch.stack(all_scores, 1)  # [R, layers, B, H, N, N]
-            runs = torch.arange(stacked.shape[0], device=e.device)
-            out["scores"] = stacked[runs, source[:, 0], :, source[:, 1]]  # [R, B, N, N]
+            source = clamps.copy_source[runs]
+            stacked = torch.stack(all_scores, 1)  # [R', layers, B, H, N, N]
+            index = torch.arange(stacked.shape[0], device=e.device)
+            scores = stacked[index, source[:, 0], :, source[:, 1]]  # [R', B, N, N]
+            out["scores"] = _scatter_runs(scores, runs, e.shape[0])
         return out
 
     def _copy_scores(self, logits, scores, labels, clamps: ClampState):
@@ -224,6 +236,13 @@ class BatchedTransformer(nn.Module):
         """Per-run mean cross-entropy at the query: [R]."""
         logits = self.forward(features, labels, clamps)
         return query_loss(logits, labels[:, -1])
+
+
+def _scatter_runs(values: torch.Tensor, runs, n_runs: int) -> torch.Tensor:
+    """[R', …] values of the runs `runs` → [R, …], zeros elsewhere (never read there)."""
+    if isinstance(runs, slice):
+        return values
+    return values.new_zeros(n_runs, *values.shape[1:]).index_copy(0, runs, values)
 
 
 def query_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
