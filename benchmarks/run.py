@@ -215,7 +215,7 @@ def main() -> None:
     console.print(table)
     device = next(iter(next(iter(results.values())).values()))["device"]
     console.print(
-        f"[dim]device {device}; eval share: one eval of the 3 sets + probe per "
+        f"[dim]device {device}; eval share: one eval of the eval sets (measures included) per "
         f"{MAIN_SPEC_EVERY} steps, as specs/three_subcircuits.clamp[/]"
     )
     if args.json:
