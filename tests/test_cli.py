@@ -65,6 +65,7 @@ def test_run_end_to_end_writes_the_run_directory(tmp_path, tiny_spec):
     result = clampdsl("run", tiny_spec, "--out", tmp_path, "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert "Phase change by experiment" in result.stdout
+    assert "Final evaluation (loss / accuracy" in result.stdout
     for name in ("base", "copy", "l1", "pt"):
         assert name in result.stdout
     (directory,) = (tmp_path / "tiny").iterdir()
@@ -83,7 +84,10 @@ def test_run_end_to_end_writes_the_run_directory(tmp_path, tiny_spec):
     assert {"train.loss", "relabel.acc", "new-classes.loss", "induction-strength L2.H1"} <= set(
         records[0]
     )
-    assert "| experiment | gives | learns |" in (directory / "report.md").read_text()
+    report = (directory / "report.md").read_text()
+    assert "| experiment | gives | learns |" in report
+    assert "| experiment | train | relabel | new-classes |" in report
+    assert "induction-strength L2.H0" in report  # every measured head
     assert (directory / "spec.clamp").read_text() == tiny_spec.read_text()
     again = clampdsl("run", tiny_spec, "--out", tmp_path, "--device", "cpu")
     assert "reusing the finished run" in again.stdout

@@ -107,15 +107,14 @@ def _describe(item) -> str:
 
 
 def print_results(console: Console, plan: Plan, summaries: list[RunSummary]) -> None:
-    table = Table(title="Phase change by experiment", title_justify="left")
-    shown = [tables.COLUMNS.index(c) for c in tables.CONSOLE_COLUMNS]
-    for column in tables.CONSOLE_COLUMNS:
-        justify = "left" if column in ("experiment", "gives", "learns") else "right"
-        table.add_column(column, justify=justify)
-    for row in tables.rows(plan, summaries):
-        table.add_row(*(row[i] for i in shown))
-    console.print(table)
+    for data in (tables.phase_table(plan, summaries), tables.final_table(plan, summaries)):
+        table = Table(title=data.title, title_justify="left")
+        for column in data.columns:
+            table.add_column(column, justify="left" if column in tables.LEFT_ALIGNED else "right")
+        for row in data.rows:
+            table.add_row(*row)
+        console.print(table)
     console.print(
-        f"[dim]phase step: first eval with {plan.phase.text}; sequences = steps × "
-        "batch (the paper's unit); losses are clamped losses.[/]"
+        f"[dim]phase step: first eval with {plan.phase.text}; sequences = steps × batch (the "
+        "paper's unit); losses are clamped losses.[/]"
     )

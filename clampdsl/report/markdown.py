@@ -29,7 +29,7 @@ def report_markdown(
         "",
         "## Results",
         "",
-        tables.markdown(plan, summaries),
+        "\n\n".join(tables.markdown(t) for t in report_tables(plan, summaries)),
         "",
         "Gives/learns name the induction circuit's steps (icl_dynamics_spec.md §5): "
         "A = previous-token attend + copy (1, 2), B = induction QK match (3qk, 4), "
@@ -49,3 +49,9 @@ def report_markdown(
     if figure:
         lines += ["", "## Curves", "", f"![loss curves]({figure})"]
     return "\n".join(lines) + "\n"
+
+
+def report_tables(plan: Plan, summaries: list[RunSummary]) -> list[tables.TableData]:
+    found = [tables.phase_table(plan, summaries), tables.final_table(plan, summaries)]
+    measured = tables.measures_table(summaries)
+    return found + ([measured] if measured else [])

@@ -1,40 +1,38 @@
-"""The results table, as Rich (console) and as Markdown (report.md) from the same rows."""
+"""The report's tables as data, rendered by both the console (Rich) and report.md."""
 
 from __future__ import annotations
 
 import math
 
+import attrs
+
 from clampdsl.compile.plan import Plan
 from clampdsl.report.summary import RunSummary
 
-COLUMNS = (
-    "experiment",
-    "gives",
-    "learns",
-    "phase step",
-    "sequences",
-    "speed-up",
-    "start loss",
-    "final loss",
-    "final acc",
-    "strongest IH",
-)
-CONSOLE_COLUMNS = (
-    "experiment",
-    "gives",
-    "learns",
-    "phase step",
-    "sequences",
-    "speed-up",
-    "start loss",
-    "final loss",
-    "strongest IH",
-)
+LEFT_ALIGNED = ("experiment", "gives", "learns")
 
 
-def rows(plan: Plan, summaries: list[RunSummary]) -> list[tuple[str, ...]]:
-    phase_set = plan.phase.eval_set
-    result = []
+@attrs.frozen
+class TableData:
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+def phase_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
+    columns = (
+        "experiment",
+        "gives",
+        "learns",
+        "phase step",
+        "sequences",
+        "speed-up",
+        "start loss",
+        "final loss",
+        "strongest IH",
+    )
+    loss_key = f"{plan.phase.eval_set}.loss"
+    rows = []
     for s in summaries:
         if s.diverged_at is not None:
             step, sequences = f"diverged at {s.diverged_at}", "–"
@@ -42,8 +40,7 @@ def rows(plan: Plan, summaries: list[RunSummary]) -> list[tuple[str, ...]]:
             step, sequences = "not reached", "–"
         else:
             step, sequences = f"{s.phase_step:,}", f"{s.phase_sequences:.2e}"
-        accuracies = " / ".join(f"{s.final[k]:.2f}" for k in s.final if k.endswith(".acc"))
-        result.append(
+        rows.append(
             (
                 s.name,
                 s.gives,
@@ -52,12 +49,37 @@ def rows(plan: Plan, summaries: list[RunSummary]) -> list[tuple[str, ...]]:
                 sequences,
                 f"{s.speedup:.1f}×" if s.speedup else "–",
                 _number(s.start_loss),
-                _number(s.final.get(f"{phase_set}.loss", math.nan)),
-                accuracies or "–",
+                _number(s.final.get(loss_key, math.nan)),
                 strongest_head(s.measures),
             )
         )
-    return result
+    return TableData("Phase change by experiment", columns, tuple(rows))
+
+
+def final_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
+    sets = plan.runs[0].eval.sets
+    rows = tuple(
+        (
+            s.name,
+            *(
+                f"{_number(s.final.get(f'{name}.loss', math.nan))} / "
+                f"{s.final.get(f'{name}.acc', math.nan):.2f}"
+                for name in sets
+            ),
+        )
+        for s in summaries
+    )
+    return TableData(
+        "Final evaluation (loss / accuracy, clamps active)", ("experiment", *sets), rows
+    )
+
+
+def measures_table(summaries: list[RunSummary]) -> TableData | None:
+    keys = sorted({key for s in summaries for key in s.measures})
+    if not keys:
+        return None
+    rows = tuple((s.name, *(f"{s.measures.get(k, math.nan):.2f}" for k in keys)) for s in summaries)
+    return TableData("Final measures", ("experiment", *keys), rows)
 
 
 def strongest_head(measures: dict[str, float]) -> str:
@@ -70,15 +92,14 @@ def strongest_head(measures: dict[str, float]) -> str:
     return f"{head} {strengths[head]:.2f}"
 
 
-def accuracy_sets(plan: Plan) -> str:
-    return " / ".join(plan.runs[0].eval.sets)
-
-
-def markdown(plan: Plan, summaries: list[RunSummary]) -> str:
-    header = list(COLUMNS)
-    header[COLUMNS.index("final acc")] = f"final acc ({accuracy_sets(plan)})"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(plan, summaries)]
+def markdown(table: TableData) -> str:
+    lines = [
+        f"### {table.title}",
+        "",
+        "| " + " | ".join(table.columns) + " |",
+        "|" + "---|" * len(table.columns),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in table.rows]
     return "\n".join(lines)
 
 
