@@ -152,6 +152,13 @@ def single_error(body: str):
             None,
         ),
         (
+            "measure prev-token-strength of L2.H*\nexperiment e:\n    ablate L1.H0\n",
+            3,
+            32,
+            "computed at the query position only",
+            "measure it in L1",
+        ),
+        (
             "experiment e:\n    ablate L1.H0\nexperiment e:\n    ablate L1.H1\n",
             5,
             12,

@@ -56,6 +56,17 @@ def lower_measures(spec: ast.Spec, model: ModelConfig, lets, errors: Collector):
                 stmt.selector.span,
             )
             continue
+        last = model.layers - 1
+        if stmt.metric.value == "prev-token-strength" and last in sites.layers:
+            errors.error(
+                f"prev-token-strength reads every row of a layer's attention, and L{last + 1} "
+                "is computed at the query position only (the only one the loss reads)",
+                stmt.selector.span,
+                hint=(f"measure it in L1-L{last}" if last > 1 else "measure it in L1")
+                if last
+                else None,
+            )
+            continue
         measures.extend(
             Measure(stmt.metric.value, layer, sites.heads, stmt.span) for layer in sites.layers
         )

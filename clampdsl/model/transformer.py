@@ -98,41 +98,55 @@ class BatchedTransformer(nn.Module):
         return F.layer_norm(x, x.shape[-1:], eps=1e-5) * g[:, None, None] + b[:, None, None]
 
     def attention_scores(
-        self, layer: int, x: torch.Tensor, clamps: ClampState | None = None, weights=None
+        self,
+        layer: int,
+        x: torch.Tensor,
+        clamps: ClampState | None = None,
+        weights=None,
+        query_only: bool = False,
     ):
-        """Residual [R, B, N, C] → (pre-softmax scores [R, B, H, N, N], values [R,B,H,N,hd]).
-        With clamps, zero clamps at the q, k and v sites apply."""
+        """Residual [R, B, N, C] → (pre-softmax scores [R, B, H, Nq, N], values [R,B,H,N,hd]).
+
+        Nq = N, or 1 with `query_only`: keys and values at every position, the query row
+        alone (the last layer's other rows reach neither the loss nor any metric). With
+        clamps, zero clamps at the q, k and v sites apply."""
         w, cfg = weights or self.weights, self.config
         r, b, n, c = x.shape
         h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
+        size = cfg.head_dim
+        # One GEMM for q, k and v at every position is cheaper than splitting it; the
+        # savings of `query_only` are in the attention and the output projection.
         qkv = torch.matmul(h.reshape(r, b * n, c), w[f"qkv{layer}"])
-        qkv = qkv.view(r, b, n, 3, cfg.heads, cfg.head_dim).permute(3, 0, 1, 4, 2, 5)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        q, k = self._rope(q, n), self._rope(k, n)
+        q, k, v = qkv.view(r, b, n, 3, cfg.heads, size).permute(3, 0, 1, 4, 2, 5)
+        if query_only:
+            q = q[..., -1:, :]
+        rows = q.shape[-2]
+        q, k = self._rope(q, n - rows, n), self._rope(k, 0, n)
         if clamps is not None:
             q, k, v = (
                 clamps.zero(layer, site, t) for site, t in zip("qkv", (q, k, v), strict=True)
             )
         # Sequences are a handful of tokens: a broadcast product fuses (and runs) far better
         # than a batched GEMM of thousands of 5×5 matrices.
-        scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) / math.sqrt(cfg.head_dim)
-        causal = torch.ones(n, n, device=x.device).tril()
+        scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) / math.sqrt(size)
+        causal = torch.ones(n, n, device=x.device).tril()[n - rows :]
         return scores * causal + (1 - causal) * MASK_VALUE, v
 
-    def _rope(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        cos, sin = self.rope_cos[:n], self.rope_sin[:n]
+    def _rope(self, x: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        cos, sin = self.rope_cos[start:end], self.rope_sin[start:end]
         even, odd = x[..., 0::2], x[..., 1::2]
         return torch.stack((even * cos - odd * sin, even * sin + odd * cos), -1).flatten(-2)
 
     def mix(self, layer: int, x, pattern, v, clamps=None, weights=None) -> torch.Tensor:
-        """x + W_O · concat_h(pattern_h · v_h); with clamps, zero clamps at z apply."""
+        """x + W_O · concat_h(pattern_h · v_h) at the pattern's rows (the last Nq positions);
+        with clamps, zero clamps at z apply."""
         z = (pattern.unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
         if clamps is not None:
             z = clamps.zero(layer, "z", z)
-        r, b, h, n, d = z.shape
-        z = z.permute(0, 1, 3, 2, 4).reshape(r, b * n, h * d)
+        r, b, h, rows, d = z.shape
+        z = z.permute(0, 1, 3, 2, 4).reshape(r, b * rows, h * d)
         projection = (weights or self.weights)[f"proj{layer}"]
-        return x + torch.matmul(z, projection).view(r, b, n, h * d)
+        return x[:, :, x.shape[2] - rows :] + torch.matmul(z, projection).view(r, b, rows, h * d)
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         """Query-position logits [R, B, L] (only the query enters loss and metrics)."""
@@ -147,7 +161,7 @@ class BatchedTransformer(nn.Module):
         if clamps is None:
             x = e
             for layer in range(self.config.layers):
-                scores, v = self.attention_scores(layer, x)
+                scores, v = self.attention_scores(layer, x, query_only=self._is_last(layer))
                 pattern = torch.softmax(scores, dim=-1)
                 if record is not None:
                     record[layer] = pattern
@@ -163,9 +177,12 @@ class BatchedTransformer(nn.Module):
             logits = self._copy_scores(logits, first["scores"], labels, clamps)
         return clamps.zero(None, "logits", logits)
 
+    def _is_last(self, layer: int) -> bool:
+        return layer == self.config.layers - 1
+
     def _clamped_layer(self, layer, x, e, labels, clamps: ClampState, first, record):
         x = clamps.zero(layer, "in", x)  # the residual stream itself, as the reference's x
-        scores, v = self.attention_scores(layer, x, clamps)
+        scores, v = self.attention_scores(layer, x, clamps, query_only=self._is_last(layer))
         pattern = self._clamp_pattern(layer, torch.softmax(scores, dim=-1), labels, clamps)
         if layer == self.config.layers - 1 and "pattern" in first:
             mask = clamps.run_mask["shifted-embedding"][:, None, None, None, None]
@@ -182,9 +199,9 @@ class BatchedTransformer(nn.Module):
     def _clamp_pattern(self, layer, pattern, labels, clamps: ClampState):
         prev = clamps.head_mask["prev-token"]
         if prev is not None:
-            target = prev_token_pattern(clamps.strength["prev-token"][:, layer], pattern.shape[-1])[
-                :, None
-            ]
+            n, rows = pattern.shape[-1], pattern.shape[-2]
+            target = prev_token_pattern(clamps.strength["prev-token"][:, layer], n)
+            target = target[:, None, :, n - rows :]
             pattern = torch.where(prev[:, layer][:, None, :, None, None] > 0, target, pattern)
         induction = clamps.head_mask["induction"]
         if induction is not None:
@@ -207,7 +224,9 @@ class BatchedTransformer(nn.Module):
         shifted = clamps.run_mask["shifted-embedding"]
         x, out, layers, all_scores = e[runs], {}, clamps.first_pass_layers(), []
         for layer in range(layers):
-            scores, v = self.attention_scores(layer, x, weights=weights)
+            # Pass 1 is read at the query row only (copy readout, last-layer pattern).
+            query_only = self._is_last(layer) or layer == layers - 1
+            scores, v = self.attention_scores(layer, x, weights=weights, query_only=query_only)
             all_scores.append(scores)
             if layer == layers - 1:
                 break
@@ -219,9 +238,9 @@ class BatchedTransformer(nn.Module):
             out["pattern"] = _scatter_runs(torch.softmax(all_scores[-1], -1), runs, e.shape[0])
         if clamps.run_mask["copy-scores"] is not None:
             source = clamps.copy_source[runs]
-            stacked = torch.stack(all_scores, 1)  # [R', layers, B, H, N, N]
+            stacked = torch.stack([s[..., -1:, :] for s in all_scores], 1)  # [R',L,B,H,1,N]
             index = torch.arange(stacked.shape[0], device=e.device)
-            scores = stacked[index, source[:, 0], :, source[:, 1]]  # [R', B, N, N]
+            scores = stacked[index, source[:, 0], :, source[:, 1]]  # [R', B, 1, N]
             out["scores"] = _scatter_runs(scores, runs, e.shape[0])
         return out
 
