@@ -38,6 +38,14 @@ def _compile(path: Path) -> Plan:
     return compile_source(source, str(path))
 
 
+def _compile_or_exit(path: Path) -> Plan:
+    try:
+        return _compile(path)
+    except SpecError as error:
+        _report_spec_error(error)
+        raise typer.Exit(SPEC_ERROR) from None
+
+
 def _report_spec_error(error: SpecError) -> None:
     # Plain text, never re-wrapped: the caret line must stay under the text it points at.
     sys.stderr.write(str(error) + "\n")
@@ -73,11 +81,7 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="print the Plan as JSON")] = False,
 ) -> None:
     """Print the compiled plan: groups, runs and every intervention."""
-    try:
-        compiled = _compile(file)
-    except SpecError as error:
-        _report_spec_error(error)
-        raise typer.Exit(SPEC_ERROR) from None
+    compiled = _compile_or_exit(file)
     if as_json:
         sys.stdout.write(json.dumps(compiled.to_json(), indent=2) + "\n")
         return
@@ -100,11 +104,7 @@ def run(
     ] = "auto",
 ) -> None:
     """Train every experiment of a spec and report when induction heads formed."""
-    try:
-        compiled = _compile(file)
-    except SpecError as error:
-        _report_spec_error(error)
-        raise typer.Exit(SPEC_ERROR) from None
+    compiled = _compile_or_exit(file)
     from clampdsl import api
     from clampdsl.report.console import group_progress, print_results
 
