@@ -72,28 +72,25 @@ def run(
     store.prepare()
     target = resolve_device(device)
     checkpointer = Checkpointer(store.checkpoints, checkpoint_every)
-    diverged: dict[str, int] = {}
     started = time.perf_counter()
     for index, group in enumerate(plan.groups):
-        start = checkpointer.restore_step(index)
-        if start:
-            store.reset_records(group.runs, checkpointer.records(index))
+        saved = checkpointer.load(index)
+        start = int(saved["step"]) if saved else 0
+        if saved:
+            store.reset_records(group.runs, saved["records"])
         progress = (
             on_group(index, group.runs, plan.run(group.runs[0]).train.steps, start)
             if on_group
             else None
         )
-        result = train_group(
-            plan, index, target, progress, store.append_records, checkpointer, compile
-        )
-        diverged |= result.diverged
+        train_group(plan, index, target, progress, store.append_records, checkpointer, compile)
     seconds = time.perf_counter() - started
-    return _finish(plan, store, diverged, seconds, str(target))
+    return _finish(plan, store, seconds, str(target))
 
 
-def _finish(plan, store: RunStore, diverged, seconds: float, device: str) -> RunResult:
+def _finish(plan, store: RunStore, seconds: float, device: str) -> RunResult:
     records = store.read_records()
-    summaries = summarize(plan, records, diverged)
+    summaries = summarize(plan, records)
     figure = plot_curves(plan, records, store.directory / "curves.png")
     store.write_text(
         "report.md",
@@ -102,7 +99,7 @@ def _finish(plan, store: RunStore, diverged, seconds: float, device: str) -> Run
     payload = {
         "seconds": seconds,
         "device": device,
-        "diverged": diverged,
+        "diverged": {s.name: s.diverged_at for s in summaries if s.diverged_at is not None},
         "runs": [s.to_json() for s in summaries],
     }
     store.write_text("summary.json", json.dumps(payload, indent=2))

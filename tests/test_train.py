@@ -109,7 +109,7 @@ def test_report_says_not_reached_diverged_and_speedup():
             records.append(
                 {"run": run, "step": step * 10, "sequences": step * 80, "train.loss": value}
             )
-    summaries = summarize(plan, records, {"layer1": 20})
+    summaries = summarize(plan, records)
     rows = {row[0]: row for row in tables.phase_table(plan, summaries).rows}
     assert rows["base"][3] == "20" and rows["copy"][3] == "10"
     assert rows["copy"][5] == "2.0×"  # base's phase step 20 / copy's 10

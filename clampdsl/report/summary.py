@@ -30,7 +30,7 @@ class RunSummary:
         return attrs.asdict(self)
 
 
-def summarize(plan: Plan, records: list[dict], diverged: dict[str, int]) -> list[RunSummary]:
+def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
     by_run = {run.name: [r for r in records if r["run"] == run.name] for run in plan.runs}
     steps = {name: phase_step(rows, plan.phase) for name, rows in by_run.items()}
     baseline = baseline_run(plan)
@@ -54,7 +54,7 @@ def summarize(plan: Plan, records: list[dict], diverged: dict[str, int]) -> list
                 {k: v for k, v in last.items() if k.endswith((".loss", ".acc"))},
                 {k: v for k, v in last.items() if " " in k},
                 speedup,
-                diverged.get(run.name),
+                diverged_at(rows, f"{plan.phase.eval_set}.loss"),
             )
         )
     return summaries
@@ -65,3 +65,8 @@ def baseline_run(plan: Plan) -> Run | None:
     return next(
         (run for run in plan.runs if all(i.kind == "ablate" for i in run.interventions)), None
     )
+
+
+def diverged_at(rows: list[dict], key: str) -> int | None:
+    """The first eval step whose loss is not finite: the run diverged (NaN or inf)."""
+    return next((r["step"] for r in rows if not math.isfinite(r.get(key, 0.0))), None)

@@ -37,11 +37,3 @@ class Checkpointer:
         if not target.is_file():
             return None
         return torch.load(target, map_location="cpu", weights_only=True)
-
-    def restore_step(self, group: int) -> int:
-        state = self.load(group)
-        return int(state["step"]) if state else 0
-
-    def records(self, group: int) -> list:
-        state = self.load(group)
-        return list(state["records"]) if state else []

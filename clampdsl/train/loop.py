@@ -9,7 +9,6 @@ are read at evals only.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -27,7 +26,6 @@ Record = dict  # one eval of one run: {"run", "step", "sequences", "train.loss",
 class GroupResult:
     runs: tuple[str, ...]
     records: tuple[Record, ...]
-    diverged: dict[str, int]  # run → first eval step with a non-finite loss
     train_seconds: float
     steps: int
     compiled: bool
@@ -48,14 +46,10 @@ def train_group(
         session.load_state_dict(state["session"])
         start, records = int(state["step"]), list(state["records"])
     steps, every = session.config.train.steps, session.config.eval.every
-    diverged: dict[str, int] = {}
 
     def run_eval(step: int) -> None:
         new = _records(session.runs, step, session.evaluate(step))
         key = _first_loss(new[0])
-        for record in new:
-            if not math.isfinite(record[key]):
-                diverged.setdefault(record["run"], step)
         records.extend(new)
         if on_records:
             on_records(new)
@@ -79,7 +73,6 @@ def train_group(
     return GroupResult(
         tuple(r.name for r in session.runs),
         tuple(records),
-        diverged,
         seconds,
         steps - start,
         session.compiled,
