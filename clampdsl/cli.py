@@ -46,11 +46,14 @@ def _compile_or_exit(path: Path) -> Plan:
         raise typer.Exit(SPEC_ERROR) from None
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _report_spec_error(error: SpecError) -> None:
     # Plain text, never re-wrapped: the caret line must stay under the text it points at.
     sys.stderr.write(str(error) + "\n")
-    count = len(error.diagnostics)
-    err.print(f"{count} error{'s' if count != 1 else ''}", style="bold red")
+    err.print(_count(len(error.diagnostics), "error"), style="bold red")
 
 
 @app.command()
@@ -68,7 +71,8 @@ def validate(files: Annotated[list[Path], typer.Argument(help=".clamp files to c
             failed = True
             continue
         out.print(
-            f"{path}: ok ({len(plan.runs)} experiments, {len(plan.groups)} group(s))",
+            f"{path}: ok ({_count(len(plan.runs), 'experiment')}, "
+            f"{_count(len(plan.groups), 'batched group')})",
             highlight=False,
         )
     if failed:
@@ -109,8 +113,8 @@ def run(
     from clampdsl.report.console import group_progress, print_results
 
     out.print(
-        f"[bold]{file}[/]: {len(compiled.runs)} experiments in "
-        f"{len(compiled.groups)} batched group(s)"
+        f"[bold]{file}[/]: {_count(len(compiled.runs), 'experiment')} in "
+        f"{_count(len(compiled.groups), 'batched group')}"
     )
     with group_progress(out, compiled) as on_group:
         result = api.run(

@@ -14,9 +14,10 @@ def clampdsl(*args, cwd=None):
 
 
 def test_validate_accepts_the_shipped_specs():
-    result = clampdsl("validate", *sorted((ROOT / "specs").glob("*.clamp")))
+    result = clampdsl("validate", *sorted((ROOT / "specs").rglob("*.clamp")))
     assert result.returncode == 0, result.stderr
-    assert "three_subcircuits.clamp: ok (6 experiments, 1 group(s))" in result.stdout
+    assert "three_subcircuits.clamp: ok (6 experiments, 1 batched group)" in result.stdout
+    assert "fig4b.clamp: ok (9 experiments, 1 batched group)" in result.stdout
 
 
 def test_validate_reports_every_error_with_position_and_exits_2(tmp_path):

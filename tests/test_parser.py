@@ -14,7 +14,7 @@ def only_experiment(text: str) -> ast.Experiment:
 
 @pytest.mark.parametrize(
     "path",
-    sorted((ROOT / "specs").glob("*.clamp")) + sorted((FIXTURES / "valid").glob("*.clamp")),
+    sorted((ROOT / "specs").rglob("*.clamp")) + sorted((FIXTURES / "valid").glob("*.clamp")),
     ids=lambda p: p.name,
 )
 def test_shipped_specs_parse(path):
