@@ -72,7 +72,7 @@ def run(
     store.prepare()
     target = resolve_device(device)
     checkpointer = Checkpointer(store.checkpoints, checkpoint_every)
-    started = time.perf_counter()
+    started, compiled = time.perf_counter(), []
     for index, group in enumerate(plan.groups):
         saved = checkpointer.load(index)
         start = int(saved["step"]) if saved else 0
@@ -83,9 +83,13 @@ def run(
             if on_group
             else None
         )
-        train_group(plan, index, target, progress, store.append_records, checkpointer, compile)
+        result = train_group(
+            plan, index, target, progress, store.append_records, checkpointer, compile
+        )
+        compiled.append(result.compiled)
     seconds = time.perf_counter() - started
-    return _finish(plan, store, seconds, str(target))
+    how = f"{target}, train step {'compiled' if all(compiled) else 'eager'}"
+    return _finish(plan, store, seconds, how)
 
 
 def _finish(plan, store: RunStore, seconds: float, device: str) -> RunResult:

@@ -31,45 +31,20 @@ class TargetRule:
     site: str | None  # the only site it may be written at (None: any but those refused)
     params: dict[str, Param] = {}
     takes_source: bool = False
-    summary: str = ""
 
 
 STRENGTH = {"strength": Param(1.0, 0.0, 1.0)}
 TARGETS: dict[str, TargetRule] = {
-    "prev-token": TargetRule(
-        "prev-token",
-        "heads",
-        "pattern",
-        STRENGTH,
-        summary="each row attends s to the previous token and 1-s to itself",
-    ),
-    "induction": TargetRule(
-        "induction",
-        "heads",
-        "pattern",
-        STRENGTH,
-        summary="the query attends s to the label matching its class, 1-s to the others",
-    ),
-    "shifted-embedding": TargetRule(
-        "shifted-embedding",
-        "layer-out",
-        "out",
-        summary="layer 1's output is the ideal previous-token input (subcircuit A)",
-    ),
-    "scores": TargetRule(
-        "copy-scores",
-        "logits",
-        "logits",
-        takes_source=True,
-        summary="query logits are a head's pre-softmax scores on the context labels (C)",
-    ),
-    "zero": TargetRule(
-        "zero",
-        "any",
-        None,
-        summary="the site is zero: a head's q, k, v, pattern or z; a layer's in or out; "
-        "embed; logits",
-    ),
+    # pattern rows: s on the previous token, 1-s on itself
+    "prev-token": TargetRule("prev-token", "heads", "pattern", STRENGTH),
+    # the query row: s on the label(s) matching the query's class, 1-s on the others
+    "induction": TargetRule("induction", "heads", "pattern", STRENGTH),
+    # layer 1's output := the ideal previous-token input (subcircuit A)
+    "shifted-embedding": TargetRule("shifted-embedding", "layer-out", "out"),
+    # query logits := a head's pre-softmax scores on the context labels (subcircuit C)
+    "scores": TargetRule("copy-scores", "logits", "logits", takes_source=True),
+    # any site := 0
+    "zero": TargetRule("zero", "any", None),
 }
 ABLATE_SITES = ("v", "z")
 ZERO_HEAD_SITES = ("q", "k", "v", "pattern", "z")

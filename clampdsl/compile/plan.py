@@ -55,10 +55,6 @@ class TaskConfig:
     seed: int = 0
     features: FeatureConfig = FeatureConfig()
 
-    @property
-    def sequence_length(self) -> int:
-        return 2 * self.context + 1
-
 
 @attrs.frozen
 class TrainConfig:

@@ -23,13 +23,6 @@ class Span:
     end_line: int
     end_column: int  # exclusive
 
-    def to_json(self) -> dict:
-        return attrs.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> Span:
-        return cls(**data)
-
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
 

@@ -9,7 +9,6 @@ are read at evals only.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import attrs
@@ -26,9 +25,7 @@ Record = dict  # one eval of one run: {"run", "step", "sequences", "train.loss",
 class GroupResult:
     runs: tuple[str, ...]
     records: tuple[Record, ...]
-    train_seconds: float
-    steps: int
-    compiled: bool
+    compiled: bool  # whether the train step ran compiled
 
 
 def train_group(
@@ -56,7 +53,6 @@ def train_group(
         if on_progress:
             on_progress(step, {r["run"]: r[key] for r in new})
 
-    started = time.perf_counter()
     for step in range(start, steps):
         if step % every == 0 and not (step == start and records):
             run_eval(step)
@@ -69,14 +65,7 @@ def train_group(
         run_eval(steps)
     if checkpointer is not None:
         checkpointer.save(group_index, steps, session.state_dict(), records)
-    seconds = time.perf_counter() - started
-    return GroupResult(
-        tuple(r.name for r in session.runs),
-        tuple(records),
-        seconds,
-        steps - start,
-        session.compiled,
-    )
+    return GroupResult(tuple(r.name for r in session.runs), tuple(records), session.compiled)
 
 
 def _records(runs: list[Run], step: int, results: dict[str, torch.Tensor]) -> list[Record]:
