@@ -184,7 +184,7 @@ class BatchedTransformer(nn.Module):
         x = clamps.zero(layer, "in", x)  # the residual stream itself, as the reference's x
         scores, v = self.attention_scores(layer, x, clamps, query_only=self._is_last(layer))
         pattern = self._clamp_pattern(layer, torch.softmax(scores, dim=-1), labels, clamps)
-        if layer == self.config.layers - 1 and "pattern" in first:
+        if self._is_last(layer) and "pattern" in first:
             mask = clamps.run_mask["shifted-embedding"][:, None, None, None, None]
             pattern = torch.where(mask > 0, first["pattern"], pattern)
         pattern = clamps.zero(layer, "pattern", pattern)
