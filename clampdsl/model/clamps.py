@@ -38,7 +38,6 @@ class ClampState:
     """Per-group clamp tensors. Masks are float 0/1 so they broadcast and multiply cheaply."""
 
     def __init__(self, runs: Sequence[Run], model: ModelConfig, device="cpu"):
-        self.runs = list(runs)
         self.n_runs, self.layers, self.heads = len(runs), model.layers, model.heads
         self.items: list[tuple[int, Intervention]] = [
             (r, item) for r, run in enumerate(runs) for item in run.interventions
@@ -47,9 +46,7 @@ class ClampState:
         zeros = torch.zeros(self.n_runs, self.layers, self.heads, device=device)
         # head masks [R, layers, H] and strengths; None when no run uses the kind
         self.head_mask = {k: zeros.clone() if k in kinds else None for k in HEAD_KINDS}
-        self.strength = {
-            k: zeros.clone() if k in kinds else None for k in ("prev-token", "induction")
-        }
+        self.strength = {k: zeros.clone() if k in kinds else None for k in HEAD_KINDS}
         self.run_mask = {
             k: torch.zeros(self.n_runs, device=device) if k in kinds else None for k in RUN_KINDS
         }

@@ -32,9 +32,6 @@ class Batch:
     def to(self, device) -> Batch:
         return Batch(self.features.to(device), self.labels.to(device), self.match.to(device))
 
-    def __len__(self) -> int:
-        return self.labels.shape[0]
-
 
 class FewShotTask:
     """Features, class and label-pair splits, and samplers for training and eval sets."""
