@@ -166,6 +166,20 @@ def single_error(body: str):
             None,
         ),
         ("let L1x = L1.H0\nexperiment e:\n    ablate L1.H0\n", 3, 5, "cannot be a let name", None),
+        (
+            "experiment e:\n    clamp L1.H2 to prev-token at label\n",
+            4,
+            34,
+            "unknown row set 'label'",
+            "did you mean labels?",
+        ),
+        (
+            "experiment e:\n    clamp L2.H3 to induction at labels\n",
+            4,
+            30,
+            "induction cannot be confined to some rows",
+            "applies to prev-token",
+        ),
         ("", 1, 1, "no experiments", None),
     ],
 )
@@ -207,6 +221,7 @@ def test_valid_fixture_compiles_to_the_expected_interventions():
     windows = [(i.window.start, i.window.end) for i in selectors.interventions[4:]]
     assert windows == [(100, 200), (0, 3125), (500, None)]
     assert selectors.interventions[4].params == {"strength": 0.8}
+    assert selectors.interventions[5].params == {"strength": 1.0, "at_labels": 1.0}
     assert plan.run("selectors").eval.every == 1000  # 32k sequences at batch 32
     assert plan.run("selectors").train.steps == 2_000_000
     copy = plan.run("copy").interventions[0]
@@ -216,14 +231,30 @@ def test_valid_fixture_compiles_to_the_expected_interventions():
     assert plan.reports == ("subcircuits", "phase", "curves")
 
 
-def test_experiments_differing_only_in_seed_share_a_group():
+def test_runs_share_a_batched_model_where_its_shape_allows():
+    source = """clampdsl 1
+train steps=100
+experiment base
+experiment more_classes:
+    task classes=100 features=synthetic(correlation=0.5)
+experiment other_seed:
+    train seed=6 data_seed=3
+experiment more_labels:
+    task labels=10
+experiment longer:
+    train steps=200
+experiment faster:
+    train lr=1e-3
+"""
+    plan = compile_source(source)
+    assert [g.runs for g in plan.groups] == [
+        ("base", "more_classes", "other_seed"),  # same shape: per-run data streams
+        ("more_labels",),  # another label vocabulary is another model shape
+        ("longer",),
+        ("faster",),
+    ]
     plan = compile_source((FIXTURES / "valid" / "every_form.clamp").read_text())
     assert [g.runs for g in plan.groups] == [("selectors", "copy", "layer1")]
-    plan = compile_source(
-        HEAD + "experiment a:\n    ablate L1.H0\nexperiment b:\n"
-        "    train lr=1e-3\n    ablate L1.H0\n"
-    )
-    assert [g.runs for g in plan.groups] == [("a",), ("b",)]
 
 
 @pytest.mark.parametrize(

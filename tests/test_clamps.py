@@ -109,6 +109,20 @@ def test_prev_token_pattern_is_the_hand_built_matrix():
     assert g["qkv0"][0, :, columns("v", 0)].abs().max() > 0
 
 
+def test_prev_token_at_labels_clamps_only_the_label_rows():
+    model, clamps, batch = setup("    clamp L1.H0 to prev-token at labels\n")
+    clamped, free = {}, {}
+    model(batch.features, batch.labels, clamps, record=clamped)
+    model(batch.features, batch.labels, None, record=free)
+    head, free_head = clamped[0][0, :, 0], free[0][0, :, 0]
+    for row in (1, 3):  # label rows attend to their exemplar
+        torch.testing.assert_close(head[:, row], torch.eye(5)[row - 1].expand(7, 5))
+    for row in (0, 2, 4):  # exemplar and query rows keep what the head computes
+        torch.testing.assert_close(head[:, row], free_head[:, row])
+    g = grads(model, model.loss(batch.features, batch.labels, clamps))
+    assert g["qkv0"][0, :, columns("k", 0)].abs().max() > 0  # those rows still learn
+
+
 def test_induction_sets_only_the_query_row():
     model, clamps, batch = setup("    clamp L2.H0 to induction strength 0.7\n")
     clamped, free = {}, {}

@@ -44,6 +44,28 @@ def test_batched_training_equals_separate_training():
         assert len(losses(alone, name)) == 4  # steps 0, 10, 20, 30
 
 
+def test_runs_with_different_tasks_train_together_as_they_would_alone():
+    experiments = {
+        "base": "    ablate L2.H1\n",
+        "classes": "    task classes=20 features=synthetic(dim=16, correlation=0.8)\n",
+        "seeded": "    train data_seed=4 eval_seed=2\n    clamp L2.H0 to induction\n",
+    }
+    source = TINY + "".join(f"experiment {n}:\n{body}" for n, body in experiments.items())
+    plan = compile_source(source)
+    assert len(plan.groups) == 1
+    together = train_group(plan, 0).records
+    for name, body in experiments.items():
+        alone = train_group(compile_source(TINY + f"experiment {name}:\n{body}"), 0).records
+        assert losses(together, name) == pytest.approx(losses(alone, name), abs=1e-4)
+        relabel = [r["relabel.loss"] for r in alone if r["run"] == name]
+        assert relabel == pytest.approx(
+            [r["relabel.loss"] for r in together if r["run"] == name], abs=1e-4
+        )
+    # and the data really differ: the runs do not all see the same losses at step 0
+    first = {r["run"]: r["train.loss"] for r in together if r["step"] == 0}
+    assert first["classes"] != pytest.approx(first["base"], abs=1e-4)
+
+
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
     path = tmp_path / "tiny.clamp"
     path.write_text(spec(["base", "copy"]))

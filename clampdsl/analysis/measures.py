@@ -8,12 +8,13 @@ import torch
 def induction_strength(pattern: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
     """Query attention on the matching label minus on the other one, averaged: [R, H].
 
-    pattern [R, B, H, N, N]; match [B] says which context item (0 or 1) matches the query,
-    so its label sits at position 2·match + 1.
+    pattern [R, B, H, N, N]; match [B] (or [R, B] when runs have their own data) says which
+    context item (0 or 1) matches the query, so its label sits at position 2·match + 1.
     """
     query = pattern[:, :, :, -1, :]  # [R, B, H, N]
-    right = (2 * match + 1)[None, :, None, None].expand(*query.shape[:3], 1)
-    wrong = (2 * (1 - match) + 1)[None, :, None, None].expand(*query.shape[:3], 1)
+    match = match.reshape(-1, match.shape[-1])[:, :, None, None]  # [1 or R, B, 1, 1]
+    right = (2 * match + 1).expand(*query.shape[:3], 1)
+    wrong = (2 * (1 - match) + 1).expand(*query.shape[:3], 1)
     return (query.gather(-1, right) - query.gather(-1, wrong))[..., 0].mean(1)
 
 

@@ -109,10 +109,14 @@ def _check_names(spec: ast.Spec, errors: Collector) -> None:
 
 
 def _groups(runs: tuple[Run, ...]) -> tuple[Group, ...]:
-    """Runs that differ only in their interventions and init seed share one batched model."""
+    """Runs share one batched model when its shape and their schedule allow: same model,
+    feature and label sizes, steps, batch, learning rate and evals. Tasks (classes, feature
+    statistics, splits) and seeds may differ: such runs get their own data streams."""
     groups: dict[tuple, list[str]] = {}
     for run in runs:
-        key = (run.model, run.task, attrs.evolve(run.train, seed=0), run.eval)
+        shape = (run.model, run.task.features.dim, run.task.labels, run.task.context)
+        schedule = attrs.evolve(run.train, seed=0, data_seed=0, eval_seed=0)
+        key = (shape, schedule, run.eval)
         groups.setdefault(key, []).append(run.name)
     return tuple(Group(tuple(names)) for names in groups.values())
 

@@ -31,12 +31,13 @@ class TargetRule:
     site: str | None  # the only site it may be written at (None: any but those refused)
     params: dict[str, Param] = {}
     takes_source: bool = False
+    rows: tuple[str, ...] = ()  # row sets it may be confined to (`at labels`)
 
 
 STRENGTH = {"strength": Param(1.0, 0.0, 1.0)}
 TARGETS: dict[str, TargetRule] = {
-    # pattern rows: s on the previous token, 1-s on itself
-    "prev-token": TargetRule("prev-token", "heads", "pattern", STRENGTH),
+    # pattern rows: s on the previous token, 1-s on itself (`at labels`: label rows only)
+    "prev-token": TargetRule("prev-token", "heads", "pattern", STRENGTH, rows=("labels",)),
     # the query row: s on the label(s) matching the query's class, 1-s on the others
     "induction": TargetRule("induction", "heads", "pattern", STRENGTH),
     # layer 1's output := the ideal previous-token input (subcircuit A)
@@ -91,9 +92,11 @@ def _clamp(statement, sites: Sites, window, model, lets, text, errors) -> list[I
     if site is None:
         return []
     params = _params(rule, statement.target, errors)
+    rows = _rows(rule, statement.target, errors)
     source = _source(rule, statement.target, model, lets, errors)
-    if params is None or (rule.takes_source and source is None):
+    if params is None or rows is None or (rule.takes_source and source is None):
         return []
+    params |= rows
     if not sites.layers:  # a model-level site
         return [
             Intervention(rule.kind, None, (), site, params, window, source, text, statement.span)
@@ -173,6 +176,24 @@ def _params(rule: TargetRule, target: ast.Target, errors: Collector) -> dict[str
         else:
             values[param.name.value] = float(param.value.value)
     return values if ok else None
+
+
+def _rows(rule: TargetRule, target: ast.Target, errors: Collector) -> dict[str, float] | None:
+    """`at labels` → {"at_labels": 1.0}; nothing → {}; None (with an error) if refused."""
+    if target.rows is None:
+        return {}
+    name = target.rows.name
+    if not rule.rows:
+        errors.error(
+            f"{target.name.value} cannot be confined to some rows",
+            target.rows.span,
+            hint="`at labels` applies to prev-token",
+        )
+        return None
+    if name.value not in rule.rows:
+        errors.unknown("row set", name.value, name.span, rule.rows)
+        return None
+    return {f"at_{name.value}": 1.0}
 
 
 def _source(rule: TargetRule, target: ast.Target, model, lets, errors) -> HeadRef | None:

@@ -120,13 +120,23 @@ class Param:
 
 
 @attrs.frozen
+class Rows:
+    """`at labels`: the pattern rows a clamp is confined to."""
+
+    name: Name
+    span: Span
+
+
+@attrs.frozen
 class Target:
-    """What a clamp sets its site to: `prev-token strength 0.8`, `scores of L2.H3`."""
+    """What a clamp sets its site to: `prev-token strength 0.8 at labels`, `scores of
+    L2.H3`."""
 
     name: Name
     source: Selector | None
     params: tuple[Param, ...]
     span: Span
+    rows: Rows | None = None
 
 
 @attrs.frozen

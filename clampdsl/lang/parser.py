@@ -242,9 +242,14 @@ class _ToAst(Transformer):
     # experiments
     def target(self, meta, children):
         name, *rest = children
-        source = next((c for c in rest if not isinstance(c, ast.Param)), None)
+        rows = next((c for c in rest if isinstance(c, ast.Rows)), None)
+        source = next((c for c in rest if not isinstance(c, ast.Param | ast.Rows)), None)
         params = tuple(c for c in rest if isinstance(c, ast.Param))
-        return ast.Target(name, source, params, _span(self.file, meta))
+        return ast.Target(name, source, params, _span(self.file, meta), rows)
+
+    def rows(self, meta, children):
+        (name,) = children
+        return ast.Rows(name, _span(self.file, meta))
 
     def param(self, meta, children):
         name, value = children

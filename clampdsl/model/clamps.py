@@ -7,7 +7,8 @@ nothing recompiles. Semantics (shared/reference/icl_dynamics_spec.md §4, §7.9)
 * ablate:            v[h] := 0 at every position (the head's weights then get no gradient)
 * zero:              any site := 0 (q, k, v, pattern, z of heads; a layer's in/out; embed;
                      logits); `ablate` is zero at v
-* prev-token:        pattern row i := s on i-1, 1-s on i (row 0 attends to itself)
+* prev-token:        pattern row i := s on i-1, 1-s on i (row 0 attends to itself); `at
+                     labels`: the label rows only, other rows keep their computed pattern
 * induction:         query row := s on the label tokens whose label is the query's, 1-s on
                      the other label tokens, 0 on exemplars
 * shifted-embedding: pass 1 sets L1.out := [e0, e0, y0, e1, …, eq] (each token carries only
@@ -47,6 +48,9 @@ class ClampState:
         # head masks [R, layers, H] and strengths; None when no run uses the kind
         self.head_mask = {k: zeros.clone() if k in kinds else None for k in HEAD_KINDS}
         self.strength = {k: zeros.clone() if k in kinds else None for k in HEAD_KINDS}
+        # [R, layers, H]: 1 where a prev-token clamp is confined to label rows
+        at_labels = any("at_labels" in item.params for _, item in self.items)
+        self.labels_only = zeros.clone() if at_labels else None
         self.run_mask = {
             k: torch.zeros(self.n_runs, device=device) if k in kinds else None for k in RUN_KINDS
         }
@@ -95,7 +99,7 @@ class ClampState:
             return
         self._active = active
         tables = (self.head_mask, self.strength, self.run_mask, self.zero_mask)
-        for tensor in [t for table in tables for t in table.values()]:
+        for tensor in [t for table in tables for t in table.values()] + [self.labels_only]:
             if tensor is not None:
                 tensor.zero_()
         for (r, item), on in zip(self.items, active, strict=True):
@@ -105,8 +109,11 @@ class ClampState:
                 mask = self.zero_mask[(item.layer, item.site)]
                 mask[(r, list(item.heads)) if item.heads else r] = 1.0
             elif item.kind in HEAD_KINDS:
-                self.head_mask[item.kind][r, item.layer, list(item.heads)] = 1.0
-                self.strength[item.kind][r, item.layer, list(item.heads)] = item.params["strength"]
+                heads = (r, item.layer, list(item.heads))
+                self.head_mask[item.kind][heads] = 1.0
+                self.strength[item.kind][heads] = item.params["strength"]
+                if "at_labels" in item.params:
+                    self.labels_only[heads] = 1.0
             else:
                 self.run_mask[item.kind][r] = 1.0
 
@@ -127,6 +134,8 @@ class ClampState:
             for key, tensor in table.items():
                 if tensor is not None:
                     table[key] = tensor.to(device)
+        if self.labels_only is not None:
+            self.labels_only = self.labels_only.to(device)
         self.copy_source = self.copy_source.to(device)
         self._first_pass_runs = self._first_pass_runs.to(device)
         return self
@@ -142,14 +151,15 @@ def prev_token_pattern(strength: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def induction_row(strength: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
-    """Query-row target [R, B, H, n] from strengths [R, H] and labels [B, K] (query last)."""
-    context, query = labels[:, :-1], labels[:, -1:]
-    match = (context == query).float()  # [B, K-1]
+    """Query-row target [R, B, H, n] from strengths [R, H] and labels [D, B, K] (query
+    last; D is 1 for data shared by the runs, else R)."""
+    context, query = labels[..., :-1], labels[..., -1:]
+    match = (context == query).float()  # [D, B, K-1]
     other = 1.0 - match
     match = match / match.sum(-1, keepdim=True).clamp(min=1)
     other = other / other.sum(-1, keepdim=True).clamp(min=1)
     s = strength[:, None, :, None]  # [R, 1, H, 1]
-    on_labels = s * match[None, :, None, :] + (1 - s) * other[None, :, None, :]
+    on_labels = s * match[:, :, None, :] + (1 - s) * other[:, :, None, :]
     row = torch.zeros(*on_labels.shape[:3], n, device=labels.device)
     row[..., 1::2] = on_labels  # label tokens sit at odd positions
     return row

@@ -3,6 +3,10 @@
 Every parameter has a leading run dimension R: R experiments train as one model, each run's
 slice independent of the others (Adam is elementwise; losses are summed across runs).
 Shapes: R runs, B sequences, N tokens `[x0, y0, x1, y1, xq]`, H heads, C width.
+
+Data is either shared by every run (features [B, K, F], labels [B, K]: common random
+numbers, the usual case) or given per run (a leading R: runs whose tasks differ); inside,
+it always carries a leading run dimension D of 1 or R, which broadcasts against R.
 """
 
 from __future__ import annotations
@@ -77,18 +81,22 @@ class BatchedTransformer(nn.Module):
 
     # ---- pieces ------------------------------------------------------------------------------
     def embed(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """features [B, K, F], labels [B, K] → tokens [R, B, 2K-1, C]; the query's label
-        is never embedded."""
+        """features [(R,) B, K, F], labels [(R,) B, K] → tokens [R, B, 2K-1, C]; the
+        query's label is never embedded."""
         w = self.weights
-        # Runs share their data, so all runs' embeddings are one GEMM: [B·K, F] @ [F, R·C].
+        features, labels = per_run(features, labels)
         r, f, c = w["embed_w"].shape
-        b, k = labels.shape
-        weights = w["embed_w"].permute(1, 0, 2).reshape(f, r * c)
-        exemplars = torch.matmul(features.reshape(b * k, f), weights).view(b, k, r, c)
-        exemplars = exemplars.permute(2, 0, 1, 3) + w["embed_b"][:, None, None]
-        onehot = F.one_hot(labels[:, :-1], self.n_labels).to(exemplars.dtype)
-        label_tokens = torch.einsum("bkl,rlc->rbkc", onehot, w["label_embed"])
-        r, b, k, c = exemplars.shape
+        _, b, k = labels.shape
+        if features.shape[0] == 1:
+            # Shared data: all runs' embeddings are one GEMM, [B·K, F] @ [F, R·C].
+            weights = w["embed_w"].permute(1, 0, 2).reshape(f, r * c)
+            exemplars = torch.matmul(features.reshape(b * k, f), weights).view(b, k, r, c)
+            exemplars = exemplars.permute(2, 0, 1, 3)
+        else:
+            exemplars = torch.matmul(features.reshape(r, b * k, f), w["embed_w"]).view(r, b, k, c)
+        exemplars = exemplars + w["embed_b"][:, None, None]
+        onehot = F.one_hot(labels[..., :-1], self.n_labels).to(exemplars.dtype)
+        label_tokens = torch.matmul(onehot, w["label_embed"][:, None])  # [R, B, K-1, C]
         tokens = exemplars.new_empty(r, b, 2 * k - 1, c)
         tokens[:, :, 0::2] = exemplars
         tokens[:, :, 1::2] = label_tokens
@@ -157,6 +165,7 @@ class BatchedTransformer(nn.Module):
     # ---- forward -----------------------------------------------------------------------------
     def forward(self, features, labels, clamps: ClampState | None = None, record=None):
         """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern."""
+        features, labels = per_run(features, labels)
         e = self.embed(features, labels)
         if clamps is None:
             x = e
@@ -202,7 +211,14 @@ class BatchedTransformer(nn.Module):
             n, rows = pattern.shape[-1], pattern.shape[-2]
             target = prev_token_pattern(clamps.strength["prev-token"][:, layer], n)
             target = target[:, None, :, n - rows :]
-            pattern = torch.where(prev[:, layer][:, None, :, None, None] > 0, target, pattern)
+            on = prev[:, layer][:, None, :, None, None]  # [R, 1, H, 1, 1]
+            if clamps.labels_only is not None:
+                # `at labels`: exemplar rows (even positions) keep their computed pattern
+                positions = torch.arange(n - rows, n, device=pattern.device)
+                exemplar_rows = (positions % 2 == 0).to(pattern.dtype)[:, None]
+                labels_only = clamps.labels_only[:, layer][:, None, :, None, None]
+                on = on * (1 - labels_only * exemplar_rows)
+            pattern = torch.where(on > 0, target, pattern)
         induction = clamps.head_mask["induction"]
         if induction is not None:
             row = induction_row(clamps.strength["induction"][:, layer], labels, pattern.shape[-1])
@@ -246,7 +262,7 @@ class BatchedTransformer(nn.Module):
 
     def _copy_scores(self, logits, scores, labels, clamps: ClampState):
         query_row = scores[:, :, -1, 1::2]  # the query's scores on the context label tokens
-        context = labels[:, :-1].expand(logits.shape[0], -1, -1)
+        context = labels[..., :-1].expand(logits.shape[0], -1, -1)
         target = torch.full_like(logits, COPY_FILL).scatter(-1, context, query_row)
         mask = clamps.run_mask["copy-scores"][:, None, None]
         return torch.where(mask > 0, target, logits)
@@ -254,7 +270,7 @@ class BatchedTransformer(nn.Module):
     def loss(self, features, labels, clamps=None) -> torch.Tensor:
         """Per-run mean cross-entropy at the query: [R]."""
         logits = self.forward(features, labels, clamps)
-        return query_loss(logits, labels[:, -1])
+        return query_loss(logits, labels[..., -1])
 
 
 def _scatter_runs(values: torch.Tensor, runs, n_runs: int) -> torch.Tensor:
@@ -264,9 +280,19 @@ def _scatter_runs(values: torch.Tensor, runs, n_runs: int) -> torch.Tensor:
     return values.new_zeros(n_runs, *values.shape[1:]).index_copy(0, runs, values)
 
 
+def per_run(features: torch.Tensor, labels: torch.Tensor):
+    """Shared data ([B, K, F], [B, K]) gains a leading run dimension of 1; per-run data
+    ([R, B, K, F], [R, B, K]) is returned as it is."""
+    if labels.dim() == 2:
+        return features[None], labels[None]
+    return features, labels
+
+
 def query_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-run mean cross-entropy [R] of logits [R, B, L] against targets [(R,) B]."""
     r, b, n_labels = logits.shape
-    flat = F.cross_entropy(logits.reshape(r * b, n_labels), targets.repeat(r), reduction="none")
+    targets = targets.expand(r, b).reshape(r * b)
+    flat = F.cross_entropy(logits.reshape(r * b, n_labels), targets, reduction="none")
     return flat.view(r, b).mean(-1)
 
 

@@ -69,7 +69,8 @@ def print_plan(console: Console, plan: Plan) -> None:
             run = plan.run(name)
             gives = subcircuits.describe(run.gives)
             console.print(
-                f"  [cyan]{run.name}[/] {run.description!r}  gives {gives}, seed {run.train.seed}"
+                f"  [cyan]{run.name}[/] {run.description!r}  gives {gives}, "
+                f"seed {run.train.seed}, {run.task.classes} classes"
             )
             for item in run.interventions:
                 console.print(f"    {_describe(item)}   [dim]line {item.span.line}[/]")

@@ -32,8 +32,9 @@ def evaluate(
     for index, (name, batch) in enumerate(eval_sets.items()):
         patterns: dict[int, torch.Tensor] = {}
         logits = forward(batch.features, batch.labels, clamps, record=patterns)
-        results[f"{name}.loss"] = query_loss(logits, batch.labels[:, -1])
-        results[f"{name}.acc"] = (logits.argmax(-1) == batch.labels[:, -1]).float().mean(-1)
+        targets = batch.labels[..., -1]  # [B], or [R, B] when runs have their own data
+        results[f"{name}.loss"] = query_loss(logits, targets)
+        results[f"{name}.acc"] = (logits.argmax(-1) == targets).float().mean(-1)
         if index == 0:
             for measure in measures:
                 values = MEASURES[measure.metric](patterns[measure.layer], batch)

@@ -14,7 +14,8 @@ import torch
 from clampdsl.compile.plan import Plan
 from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import BatchedTransformer
-from clampdsl.tasks.fewshot import FewShotTask
+from clampdsl.tasks.fewshot import Batch, FewShotTask
+from clampdsl.tasks.per_run import distinct, for_runs
 from clampdsl.tasks.stream import BatchStream
 from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import evaluate
@@ -50,18 +51,36 @@ class GroupSession:
         self.measures = plan.measures
         first = self.runs[0]
         self.config = first
-        task = FewShotTask(first.task)
+        tasks = {config: FewShotTask(config) for config in {r.task for r in self.runs}}
         self.model = BatchedTransformer(
-            first.model, task.feature_dim, first.task.labels, [r.train.seed for r in self.runs]
+            first.model,
+            first.task.features.dim,
+            first.task.labels,
+            [r.train.seed for r in self.runs],
         ).to(self.device)
         self.clamps = ClampState(self.runs, first.model).to(self.device)
         mode = compile_mode(compile, self.device, first.train.steps)
         self.step_function = TrainStep(self.model, self.clamps, first.train.lr, mode)
-        self.stream = BatchStream(task, first.train.batch, first.train.data_seed, self.device)
-        eval_sets = task.eval_sets(first.eval.sets, first.eval.size, first.train.eval_seed)
-        self.eval_sets = {name: batch.to(self.device) for name, batch in eval_sets.items()}
+        # Runs of a group share model shape and schedule; their tasks and seeds may differ.
+        sources, index = distinct([(r.task, r.train.data_seed) for r in self.runs])
+        self.stream = BatchStream(
+            [(tasks[t], seed) for t, seed in sources], index, first.train.batch, self.device
+        )
+        self.eval_sets = self._eval_sets(tasks)
         # Evals are forward passes of a fixed size: compiled too when the step is.
         self.forward = CompiledOrEager(self.model, mode)
+
+    def _eval_sets(self, tasks: dict) -> dict[str, Batch]:
+        """Fixed eval sets, drawn once per distinct (task, eval seed) of the runs."""
+        sources, index = distinct([(r.task, r.train.eval_seed) for r in self.runs])
+        eval_config = self.config.eval
+        per_source = [
+            tasks[t].eval_sets(eval_config.sets, eval_config.size, seed) for t, seed in sources
+        ]
+        return {
+            name: for_runs([sets[name] for sets in per_source], index).to(self.device)
+            for name in eval_config.sets
+        }
 
     @property
     def compiled(self) -> bool:

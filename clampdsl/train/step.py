@@ -47,7 +47,7 @@ class TrainStep:
 
     def _losses(self, params, features, labels):
         logits = functional_call(self.model, params, (features, labels, self.clamps))
-        losses = query_loss(logits, labels[:, -1])
+        losses = query_loss(logits, labels[..., -1])
         return losses.sum(), losses.detach()
 
     def _step(self, features, labels):
