@@ -138,6 +138,21 @@ def test_report_says_not_reached_diverged_and_speedup():
     assert rows["layer1"][3] == "diverged at 20"
 
 
+def test_speed_ups_compare_with_the_unclamped_run_of_the_same_task():
+    more = "    task classes=20\n"
+    source = spec(["base", "copy"]) + f"experiment base20:\n{more}"
+    source += f"experiment copy20:\n{more}{EXPERIMENTS['copy']}"
+    plan = compile_source(source)
+    phase = {"base": 40, "copy": 10, "base20": 80, "copy20": 10}
+    records = [
+        {"run": run, "step": step, "train.loss": 0.1 if step >= phase[run] else 0.7}
+        for run in phase
+        for step in range(0, 90, 10)
+    ]
+    speedups = {s.name: s.speedup for s in summarize(plan, records)}
+    assert speedups == {"base": 1.0, "copy": 4.0, "base20": 1.0, "copy20": 8.0}
+
+
 def test_measures_read_attention_with_clamps_active():
     from clampdsl.model.clamps import ClampState
     from clampdsl.model.transformer import BatchedTransformer

@@ -80,27 +80,42 @@ class BatchedTransformer(nn.Module):
             param[r].copy_(value)
 
     # ---- pieces ------------------------------------------------------------------------------
-    def embed(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def embed(self, features: torch.Tensor, labels: torch.Tensor, items=None) -> torch.Tensor:
         """features [(R,) B, K, F], labels [(R,) B, K] → tokens [R, B, 2K-1, C]; the
-        query's label is never embedded."""
+        query's label is never embedded.
+
+        With `items` [(R,) B, K], `features` is instead a table [U, F] of the distinct
+        feature vectors, shared by the runs: each is embedded once and every item picks
+        its row (evals: a few hundred classes across thousands of sequences)."""
         w = self.weights
-        features, labels = per_run(features, labels)
         r, f, c = w["embed_w"].shape
-        _, b, k = labels.shape
-        if features.shape[0] == 1:
-            # Shared data: all runs' embeddings are one GEMM, [B·K, F] @ [F, R·C].
-            weights = w["embed_w"].permute(1, 0, 2).reshape(f, r * c)
-            exemplars = torch.matmul(features.reshape(b * k, f), weights).view(b, k, r, c)
-            exemplars = exemplars.permute(2, 0, 1, 3)
+        if items is not None:
+            table = self._embed_shared(features).transpose(0, 1)  # [R, U, C]
+            runs = torch.arange(r, device=items.device)[:, None, None]
+            exemplars = table[runs, items.expand(r, *items.shape[-2:])]
         else:
-            exemplars = torch.matmul(features.reshape(r, b * k, f), w["embed_w"]).view(r, b, k, c)
+            features, labels = per_run(features, labels)
+            _, b, k = labels.shape
+            if features.shape[0] == 1:
+                exemplars = self._embed_shared(features.reshape(b * k, f)).view(b, k, r, c)
+                exemplars = exemplars.permute(2, 0, 1, 3)
+            else:
+                weights = w["embed_w"]
+                exemplars = torch.matmul(features.reshape(r, b * k, f), weights).view(r, b, k, c)
         exemplars = exemplars + w["embed_b"][:, None, None]
         onehot = F.one_hot(labels[..., :-1], self.n_labels).to(exemplars.dtype)
         label_tokens = torch.matmul(onehot, w["label_embed"][:, None])  # [R, B, K-1, C]
+        _, b, k, _ = exemplars.shape
         tokens = exemplars.new_empty(r, b, 2 * k - 1, c)
         tokens[:, :, 0::2] = exemplars
         tokens[:, :, 1::2] = label_tokens
         return tokens
+
+    def _embed_shared(self, features: torch.Tensor) -> torch.Tensor:
+        """[M, F] feature vectors seen by every run → [M, R, C]: one GEMM, [M, F] @ [F, R·C]."""
+        r, f, c = self.weights["embed_w"].shape
+        weights = self.weights["embed_w"].permute(1, 0, 2).reshape(f, r * c)
+        return torch.matmul(features, weights).view(-1, r, c)
 
     def _norm(self, x, g, b):
         return F.layer_norm(x, x.shape[-1:], eps=1e-5) * g[:, None, None] + b[:, None, None]
@@ -163,10 +178,11 @@ class BatchedTransformer(nn.Module):
         return torch.matmul(query, w["unembed_w"]) + w["unembed_b"][:, None]
 
     # ---- forward -----------------------------------------------------------------------------
-    def forward(self, features, labels, clamps: ClampState | None = None, record=None):
-        """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern."""
-        features, labels = per_run(features, labels)
-        e = self.embed(features, labels)
+    def forward(self, features, labels, clamps: ClampState | None = None, record=None, items=None):
+        """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern; with
+        `items`, `features` is a table of feature vectors that items index (see `embed`)."""
+        e = self.embed(features, labels, items)
+        _, labels = per_run(features, labels)  # [1 or R, B, K]
         if clamps is None:
             x = e
             for layer in range(self.config.layers):

@@ -33,13 +33,14 @@ class RunSummary:
 def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
     by_run = {run.name: [r for r in records if r["run"] == run.name] for run in plan.runs}
     steps = {name: phase_step(rows, plan.phase) for name, rows in by_run.items()}
-    baseline = baseline_run(plan)
-    base_step = steps.get(baseline.name) if baseline else None
+    baselines = baseline_runs(plan)
     summaries = []
     for run in plan.runs:
         rows = sorted(by_run[run.name], key=lambda r: r["step"])
         last = rows[-1] if rows else {}
         step = steps[run.name]
+        baseline = baselines[run.name]
+        base_step = steps[baseline.name] if baseline else None
         speedup = base_step / step if base_step and step else None
         summaries.append(
             RunSummary(
@@ -60,11 +61,14 @@ def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
     return summaries
 
 
-def baseline_run(plan: Plan) -> Run | None:
-    """The experiment that clamps nothing (ablations allowed): what speed-ups compare to."""
-    return next(
-        (run for run in plan.runs if all(i.kind == "ablate" for i in run.interventions)), None
-    )
+def baseline_runs(plan: Plan) -> dict[str, Run | None]:
+    """Each experiment's baseline, what its speed-up compares to: the first experiment that
+    clamps nothing (ablations allowed) on the same task, else the first on any task."""
+    unclamped = [r for r in plan.runs if all(i.kind == "ablate" for i in r.interventions)]
+    first = unclamped[0] if unclamped else None
+    return {
+        run.name: next((b for b in unclamped if b.task == run.task), first) for run in plan.runs
+    }
 
 
 def diverged_at(rows: list[dict], key: str) -> int | None:

@@ -25,12 +25,29 @@ EXEMPLARS_PER_CLASS = 5
 
 @attrs.frozen
 class Batch:
-    features: torch.Tensor  # [B, K, F]: context exemplars then the query
+    """Sequences as indices: item i of sequence b is feature vector table[items[b, i]].
+
+    A leading run dimension on items, labels and match ([R, B, …]) gives each run its own
+    sequences; the table is then shared (the sources' tables one after the other)."""
+
+    items: torch.Tensor  # [B, K]: rows of `table`, context items then the query
     labels: torch.Tensor  # [B, K]: context labels then the query's label
     match: torch.Tensor  # [B]: which context item matches the query
+    table: torch.Tensor  # [U, F]: the feature vectors the items index
+
+    @property
+    def features(self) -> torch.Tensor:
+        """[B, K, F] (or [R, B, K, F]): the items' feature vectors."""
+        return self.table[self.items]
 
     def to(self, device) -> Batch:
-        return Batch(self.features.to(device), self.labels.to(device), self.match.to(device))
+        return Batch(*(t.to(device) for t in attrs.astuple(self, recurse=False)))
+
+    def rows(self, rows: slice) -> Batch:
+        """Sequences `rows` (along B) of every run."""
+        return Batch(
+            self.items[..., rows, :], self.labels[..., rows, :], self.match[..., rows], self.table
+        )
 
 
 class FewShotTask:
@@ -52,6 +69,8 @@ class FewShotTask:
             [prototypes[:, None], prototypes[:, None] + features.exemplar_noise * noise], 1
         )
         self.features = exemplars * features.scale  # [classes, 5, dim]
+        # Sequences use exemplar 0 of each class (the reference's exact-match training set).
+        self.table = self.features[:, 0].contiguous()
         self.train_classes = torch.arange(config.classes)
         self.new_classes = torch.arange(config.classes, n_classes)
         pairs = torch.tensor(list(itertools.combinations(range(config.labels), 2)))
@@ -94,8 +113,7 @@ class FewShotTask:
             ],
             1,
         )
-        features = self.features[classes[item_classes], 0]
-        return Batch(features, labels, match)
+        return Batch(classes[item_classes], labels, match, self.table)
 
     def eval_sets(self, names, size: int, seed: int) -> dict[str, Batch]:
         """Fixed eval sets, drawn once from the eval seed (as the reference)."""

@@ -23,13 +23,21 @@ def distinct(keys: Sequence[Hashable]) -> tuple[list, list[int]]:
 
 def for_runs(batches: Sequence[Batch], index: Sequence[int]) -> Batch:
     """One batch per distinct source → the group's batch: the batch itself when there is
-    one source, else [R, …] with run r holding batches[index[r]]."""
+    one source, else [R, …] with run r holding batches[index[r]], over one table that
+    holds every source's feature vectors."""
     if len(batches) == 1:
         return batches[0]
     pick = torch.tensor(index, device=batches[0].labels.device)
+    offsets = [0]
+    for batch in batches[:-1]:
+        offsets.append(offsets[-1] + len(batch.table))
+
+    def stacked(parts):
+        return torch.stack(parts).index_select(0, pick)
+
     return Batch(
-        *(
-            torch.stack(parts).index_select(0, pick)
-            for parts in zip(*((b.features, b.labels, b.match) for b in batches), strict=True)
-        )
+        stacked([b.items + offset for b, offset in zip(batches, offsets, strict=True)]),
+        stacked([b.labels for b in batches]),
+        stacked([b.match for b in batches]),
+        torch.cat([b.table for b in batches]),
     )

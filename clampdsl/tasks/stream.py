@@ -41,11 +41,7 @@ class BatchStream:
         if index != self._chunk_index:
             self._chunk = for_runs([self._sample(*s, index) for s in self.sources], self.index)
             self._chunk_index = index
-        rows = slice(offset * self.batch, (offset + 1) * self.batch)
-        chunk = self._chunk
-        return Batch(
-            chunk.features[..., rows, :, :], chunk.labels[..., rows, :], chunk.match[..., rows]
-        )
+        return self._chunk.rows(slice(offset * self.batch, (offset + 1) * self.batch))
 
     def _sample(self, task: FewShotTask, seed: int, chunk: int) -> Batch:
         generator = torch.Generator().manual_seed(seed * 1_000_003 + chunk)

@@ -31,7 +31,8 @@ def evaluate(
     results = {}
     for index, (name, batch) in enumerate(eval_sets.items()):
         patterns: dict[int, torch.Tensor] = {}
-        logits = forward(batch.features, batch.labels, clamps, record=patterns)
+        # Eval sets are large and see few distinct feature vectors: embed each one once.
+        logits = forward(batch.table, batch.labels, clamps, record=patterns, items=batch.items)
         targets = batch.labels[..., -1]  # [B], or [R, B] when runs have their own data
         results[f"{name}.loss"] = query_loss(logits, targets)
         results[f"{name}.acc"] = (logits.argmax(-1) == targets).float().mean(-1)
