@@ -23,7 +23,7 @@ def setup(*experiments: str, seeds=None):
     task = FewShotTask(runs[0].task)
     model = BatchedTransformer(
         runs[0].model,
-        task.feature_dim,
+        task.table.shape[-1],
         runs[0].task.labels,
         seeds or [5 + i for i in range(len(runs))],
     )

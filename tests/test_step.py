@@ -28,7 +28,7 @@ STEPS = 5
 def build():
     runs = compile_source(SPEC).runs
     task = FewShotTask(runs[0].task)
-    model = BatchedTransformer(runs[0].model, task.feature_dim, 5, [5, 6, 7])
+    model = BatchedTransformer(runs[0].model, task.table.shape[-1], 5, [5, 6, 7])
     batches = [task.sample(8, torch.Generator().manual_seed(s)) for s in range(STEPS)]
     return model, ClampState(runs, runs[0].model), batches
 

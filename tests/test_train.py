@@ -162,7 +162,7 @@ def test_measures_read_attention_with_clamps_active():
     plan = compile_source(TINY + "experiment e:\n    clamp L2.H0 to induction strength 0.7\n")
     run = plan.runs[0]
     task = FewShotTask(run.task)
-    model = BatchedTransformer(run.model, task.feature_dim, run.task.labels, [5])
+    model = BatchedTransformer(run.model, task.table.shape[-1], run.task.labels, [5])
     probe = {"train": task.sample(32, torch.Generator().manual_seed(0))}
     results = evaluate(model, ClampState([run], run.model), probe, plan.measures)
     # The paper's induction strength of a clamped head is 2s - 1.

@@ -78,10 +78,6 @@ class FewShotTask:
         n_train = max(1, min(len(pairs) - 1, round(config.pair_split * len(pairs))))
         self.train_pairs, self.heldout_pairs = pairs[:n_train], pairs[n_train:]
 
-    @property
-    def feature_dim(self) -> int:
-        return self.features.shape[-1]
-
     def sample(self, size: int, generator: torch.Generator, classes=None, pairs=None) -> Batch:
         classes = self.train_classes if classes is None else classes
         pairs = self.train_pairs if pairs is None else pairs
