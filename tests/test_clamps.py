@@ -7,7 +7,7 @@ from reference_model import reference_logits
 
 from clampdsl.compile import compile_source
 from clampdsl.model.clamps import ClampState, shifted_embedding
-from clampdsl.model.transformer import COPY_FILL, BatchedTransformer
+from clampdsl.model.transformer import COPY_FILL, KEYS, BatchedTransformer
 from clampdsl.tasks.fewshot import FewShotTask
 
 SETTINGS = (
@@ -142,18 +142,14 @@ def test_shifted_embedding_bypasses_layer_one():
     recorded = {}
     logits = model(batch.features, batch.labels, clamps, record=recorded)
     with torch.no_grad():
-        e = model.embed(batch.features, batch.labels)
-        assert torch.equal(
-            shifted_embedding(e)[0, 0, :, 0],
-            torch.stack(
-                [e[0, 0, 0, 0], e[0, 0, 0, 0], e[0, 0, 1, 0], e[0, 0, 2, 0], e[0, 0, 4, 0]]
-            ),
-        )
-        scores, _ = model.attention_scores(1, shifted_embedding(e))
-        pattern = torch.softmax(scores, -1)
+        e = model.embed(batch.features, batch.labels)  # [R, N, B, C]
+        assert torch.equal(shifted_embedding(e)[0, :, 0, 0], e[0, [0, 0, 1, 2, 4], 0, 0])
+        scores, _ = model.attention_scores(1, shifted_embedding(e))  # [R, H, N, N, B]
+        pattern = torch.softmax(scores, KEYS)
         _, v = model.attention_scores(1, e)
         expected = model.readout(model.mix(1, e, pattern, v))
-    torch.testing.assert_close(recorded[1], pattern[..., -1:, :])  # the query row
+    query_row = pattern[:, :, -1:].permute(0, 4, 1, 2, 3)  # as recorded: [R, B, H, 1, N]
+    torch.testing.assert_close(recorded[1], query_row)
     torch.testing.assert_close(logits, expected)
     g = grads(model, model.loss(batch.features, batch.labels, clamps))
     for name in ("qkv0", "proj0", "ln_g0", "ln_b0"):
@@ -168,11 +164,11 @@ def test_copy_scores_reads_the_unclamped_pass():
     with torch.no_grad():
         x = model.embed(batch.features, batch.labels)
         scores0, v0 = model.attention_scores(0, x)
-        scores1, _ = model.attention_scores(1, model.mix(0, x, torch.softmax(scores0, -1), v0))
+        scores1, _ = model.attention_scores(1, model.mix(0, x, torch.softmax(scores0, KEYS), v0))
     expected = torch.full((7, 5), COPY_FILL)
     for b in range(7):
         for j in range(2):
-            expected[b, batch.labels[b, j]] = scores1[0, b, 1, -1, 2 * j + 1]
+            expected[b, batch.labels[b, j]] = scores1[0, 1, -1, 2 * j + 1, b]
     torch.testing.assert_close(logits[0], expected)
     g = grads(model, model.loss(batch.features, batch.labels, clamps))
     for name in ("unembed_w", "unembed_b", "proj1"):

@@ -15,20 +15,22 @@ model layers=2 heads=2 d_model=8
 task classes=6 new_classes=4 features=synthetic(dim=6, correlation=0.3)
 experiment a:
     ablate L2.H1 from step 2
-experiment b:
-    clamp L1.H0 to prev-token strength 0.8 until step 3
-    clamp L2.H0 to induction
 experiment c:
     clamp L1.out to shifted-embedding
     clamp logits to scores of L2.H0
-"""
+experiment b:
+    clamp L1.H0 to prev-token strength 0.8 until step 3
+    clamp L2.H0 to induction
+experiment d:
+    clamp logits to scores of L1.H1 from step 1
+"""  # c and d take two passes; b sits between them, inside the range that pass 1 covers
 STEPS = 5
 
 
 def build():
     runs = compile_source(SPEC).runs
     task = FewShotTask(runs[0].task)
-    model = BatchedTransformer(runs[0].model, task.table.shape[-1], 5, [5, 6, 7])
+    model = BatchedTransformer(runs[0].model, task.table.shape[-1], 5, [5, 6, 7, 8])
     batches = [task.sample(8, torch.Generator().manual_seed(s)) for s in range(STEPS)]
     return model, ClampState(runs, runs[0].model), batches
 

@@ -62,23 +62,24 @@ class ClampState:
                 self.zero_mask.setdefault(
                     (item.layer, item.site), torch.zeros(shape, device=device)
                 )
-        self.copy_source = torch.zeros(self.n_runs, 2, dtype=torch.long, device=device)
+        # [R, layers, H]: True at each copy-scores run's source head
+        self.copy_source = torch.zeros(self.n_runs, self.layers, self.heads, dtype=torch.bool)
         for r, item in self.items:
             if item.kind == "copy-scores":
-                self.copy_source[r] = torch.tensor([item.source.layer, item.source.head])
-        two_pass = sorted({r for r, item in self.items if item.kind in RUN_KINDS})
-        self._first_pass_runs = torch.tensor(two_pass, dtype=torch.long, device=device)
+                self.copy_source[r, item.source.layer, item.source.head] = True
+        self.copy_source = self.copy_source.to(device)
+        # The range of runs that covers every run with a two-pass clamp (whatever their
+        # windows). A range, not a list: its weights are then views, and the gradient of a
+        # view is dense (torch 2.13's CPU inductor miscompiles the scatter that gathered
+        # weights need). `batching_order` puts such runs together, so it holds no others.
+        two_pass = [r for r, item in self.items if item.kind in RUN_KINDS]
+        self.first_pass_runs = slice(min(two_pass, default=0), max(two_pass, default=-1) + 1)
         self._active: tuple[bool, ...] | None = None
         self.set_step(0)
 
     @property
     def needs_first_pass(self) -> bool:
         return any(self.run_mask[k] is not None for k in RUN_KINDS)
-
-    @property
-    def first_pass_runs(self) -> torch.Tensor:
-        """Indices of the runs with a two-pass clamp (whatever their windows)."""
-        return self._first_pass_runs
 
     def first_pass_layers(self) -> int:
         """How many layers pass 1 must run (the last one only up to its pattern)."""
@@ -118,15 +119,13 @@ class ClampState:
                 self.run_mask[item.kind][r] = 1.0
 
     def zero(self, layer: int | None, site: str, x: torch.Tensor) -> torch.Tensor:
-        """x with the site zeroed where a zero clamp is active. Head sites are [R, B, H, …];
+        """x with the site zeroed where a zero clamp is active. Head sites are [R, H, …],
         the others [R, …]. Multiplying by 0 cuts the gradient, as the reference's where."""
         mask = self.zero_mask.get((layer, site))
         if mask is None:
             return x
-        keep = 1 - mask
-        if mask.dim() == 2:
-            return x * keep.view(keep.shape[0], 1, keep.shape[1], *([1] * (x.dim() - 3)))
-        return x * keep.view(-1, *([1] * (x.dim() - 1)))
+        keep = 1 - mask  # [R, H] or [R]
+        return x * keep.view(*keep.shape, *([1] * (x.dim() - keep.dim())))
 
     def to(self, device) -> ClampState:
         self.zero_mask = {key: mask.to(device) for key, mask in self.zero_mask.items()}
@@ -137,8 +136,13 @@ class ClampState:
         if self.labels_only is not None:
             self.labels_only = self.labels_only.to(device)
         self.copy_source = self.copy_source.to(device)
-        self._first_pass_runs = self._first_pass_runs.to(device)
         return self
+
+
+def batching_order(runs: Sequence[Run]) -> list[Run]:
+    """The runs of a group in the order they are batched: those with a two-pass clamp last
+    (see `ClampState.first_pass_runs`), each part in plan order."""
+    return sorted(runs, key=lambda run: any(i.kind in RUN_KINDS for i in run.interventions))
 
 
 def prev_token_pattern(strength: torch.Tensor, n: int) -> torch.Tensor:
@@ -151,20 +155,22 @@ def prev_token_pattern(strength: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def induction_row(strength: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
-    """Query-row target [R, B, H, n] from strengths [R, H] and labels [D, B, K] (query
+    """Query-row target [R, H, n, B] from strengths [R, H] and labels [D, B, K] (query
     last; D is 1 for data shared by the runs, else R)."""
     context, query = labels[..., :-1], labels[..., -1:]
     match = (context == query).float()  # [D, B, K-1]
     other = 1.0 - match
     match = match / match.sum(-1, keepdim=True).clamp(min=1)
     other = other / other.sum(-1, keepdim=True).clamp(min=1)
-    s = strength[:, None, :, None]  # [R, 1, H, 1]
-    on_labels = s * match[:, :, None, :] + (1 - s) * other[:, :, None, :]
-    row = torch.zeros(*on_labels.shape[:3], n, device=labels.device)
-    row[..., 1::2] = on_labels  # label tokens sit at odd positions
+    s = strength[:, :, None, None]  # [R, H, 1, 1]
+    on_labels = s * match.transpose(1, 2)[:, None] + (1 - s) * other.transpose(1, 2)[:, None]
+    r, h, _, b = on_labels.shape
+    row = torch.zeros(r, h, n, b, device=labels.device)
+    row[:, :, 1::2] = on_labels  # label tokens sit at odd positions
     return row
 
 
 def shifted_embedding(e: torch.Tensor) -> torch.Tensor:
-    """[e0, y0, e1, y1, eq] → [e0, e0, y0, e1, eq]: each middle token gets its predecessor."""
-    return torch.cat([e[..., :1, :], e[..., :-2, :], e[..., -1:, :]], dim=-2)
+    """[e0, y0, e1, y1, eq] → [e0, e0, y0, e1, eq] along the positions of [R, N, B, C]:
+    each middle token gets its predecessor."""
+    return torch.cat([e[:, :1], e[:, :-2], e[:, -1:]], dim=1)

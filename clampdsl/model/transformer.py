@@ -2,7 +2,15 @@
 
 Every parameter has a leading run dimension R: R experiments train as one model, each run's
 slice independent of the others (Adam is elementwise; losses are summed across runs).
-Shapes: R runs, B sequences, N tokens `[x0, y0, x1, y1, xq]`, H heads, C width.
+Shapes: R runs, B sequences, N tokens `[x0, y0, x1, y1, xq]`, H heads of size hd, C width.
+
+Layouts are chosen for the CPU's vector units, which the tiny dimensions (N = 5, hd = 8)
+would leave mostly idle: the residual stream is position-major, [R, N, B, C] (norms reduce
+over the contiguous C), and everything per head keeps the batch innermost, q/k/v as
+[R, H, hd, N, B] and scores and patterns as [R, H, Nq, N, B], so attention is elementwise
+work over 32 contiguous sequences (twice as fast a step as batch-major; docs/performance.md).
+The projections switch between the two layouts for free, as transposed GEMM operands.
+Recorded patterns are handed out as [R, B, H, Nq, N].
 
 Data is either shared by every run (features [B, K, F], labels [B, K]: common random
 numbers, the usual case) or given per run (a leading R: runs whose tasks differ); inside,
@@ -28,6 +36,7 @@ from clampdsl.model.clamps import (
 
 MASK_VALUE = -1e20  # the reference's causal-mask fill (multiply-add), applied before clamps
 COPY_FILL = -1e9  # the reference's fill for non-context logits under copy-scores
+KEYS = 3  # the key dimension of scores and patterns [R, H, Nq, N, B]
 LECUN_TRUNCATION = 0.8796  # std correction for a normal truncated at ±2σ (JAX lecun_normal)
 
 
@@ -81,7 +90,7 @@ class BatchedTransformer(nn.Module):
 
     # ---- pieces ------------------------------------------------------------------------------
     def embed(self, features: torch.Tensor, labels: torch.Tensor, items=None) -> torch.Tensor:
-        """features [(R,) B, K, F], labels [(R,) B, K] → tokens [R, B, 2K-1, C]; the
+        """features [(R,) B, K, F], labels [(R,) B, K] → tokens [R, 2K-1, B, C]; the
         query's label is never embedded.
 
         With `items` [(R,) B, K], `features` is instead a table [U, F] of the distinct
@@ -92,23 +101,25 @@ class BatchedTransformer(nn.Module):
         if items is not None:
             table = self._embed_shared(features).transpose(0, 1)  # [R, U, C]
             runs = torch.arange(r, device=items.device)[:, None, None]
-            exemplars = table[runs, items.expand(r, *items.shape[-2:])]
+            exemplars = table[runs, items.expand(r, *items.shape[-2:]).transpose(1, 2)]
         else:
             features, labels = per_run(features, labels)
             _, b, k = labels.shape
+            by_position = features.transpose(1, 2)  # [D, K, B, F]
             if features.shape[0] == 1:
-                exemplars = self._embed_shared(features.reshape(b * k, f)).view(b, k, r, c)
-                exemplars = exemplars.permute(2, 0, 1, 3)
+                exemplars = self._embed_shared(by_position.reshape(k * b, f))
+                exemplars = exemplars.view(k, b, r, c).permute(2, 0, 1, 3)
             else:
-                weights = w["embed_w"]
-                exemplars = torch.matmul(features.reshape(r, b * k, f), weights).view(r, b, k, c)
-        exemplars = exemplars + w["embed_b"][:, None, None]
-        onehot = F.one_hot(labels[..., :-1], self.n_labels).to(exemplars.dtype)
-        label_tokens = torch.matmul(onehot, w["label_embed"][:, None])  # [R, B, K-1, C]
-        _, b, k, _ = exemplars.shape
-        tokens = exemplars.new_empty(r, b, 2 * k - 1, c)
-        tokens[:, :, 0::2] = exemplars
-        tokens[:, :, 1::2] = label_tokens
+                exemplars = torch.matmul(by_position.reshape(r, k * b, f), w["embed_w"])
+                exemplars = exemplars.view(r, k, b, c)
+        exemplars = exemplars + w["embed_b"][:, None, None]  # [R, K, B, C]
+        context = per_run(features, labels)[1][..., :-1].transpose(1, 2)  # [D, K-1, B]
+        onehot = F.one_hot(context, self.n_labels).to(exemplars.dtype).flatten(1, 2)
+        label_tokens = torch.matmul(onehot, w["label_embed"]).view(r, *context.shape[1:], c)
+        k, b = exemplars.shape[1:3]
+        tokens = exemplars.new_empty(r, 2 * k - 1, b, c)
+        tokens[:, 0::2] = exemplars
+        tokens[:, 1::2] = label_tokens
         return tokens
 
     def _embed_shared(self, features: torch.Tensor) -> torch.Tensor:
@@ -118,7 +129,9 @@ class BatchedTransformer(nn.Module):
         return torch.matmul(features, weights).view(-1, r, c)
 
     def _norm(self, x, g, b):
-        return F.layer_norm(x, x.shape[-1:], eps=1e-5) * g[:, None, None] + b[:, None, None]
+        """Layer norm over C of a residual [R, N, B, C] (or [R, B, C])."""
+        shape = (g.shape[0],) + (1,) * (x.dim() - 2) + g.shape[1:]
+        return F.layer_norm(x, x.shape[-1:], eps=1e-5) * g.view(shape) + b.view(shape)
 
     def attention_scores(
         self,
@@ -128,22 +141,24 @@ class BatchedTransformer(nn.Module):
         weights=None,
         query_only: bool = False,
     ):
-        """Residual [R, B, N, C] → (pre-softmax scores [R, B, H, Nq, N], values [R,B,H,N,hd]).
+        """Residual [R, N, B, C] → (pre-softmax scores [R, H, Nq, N, B], values
+        [R, H, hd, N, B]).
 
         Nq = N, or 1 with `query_only`: keys and values at every position, the query row
         alone (the last layer's other rows reach neither the loss nor any metric). With
         clamps, zero clamps at the q, k and v sites apply."""
         w, cfg = weights or self.weights, self.config
-        r, b, n, c = x.shape
+        r, n, b, c = x.shape
         h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
         size = cfg.head_dim
         # One GEMM for q, k and v at every position is cheaper than splitting it; the
-        # savings of `query_only` are in the attention and the output projection.
-        qkv = torch.matmul(h.reshape(r, b * n, c), w[f"qkv{layer}"])
-        q, k, v = qkv.view(r, b, n, 3, cfg.heads, size).permute(3, 0, 1, 4, 2, 5)
+        # savings of `query_only` are in the attention and the output projection. As
+        # W^T · h^T, it comes out per head with the batch innermost.
+        qkv = torch.matmul(w[f"qkv{layer}"].transpose(1, 2), h.view(r, n * b, c).transpose(1, 2))
+        q, k, v = qkv.view(r, 3, cfg.heads, size, n, b).unbind(1)
         if query_only:
-            q = q[..., -1:, :]
-        rows = q.shape[-2]
+            q = q[:, :, :, -1:]
+        rows = q.shape[3]
         q, k = self._rope(q, n - rows, n), self._rope(k, 0, n)
         if clamps is not None:
             q, k, v = (
@@ -151,35 +166,37 @@ class BatchedTransformer(nn.Module):
             )
         # Sequences are a handful of tokens: a broadcast product fuses (and runs) far better
         # than a batched GEMM of thousands of 5×5 matrices.
-        scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) / math.sqrt(size)
-        causal = torch.ones(n, n, device=x.device).tril()[n - rows :]
+        scores = (q[:, :, :, :, None] * k[:, :, :, None]).sum(2) / math.sqrt(size)
+        causal = torch.ones(n, n, device=x.device).tril()[n - rows :, :, None]
         return scores * causal + (1 - causal) * MASK_VALUE, v
 
     def _rope(self, x: torch.Tensor, start: int, end: int) -> torch.Tensor:
-        cos, sin = self.rope_cos[start:end], self.rope_sin[start:end]
-        even, odd = x[..., 0::2], x[..., 1::2]
-        return torch.stack((even * cos - odd * sin, even * sin + odd * cos), -1).flatten(-2)
+        """Rotary embedding of [R, H, hd, n, B] at positions start..end-1."""
+        cos, sin = self.rope_cos[:, start:end], self.rope_sin[:, start:end]
+        even, odd = x[:, :, 0::2], x[:, :, 1::2]
+        return torch.stack((even * cos - odd * sin, even * sin + odd * cos), 3).flatten(2, 3)
 
     def mix(self, layer: int, x, pattern, v, clamps=None, weights=None) -> torch.Tensor:
         """x + W_O · concat_h(pattern_h · v_h) at the pattern's rows (the last Nq positions);
         with clamps, zero clamps at z apply."""
-        z = (pattern.unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
+        z = (pattern[:, :, None] * v[:, :, :, None]).sum(4)  # [R, H, hd, Nq, B]
         if clamps is not None:
             z = clamps.zero(layer, "z", z)
-        r, b, h, rows, d = z.shape
-        z = z.permute(0, 1, 3, 2, 4).reshape(r, b * rows, h * d)
+        r, _, _, rows, b = z.shape
         projection = (weights or self.weights)[f"proj{layer}"]
-        return x[:, :, x.shape[2] - rows :] + torch.matmul(z, projection).view(r, b, rows, h * d)
+        out = torch.matmul(z.reshape(r, -1, rows * b).transpose(1, 2), projection)
+        return x[:, x.shape[1] - rows :] + out.view(r, rows, b, -1)
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         """Query-position logits [R, B, L] (only the query enters loss and metrics)."""
         w = self.weights
-        query = self._norm(x[:, :, -1:], w["final_ln_g"], w["final_ln_b"])[:, :, 0]
+        query = self._norm(x[:, -1], w["final_ln_g"], w["final_ln_b"])
         return torch.matmul(query, w["unembed_w"]) + w["unembed_b"][:, None]
 
     # ---- forward -----------------------------------------------------------------------------
     def forward(self, features, labels, clamps: ClampState | None = None, record=None, items=None):
-        """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern; with
+        """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern
+        [R, B, H, Nq, N]; with
         `items`, `features` is a table of feature vectors that items index (see `embed`)."""
         e = self.embed(features, labels, items)
         _, labels = per_run(features, labels)  # [1 or R, B, K]
@@ -187,9 +204,8 @@ class BatchedTransformer(nn.Module):
             x = e
             for layer in range(self.config.layers):
                 scores, v = self.attention_scores(layer, x, query_only=self._is_last(layer))
-                pattern = torch.softmax(scores, dim=-1)
-                if record is not None:
-                    record[layer] = pattern
+                pattern = torch.softmax(scores, KEYS)
+                _record(record, layer, pattern)
                 x = self.mix(layer, x, pattern, v)
             return self.readout(x)
         e = clamps.zero(None, "embed", e)
@@ -208,13 +224,12 @@ class BatchedTransformer(nn.Module):
     def _clamped_layer(self, layer, x, e, labels, clamps: ClampState, first, record):
         x = clamps.zero(layer, "in", x)  # the residual stream itself, as the reference's x
         scores, v = self.attention_scores(layer, x, clamps, query_only=self._is_last(layer))
-        pattern = self._clamp_pattern(layer, torch.softmax(scores, dim=-1), labels, clamps)
+        pattern = self._clamp_pattern(layer, torch.softmax(scores, KEYS), labels, clamps)
         if self._is_last(layer) and "pattern" in first:
             mask = clamps.run_mask["shifted-embedding"][:, None, None, None, None]
             pattern = torch.where(mask > 0, first["pattern"], pattern)
         pattern = clamps.zero(layer, "pattern", pattern)
-        if record is not None:
-            record[layer] = pattern
+        _record(record, layer, pattern)
         x = self.mix(layer, x, pattern, v, clamps)
         if layer == 0 and clamps.run_mask["shifted-embedding"] is not None:
             mask = clamps.run_mask["shifted-embedding"][:, None, None, None]
@@ -222,37 +237,37 @@ class BatchedTransformer(nn.Module):
         return clamps.zero(layer, "out", x)
 
     def _clamp_pattern(self, layer, pattern, labels, clamps: ClampState):
+        """Prev-token and induction clamps on a pattern [R, H, Nq, N, B]."""
         prev = clamps.head_mask["prev-token"]
         if prev is not None:
-            n, rows = pattern.shape[-1], pattern.shape[-2]
+            rows, n = pattern.shape[2:4]
             target = prev_token_pattern(clamps.strength["prev-token"][:, layer], n)
-            target = target[:, None, :, n - rows :]
-            on = prev[:, layer][:, None, :, None, None]  # [R, 1, H, 1, 1]
+            target = target[:, :, n - rows :, :, None]  # [R, H, Nq, N, 1]
+            on = prev[:, layer][:, :, None, None, None]  # [R, H, 1, 1, 1]
             if clamps.labels_only is not None:
                 # `at labels`: exemplar rows (even positions) keep their computed pattern
                 positions = torch.arange(n - rows, n, device=pattern.device)
-                exemplar_rows = (positions % 2 == 0).to(pattern.dtype)[:, None]
-                labels_only = clamps.labels_only[:, layer][:, None, :, None, None]
+                exemplar_rows = (positions % 2 == 0).to(pattern.dtype)[:, None, None]
+                labels_only = clamps.labels_only[:, layer][:, :, None, None, None]
                 on = on * (1 - labels_only * exemplar_rows)
             pattern = torch.where(on > 0, target, pattern)
         induction = clamps.head_mask["induction"]
         if induction is not None:
-            row = induction_row(clamps.strength["induction"][:, layer], labels, pattern.shape[-1])
-            on = induction[:, layer][:, None, :, None] > 0
-            query = torch.where(on, row, pattern[..., -1, :])
-            pattern = torch.cat([pattern[..., :-1, :], query[..., None, :]], dim=-2)
+            row = induction_row(clamps.strength["induction"][:, layer], labels, pattern.shape[3])
+            on = induction[:, layer][:, :, None, None] > 0  # [R, H, 1, 1]
+            query = torch.where(on, row, pattern[:, :, -1])
+            pattern = torch.cat([pattern[:, :, :-1], query[:, :, None]], dim=2)
         return pattern
 
     def _first_pass(self, e, clamps: ClampState) -> dict:
         """The unclamped pass that two-pass clamps read from (shifted runs: L1.out := e').
 
-        Only the runs that use it take it: their weight slices are gathered, and the
-        results are scattered back into [R, …] tensors (both steps pass gradient)."""
+        Only the runs that use it take it: a contiguous range of runs (see
+        `ClampState.first_pass_runs`), whose weights are views and whose results are padded
+        back into [R, …] tensors with zeros (both steps pass gradient)."""
         runs = clamps.first_pass_runs
-        every_run = len(runs) == e.shape[0]  # then gathering and scattering are identities
+        every_run = runs == slice(0, e.shape[0])
         weights = None if every_run else {name: w[runs] for name, w in self.weights.items()}
-        if every_run:
-            runs = slice(None)
         shifted = clamps.run_mask["shifted-embedding"]
         x, out, layers, all_scores = e[runs], {}, clamps.first_pass_layers(), []
         for layer in range(layers):
@@ -262,22 +277,23 @@ class BatchedTransformer(nn.Module):
             all_scores.append(scores)
             if layer == layers - 1:
                 break
-            x = self.mix(layer, x, torch.softmax(scores, -1), v, weights=weights)
+            x = self.mix(layer, x, torch.softmax(scores, KEYS), v, weights=weights)
             if layer == 0 and shifted is not None:
                 mask = shifted[runs][:, None, None, None]
                 x = torch.where(mask > 0, shifted_embedding(e[runs]), x)
         if shifted is not None:
-            out["pattern"] = _scatter_runs(torch.softmax(all_scores[-1], -1), runs, e.shape[0])
+            out["pattern"] = _scatter_runs(torch.softmax(all_scores[-1], KEYS), runs, e.shape[0])
         if clamps.run_mask["copy-scores"] is not None:
-            source = clamps.copy_source[runs]
-            stacked = torch.stack([s[..., -1:, :] for s in all_scores], 1)  # [R',L,B,H,1,N]
-            index = torch.arange(stacked.shape[0], device=e.device)
-            scores = stacked[index, source[:, 0], :, source[:, 1]]  # [R', B, 1, N]
+            # The source head's row is picked with `where`, not by indexing: the gradient
+            # of an index is a scatter, which torch 2.13's CPU inductor miscompiles.
+            stacked = torch.stack([s[:, :, -1] for s in all_scores], 1)  # [R', L, H, N, B]
+            source = clamps.copy_source[runs, :layers, :, None, None]
+            scores = torch.where(source, stacked, 0.0).sum((1, 2))  # [R', N, B]
             out["scores"] = _scatter_runs(scores, runs, e.shape[0])
         return out
 
     def _copy_scores(self, logits, scores, labels, clamps: ClampState):
-        query_row = scores[:, :, -1, 1::2]  # the query's scores on the context label tokens
+        query_row = scores[:, 1::2].transpose(1, 2)  # the query row on the context labels
         context = labels[..., :-1].expand(logits.shape[0], -1, -1)
         target = torch.full_like(logits, COPY_FILL).scatter(-1, context, query_row)
         mask = clamps.run_mask["copy-scores"][:, None, None]
@@ -289,11 +305,18 @@ class BatchedTransformer(nn.Module):
         return query_loss(logits, labels[..., -1])
 
 
-def _scatter_runs(values: torch.Tensor, runs, n_runs: int) -> torch.Tensor:
+def _record(record: dict | None, layer: int, pattern: torch.Tensor) -> None:
+    if record is not None:
+        record[layer] = pattern.permute(0, 4, 1, 2, 3)  # [R, B, H, Nq, N]
+
+
+def _scatter_runs(values: torch.Tensor, runs: slice, n_runs: int) -> torch.Tensor:
     """[R', …] values of the runs `runs` → [R, …], zeros elsewhere (never read there)."""
-    if isinstance(runs, slice):
-        return values
-    return values.new_zeros(n_runs, *values.shape[1:]).index_copy(0, runs, values)
+    before, after = (
+        values.new_zeros(runs.start, *values.shape[1:]),
+        values.new_zeros(n_runs - runs.stop, *values.shape[1:]),
+    )
+    return torch.cat([before, values, after]) if before.numel() + after.numel() else values
 
 
 def per_run(features: torch.Tensor, labels: torch.Tensor):
@@ -313,7 +336,8 @@ def query_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def _rope_tables(head_dim: int, max_len: int):
-    """Interleaved (GPT-J) rotary tables: pair (2i, 2i+1) turns at 10000^(-2i/head_dim)."""
+    """Interleaved (GPT-J) rotary tables [hd/2, max_len, 1]: pair (2i, 2i+1) turns at
+    10000^(-2i/head_dim) per position (the trailing 1 broadcasts over the batch)."""
     freqs = 10000.0 ** (-torch.arange(0, head_dim, 2).float() / head_dim)
-    angles = torch.arange(max_len).float()[:, None] * freqs[None]
+    angles = freqs[:, None, None] * torch.arange(max_len).float()[None, :, None]
     return angles.cos(), angles.sin()

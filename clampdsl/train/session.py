@@ -12,7 +12,7 @@ import warnings
 import torch
 
 from clampdsl.compile.plan import Plan
-from clampdsl.model.clamps import ClampState
+from clampdsl.model.clamps import ClampState, batching_order
 from clampdsl.model.transformer import BatchedTransformer
 from clampdsl.tasks.fewshot import Batch, FewShotTask
 from clampdsl.tasks.per_run import distinct, for_runs
@@ -47,7 +47,7 @@ def compile_mode(choice: str, device: torch.device, steps: int) -> str | None:
 class GroupSession:
     def __init__(self, plan: Plan, group_index: int, device="cpu", compile: str = "off"):
         self.device = resolve_device(device)
-        self.runs = [plan.run(name) for name in plan.groups[group_index].runs]
+        self.runs = batching_order([plan.run(name) for name in plan.groups[group_index].runs])
         self.measures = plan.measures
         first = self.runs[0]
         self.config = first
