@@ -168,3 +168,22 @@ def test_measures_read_attention_with_clamps_active():
     # The paper's induction strength of a clamped head is 2s - 1.
     assert results["induction-strength L2.H0"].item() == pytest.approx(0.4)
     assert abs(results["induction-strength L2.H1"].item()) < 0.2
+
+
+def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
+    from clampdsl.model.clamps import ClampState
+    from clampdsl.model.transformer import BatchedTransformer
+    from clampdsl.tasks.fewshot import FewShotTask
+    from clampdsl.train import evaluate as module
+
+    plan = compile_source(spec(["base", "copy"]))
+    task = FewShotTask(plan.runs[0].task)
+    model = BatchedTransformer(plan.runs[0].model, task.table.shape[-1], 5, [5, 6])
+    clamps = ClampState(plan.runs, plan.runs[0].model)
+    sets = task.eval_sets(("train", "relabel"), 50, seed=1)
+    whole = module.evaluate(model, clamps, sets, plan.measures)
+    monkeypatch.setattr(module, "CHUNK", 16)  # 16, 16, 16 and 2 sequences
+    chunked = module.evaluate(model, clamps, sets, plan.measures)
+    assert whole.keys() == chunked.keys() and any(k.startswith("induction") for k in whole)
+    for key, value in whole.items():
+        torch.testing.assert_close(chunked[key], value, atol=1e-5, rtol=1e-5)

