@@ -178,6 +178,45 @@ def test_copy_scores_reads_the_unclamped_pass():
     assert g["qkv0"].abs().max() > 0 and g["embed_w"].abs().max() > 0
 
 
+@pytest.mark.parametrize(
+    ("others", "needs_pass"),
+    [
+        ("", False),
+        ("    ablate L2.H1\n", False),  # the source layer's values: after the scores
+        ("    clamp L2.H1 to induction\n", False),  # a pattern of the source layer
+        ("    clamp logits to zero\n", False),
+        ("    ablate L1.H0\n", True),  # an earlier layer
+        ("    clamp L1.H1 to prev-token\n", True),
+        ("    clamp L2.H1.q to zero\n", True),  # the source layer's queries
+        ("    clamp embed to zero\n", True),
+        ("    clamp L1.out to shifted-embedding\n", True),
+    ],
+)
+def test_copy_scores_take_pass_one_only_when_a_clamp_acts_upstream(others, needs_pass):
+    from clampdsl.model.clamps import needs_first_pass
+
+    run = compile_source(SETTINGS + "experiment e:\n    clamp logits to scores of L2.H1\n" + others)
+    assert needs_first_pass(run.runs[0]) == needs_pass
+
+
+def test_copy_scores_read_from_the_final_pass_equal_pass_one():
+    # Run 1 takes pass 1 (its ablation acts upstream, if only from step 1000); run 0 reads
+    # the final pass. Same seed, so they must agree in logits and gradients.
+    model, clamps, batch = setup(
+        "    clamp logits to scores of L2.H0\n",
+        "    clamp logits to scores of L2.H0\n    ablate L1.H0 from step 1000\n",
+        seeds=[5, 5],
+    )
+    assert clamps.copy_from_final.tolist() == [True, False]
+    assert clamps.first_pass_runs == slice(1, 2)
+    logits = model(batch.features, batch.labels, clamps)
+    torch.testing.assert_close(logits[0], logits[1])
+    assert (logits[0] > COPY_FILL).sum() > 0
+    g = grads(model, model.loss(batch.features, batch.labels, clamps))
+    for name, value in g.items():
+        torch.testing.assert_close(value[0], value[1], msg=name)
+
+
 def test_windows_switch_in_place_without_new_tensors():
     model, clamps, batch = setup("    ablate L2.H1 from step 2 until step 4\n")
     mask = clamps.zero_mask[(1, "v")]

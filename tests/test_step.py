@@ -22,15 +22,19 @@ experiment b:
     clamp L1.H0 to prev-token strength 0.8 until step 3
     clamp L2.H0 to induction
 experiment d:
-    clamp logits to scores of L1.H1 from step 1
-"""  # c and d take two passes; b sits between them, inside the range that pass 1 covers
+    clamp logits to scores of L2.H1 from step 1
+    ablate L1.H0 until step 3
+experiment e:
+    clamp logits to scores of L1.H1
+"""  # c and d take pass 1 (b sits between them, inside the range it covers); e reads its
+# copy source from the final pass
 STEPS = 5
 
 
 def build():
     runs = compile_source(SPEC).runs
     task = FewShotTask(runs[0].task)
-    model = BatchedTransformer(runs[0].model, task.table.shape[-1], 5, [5, 6, 7, 8])
+    model = BatchedTransformer(runs[0].model, task.table.shape[-1], 5, [5, 6, 7, 8, 9])
     batches = [task.sample(8, torch.Generator().manual_seed(s)) for s in range(STEPS)]
     return model, ClampState(runs, runs[0].model), batches
 

@@ -16,7 +16,9 @@ nothing recompiles. Semantics (shared/reference/icl_dynamics_spec.md §4, §7.9)
                      last layer's patterns := pass 1's. Layer 1 gets no gradient.
 * copy-scores:       query logits := -1e9 except the context labels, which get the source
                      head's pre-softmax query-row scores from pass 1 (gradient flows into
-                     pass 1, not into the last layer's W_V, W_O or the unembedding)
+                     pass 1, not into the last layer's W_V, W_O or the unembedding); when no
+                     other clamp of the run acts upstream of those scores, the final pass
+                     computes the same scores and they are read there (`needs_first_pass`)
 
 No clamp detaches anything: a clamp computed from parameters passes gradient, a constant
 clamp cuts it, exactly as the reference's `where(mask, cache, computed)`.
@@ -68,28 +70,31 @@ class ClampState:
             if item.kind == "copy-scores":
                 self.copy_source[r, item.source.layer, item.source.head] = True
         self.copy_source = self.copy_source.to(device)
-        # The range of runs that covers every run with a two-pass clamp (whatever their
+        two_pass = [r for r, run in enumerate(runs) if needs_first_pass(run)]
+        # [R]: True for copy runs that read their source scores from the final pass
+        copy_runs = {r for r, item in self.items if item.kind == "copy-scores"}
+        self.copy_from_final = torch.tensor(
+            [r in copy_runs and r not in two_pass for r in range(self.n_runs)], device=device
+        )
+        # The range of runs that covers every run that needs pass 1 (whatever their
         # windows). A range, not a list: its weights are then views, and the gradient of a
         # view is dense (torch 2.13's CPU inductor miscompiles the scatter that gathered
         # weights need). `batching_order` puts such runs together, so it holds no others.
-        two_pass = [r for r, item in self.items if item.kind in RUN_KINDS]
         self.first_pass_runs = slice(min(two_pass, default=0), max(two_pass, default=-1) + 1)
+        self.first_pass_layers = max(
+            (
+                self.layers if item.kind == "shifted-embedding" else item.source.layer + 1
+                for r, item in self.items
+                if r in two_pass and item.kind in RUN_KINDS
+            ),
+            default=0,
+        )  # how many layers pass 1 runs (the last one only up to its scores)
         self._active: tuple[bool, ...] | None = None
         self.set_step(0)
 
     @property
     def needs_first_pass(self) -> bool:
-        return any(self.run_mask[k] is not None for k in RUN_KINDS)
-
-    def first_pass_layers(self) -> int:
-        """How many layers pass 1 must run (the last one only up to its pattern)."""
-        needed = 0
-        if self.run_mask["shifted-embedding"] is not None:
-            needed = self.layers
-        for _, item in self.items:
-            if item.kind == "copy-scores":
-                needed = max(needed, item.source.layer + 1)
-        return needed
+        return self.first_pass_layers > 0
 
     def set_step(self, step: int) -> None:
         active = tuple(
@@ -136,13 +141,38 @@ class ClampState:
         if self.labels_only is not None:
             self.labels_only = self.labels_only.to(device)
         self.copy_source = self.copy_source.to(device)
+        self.copy_from_final = self.copy_from_final.to(device)
         return self
 
 
+def needs_first_pass(run: Run) -> bool:
+    """Whether a run needs the unclamped first pass. Shifted-embedding always does. A
+    copy-scores clamp reads its source head's scores from it; but when none of the run's
+    other clamps acts upstream of those scores, the final pass computes the same scores
+    from the same weights, and reading them there gives the same values and gradients
+    without the pass."""
+    copies = [item for item in run.interventions if item.kind == "copy-scores"]
+    return any(item.kind == "shifted-embedding" for item in run.interventions) or any(
+        _acts_before_scores(other, copy.source.layer)
+        for copy in copies
+        for other in run.interventions
+        if other is not copy
+    )
+
+
+def _acts_before_scores(item: Intervention, layer: int) -> bool:
+    """Whether a clamp changes what the attention scores of `layer` are computed from."""
+    if item.kind in ZERO_KINDS:
+        if item.site in ("embed", "logits"):
+            return item.site == "embed"
+        return item.layer < layer or (item.layer == layer and item.site in ("in", "q", "k"))
+    return item.kind in HEAD_KINDS and item.layer < layer  # a pattern in an earlier layer
+
+
 def batching_order(runs: Sequence[Run]) -> list[Run]:
-    """The runs of a group in the order they are batched: those with a two-pass clamp last
-    (see `ClampState.first_pass_runs`), each part in plan order."""
-    return sorted(runs, key=lambda run: any(i.kind in RUN_KINDS for i in run.interventions))
+    """The runs of a group in the order they are batched: those that need pass 1 last (see
+    `ClampState.first_pass_runs`), each part in plan order."""
+    return sorted(runs, key=needs_first_pass)
 
 
 def prev_token_pattern(strength: torch.Tensor, n: int) -> torch.Tensor:

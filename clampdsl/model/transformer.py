@@ -196,8 +196,8 @@ class BatchedTransformer(nn.Module):
     # ---- forward -----------------------------------------------------------------------------
     def forward(self, features, labels, clamps: ClampState | None = None, record=None, items=None):
         """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern
-        [R, B, H, Nq, N]; with
-        `items`, `features` is a table of feature vectors that items index (see `embed`)."""
+        [R, B, H, Nq, N]; with `items`, `features` is a table of feature vectors that items
+        index (see `embed`)."""
         e = self.embed(features, labels, items)
         _, labels = per_run(features, labels)  # [1 or R, B, K]
         if clamps is None:
@@ -210,18 +210,24 @@ class BatchedTransformer(nn.Module):
             return self.readout(x)
         e = clamps.zero(None, "embed", e)
         first = self._first_pass(e, clamps) if clamps.needs_first_pass else {}
-        x = e
+        x, query_scores = e, []
         for layer in range(self.config.layers):
-            x = self._clamped_layer(layer, x, e, labels, clamps, first, record)
+            x, scores = self._clamped_layer(layer, x, e, labels, clamps, first, record)
+            query_scores.append(scores[:, :, -1])
         logits = self.readout(x)
-        if "scores" in first:
-            logits = self._copy_scores(logits, first["scores"], labels, clamps)
+        if clamps.run_mask["copy-scores"] is not None:
+            source = _pick_source(query_scores, clamps.copy_source)
+            if "scores" in first:  # runs whose source scores the final pass does not compute
+                on = clamps.copy_from_final[:, None, None]
+                source = torch.where(on, source, first["scores"])
+            logits = self._copy_scores(logits, source, labels, clamps)
         return clamps.zero(None, "logits", logits)
 
     def _is_last(self, layer: int) -> bool:
         return layer == self.config.layers - 1
 
     def _clamped_layer(self, layer, x, e, labels, clamps: ClampState, first, record):
+        """(The layer's output, its pre-softmax scores.)"""
         x = clamps.zero(layer, "in", x)  # the residual stream itself, as the reference's x
         scores, v = self.attention_scores(layer, x, clamps, query_only=self._is_last(layer))
         pattern = self._clamp_pattern(layer, torch.softmax(scores, KEYS), labels, clamps)
@@ -234,7 +240,7 @@ class BatchedTransformer(nn.Module):
         if layer == 0 and clamps.run_mask["shifted-embedding"] is not None:
             mask = clamps.run_mask["shifted-embedding"][:, None, None, None]
             x = torch.where(mask > 0, e, x)
-        return clamps.zero(layer, "out", x)
+        return clamps.zero(layer, "out", x), scores
 
     def _clamp_pattern(self, layer, pattern, labels, clamps: ClampState):
         """Prev-token and induction clamps on a pattern [R, H, Nq, N, B]."""
@@ -269,7 +275,7 @@ class BatchedTransformer(nn.Module):
         every_run = runs == slice(0, e.shape[0])
         weights = None if every_run else {name: w[runs] for name, w in self.weights.items()}
         shifted = clamps.run_mask["shifted-embedding"]
-        x, out, layers, all_scores = e[runs], {}, clamps.first_pass_layers(), []
+        x, out, layers, all_scores = e[runs], {}, clamps.first_pass_layers, []
         for layer in range(layers):
             # Pass 1 is read at the query row only (copy readout, last-layer pattern).
             query_only = self._is_last(layer) or layer == layers - 1
@@ -284,11 +290,7 @@ class BatchedTransformer(nn.Module):
         if shifted is not None:
             out["pattern"] = _scatter_runs(torch.softmax(all_scores[-1], KEYS), runs, e.shape[0])
         if clamps.run_mask["copy-scores"] is not None:
-            # The source head's row is picked with `where`, not by indexing: the gradient
-            # of an index is a scatter, which torch 2.13's CPU inductor miscompiles.
-            stacked = torch.stack([s[:, :, -1] for s in all_scores], 1)  # [R', L, H, N, B]
-            source = clamps.copy_source[runs, :layers, :, None, None]
-            scores = torch.where(source, stacked, 0.0).sum((1, 2))  # [R', N, B]
+            scores = _pick_source([s[:, :, -1] for s in all_scores], clamps.copy_source[runs])
             out["scores"] = _scatter_runs(scores, runs, e.shape[0])
         return out
 
@@ -308,6 +310,15 @@ class BatchedTransformer(nn.Module):
 def _record(record: dict | None, layer: int, pattern: torch.Tensor) -> None:
     if record is not None:
         record[layer] = pattern.permute(0, 4, 1, 2, 3)  # [R, B, H, Nq, N]
+
+
+def _pick_source(query_scores: list[torch.Tensor], copy_source: torch.Tensor) -> torch.Tensor:
+    """Each run's copy source head's query row [R, N, B], from the query rows [R, H, N, B]
+    of the first layers. Picked with `where`, not by indexing: the gradient of an index is a
+    scatter, which torch 2.13's CPU inductor miscompiles."""
+    stacked = torch.stack(query_scores, 1)  # [R, L', H, N, B]
+    source = copy_source[:, : len(query_scores), :, None, None]
+    return torch.where(source, stacked, 0.0).sum((1, 2))
 
 
 def _scatter_runs(values: torch.Tensor, runs: slice, n_runs: int) -> torch.Tensor:
