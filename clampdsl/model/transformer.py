@@ -8,7 +8,7 @@ Layouts are chosen for the CPU's vector units, which the tiny dimensions (N = 5,
 would leave mostly idle: the residual stream is position-major, [R, N, B, C] (norms reduce
 over the contiguous C), and everything per head keeps the batch innermost, q/k/v as
 [R, H, hd, N, B] and scores and patterns as [R, H, Nq, N, B], so attention is elementwise
-work over 32 contiguous sequences (twice as fast a step as batch-major; docs/performance.md).
+work over 32 contiguous sequences (a ~1.8× faster step than batch-major; docs/performance.md).
 The projections switch between the two layouts for free, as transposed GEMM operands.
 Recorded patterns are handed out as [R, B, H, Nq, N].
 
