@@ -1,5 +1,6 @@
 """Training: batched equals separate, a killed run resumes exactly, phases are detected."""
 
+import copy
 import math
 
 import pytest
@@ -187,3 +188,31 @@ def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
     assert whole.keys() == chunked.keys() and any(k.startswith("induction") for k in whole)
     for key, value in whole.items():
         torch.testing.assert_close(chunked[key], value, atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoints_load_whatever_order_they_hold_the_runs_in():
+    from clampdsl.train.session import GroupSession
+
+    plan = compile_source(spec(EXPERIMENTS))  # "layer1" needs pass 1: it is batched last
+    trained = GroupSession(plan, 0)
+    for step in range(3):
+        trained.train_step(step)
+    state = copy.deepcopy(trained.state_dict())  # as saved: not the live tensors
+    expected = trained.train_step(3)
+    assert state["runs"] == ["base", "copy", "windowed", "layer1"]
+    # as a checkpoint from before batching order: no run list, runs in plan order
+    plan_order = torch.tensor([0, 1, 3, 2])  # base, copy, layer1, windowed
+    old = {
+        "model": {name: t[plan_order] for name, t in state["model"].items()},
+        "optimizer": {
+            "exp_avg": {n: t[plan_order] for n, t in state["optimizer"]["exp_avg"].items()},
+            "exp_avg_sq": {n: t[plan_order] for n, t in state["optimizer"]["exp_avg_sq"].items()},
+            "count": state["optimizer"]["count"],
+        },
+    }
+    for checkpoint in (state, old):
+        resumed = GroupSession(plan, 0)
+        resumed.load_state_dict(checkpoint)
+        for name, value in resumed.state_dict()["model"].items():
+            assert torch.equal(value, state["model"][name]), name
+        torch.testing.assert_close(resumed.train_step(3), expected)

@@ -47,7 +47,8 @@ def compile_mode(choice: str, device: torch.device, steps: int) -> str | None:
 class GroupSession:
     def __init__(self, plan: Plan, group_index: int, device="cpu", compile: str = "off"):
         self.device = resolve_device(device)
-        self.runs = batching_order([plan.run(name) for name in plan.groups[group_index].runs])
+        self.plan_order = plan.groups[group_index].runs
+        self.runs = batching_order([plan.run(name) for name in self.plan_order])
         self.measures = plan.measures
         first = self.runs[0]
         self.config = first
@@ -97,8 +98,23 @@ class GroupSession:
         return evaluate(self.forward, self.clamps, self.eval_sets, self.measures)
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.step_function.state_dict()}
+        return {
+            "runs": [run.name for run in self.runs],  # the order of every leading R dimension
+            "model": self.model.state_dict(),
+            "optimizer": self.step_function.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.step_function.load_state_dict(state["optimizer"])
+        """Loads a checkpoint whatever order it holds the runs in (checkpoints without a run
+        list were written in plan order, before runs were batched in `batching_order`)."""
+        saved = state.get("runs", list(self.plan_order))
+        order = torch.tensor([saved.index(run.name) for run in self.runs])
+        optimizer = state["optimizer"]
+        self.model.load_state_dict({name: t[order] for name, t in state["model"].items()})
+        self.step_function.load_state_dict(
+            {
+                "exp_avg": {name: t[order] for name, t in optimizer["exp_avg"].items()},
+                "exp_avg_sq": {name: t[order] for name, t in optimizer["exp_avg_sq"].items()},
+                "count": optimizer["count"],
+            }
+        )
