@@ -109,12 +109,16 @@ class GroupSession:
         list were written in plan order, before runs were batched in `batching_order`)."""
         saved = state.get("runs", list(self.plan_order))
         order = torch.tensor([saved.index(run.name) for run in self.runs])
+
+        def reordered(tensors: dict) -> dict:
+            return {name: tensor[order] for name, tensor in tensors.items()}
+
         optimizer = state["optimizer"]
-        self.model.load_state_dict({name: t[order] for name, t in state["model"].items()})
+        self.model.load_state_dict(reordered(state["model"]))
         self.step_function.load_state_dict(
             {
-                "exp_avg": {name: t[order] for name, t in optimizer["exp_avg"].items()},
-                "exp_avg_sq": {name: t[order] for name, t in optimizer["exp_avg_sq"].items()},
+                "exp_avg": reordered(optimizer["exp_avg"]),
+                "exp_avg_sq": reordered(optimizer["exp_avg_sq"]),
                 "count": optimizer["count"],
             }
         )
