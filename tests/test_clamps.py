@@ -32,9 +32,13 @@ def setup(*experiments: str, seeds=None):
 
 
 def grads(model, loss):
-    model.zero_grad(set_to_none=False)
+    model.zero_grad()
     loss.sum().backward()
-    return {name: p.grad.clone() for name, p in model.weights.items()}
+    # a weight the loss does not use (a bypassed layer 1) has no gradient at all: zeros
+    return {
+        name: torch.zeros_like(p) if p.grad is None else p.grad.clone()
+        for name, p in model.weights.items()
+    }
 
 
 def columns(part: str, head: int) -> slice:
@@ -150,12 +154,38 @@ def test_shifted_embedding_bypasses_layer_one():
         expected = model.readout(model.mix(1, e, pattern, v))
     query_row = pattern[:, :, -1:].permute(0, 4, 1, 2, 3)  # as recorded: [R, B, H, 1, N]
     torch.testing.assert_close(recorded[1], query_row)
+    assert recorded[0].shape == (1, 7, 2, 5, 5)  # the bypassed layer, for measures
     torch.testing.assert_close(logits, expected)
     g = grads(model, model.loss(batch.features, batch.labels, clamps))
     for name in ("qkv0", "proj0", "ln_g0", "ln_b0"):
         assert g[name].abs().max() == 0, name
     assert g["qkv1"][0, :, columns("q", 0)].abs().max() > 0  # learns through pass 1
     assert g["qkv1"][0, :, columns("v", 0)].abs().max() > 0  # learns through the final pass
+
+
+SHIFTED = "    clamp L1.out to shifted-embedding\n"
+
+
+@pytest.mark.parametrize(
+    ("experiments", "skips"),
+    [
+        ((SHIFTED,), (True, True)),
+        ((SHIFTED, SHIFTED + "    clamp logits to scores of L2.H1\n"), (True, True)),
+        ((SHIFTED, "    ablate L2.H1\n"), (True, False)),  # the other run needs layer 1
+        ((SHIFTED + "    clamp logits to scores of L1.H0\n",), (False, True)),  # pass 1 reads it
+        (("    clamp L1.out to shifted-embedding from step 2\n",), (False, False)),
+    ],
+)
+def test_skipping_a_bypassed_layer_one_changes_nothing(experiments, skips):
+    model, clamps, batch = setup(*experiments)
+    assert (clamps.first_pass_skips_layer_one, clamps.final_pass_skips_layer_one) == skips
+    skipped = model.loss(batch.features, batch.labels, clamps)
+    skipped_grads = grads(model, skipped)
+    clamps.first_pass_skips_layer_one = clamps.final_pass_skips_layer_one = False
+    computed = model.loss(batch.features, batch.labels, clamps)
+    torch.testing.assert_close(skipped, computed)
+    for name, value in grads(model, computed).items():
+        torch.testing.assert_close(skipped_grads[name], value, msg=name)
 
 
 def test_copy_scores_reads_the_unclamped_pass():

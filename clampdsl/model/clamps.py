@@ -89,6 +89,19 @@ class ClampState:
             ),
             default=0,
         )  # how many layers pass 1 runs (the last one only up to its scores)
+        # Layer 1 need not be computed where every run it would serve replaces its output
+        # (see `bypasses_first_layer`): in pass 1 unless a copy clamp reads layer-1 scores
+        # there, in the final pass when the whole group is bypassed (patterns are recorded
+        # for measures even so).
+        bypassed = {r for r, run in enumerate(runs) if bypasses_first_layer(run)}
+        reads_layer_one = any(
+            item.kind == "copy-scores" and item.source.layer == 0 and r in two_pass
+            for r, item in self.items
+        )
+        self.first_pass_skips_layer_one = (
+            bool(two_pass) and bypassed.issuperset(two_pass) and not reads_layer_one
+        )
+        self.final_pass_skips_layer_one = len(bypassed) == self.n_runs
         self._active: tuple[bool, ...] | None = None
         self.set_step(0)
 
@@ -157,6 +170,14 @@ def needs_first_pass(run: Run) -> bool:
         for copy in copies
         for other in run.interventions
         if other is not copy
+    )
+
+
+def bypasses_first_layer(run: Run) -> bool:
+    """Whether the run's shifted-embedding clamp is on for the whole training: layer 1's
+    output is then e' in pass 1 and e in the final pass, whatever layer 1 computes."""
+    return any(
+        item.kind == "shifted-embedding" and item.window.is_always() for item in run.interventions
     )
 
 

@@ -210,13 +210,15 @@ class BatchedTransformer(nn.Module):
             return self.readout(x)
         e = clamps.zero(None, "embed", e)
         first = self._first_pass(e, clamps) if clamps.needs_first_pass else {}
+        # Recording keeps layer 1 even where it is bypassed: measures read its patterns.
+        start = 1 if clamps.final_pass_skips_layer_one and record is None else 0
         x, query_scores = e, []
-        for layer in range(self.config.layers):
+        for layer in range(start, self.config.layers):
             x, scores = self._clamped_layer(layer, x, e, labels, clamps, first, record)
             query_scores.append(scores[:, :, -1])
         logits = self.readout(x)
         if clamps.run_mask["copy-scores"] is not None:
-            source = _pick_source(query_scores, clamps.copy_source)
+            source = _pick_source(query_scores, clamps.copy_source, start)
             if "scores" in first:  # runs whose source scores the final pass does not compute
                 on = clamps.copy_from_final[:, None, None]
                 source = torch.where(on, source, first["scores"])
@@ -266,7 +268,8 @@ class BatchedTransformer(nn.Module):
         return pattern
 
     def _first_pass(self, e, clamps: ClampState) -> dict:
-        """The unclamped pass that two-pass clamps read from (shifted runs: L1.out := e').
+        """The unclamped pass that two-pass clamps read from (shifted runs: L1.out := e',
+        and layer 1 is not computed when it serves no run of the pass).
 
         Only the runs that use it take it: a contiguous range of runs (see
         `ClampState.first_pass_runs`), whose weights are views and whose results are padded
@@ -275,8 +278,10 @@ class BatchedTransformer(nn.Module):
         every_run = runs == slice(0, e.shape[0])
         weights = None if every_run else {name: w[runs] for name, w in self.weights.items()}
         shifted = clamps.run_mask["shifted-embedding"]
-        x, out, layers, all_scores = e[runs], {}, clamps.first_pass_layers, []
-        for layer in range(layers):
+        out, layers, all_scores = {}, clamps.first_pass_layers, []
+        start = 1 if clamps.first_pass_skips_layer_one else 0
+        x = shifted_embedding(e[runs]) if start else e[runs]
+        for layer in range(start, layers):
             # Pass 1 is read at the query row only (copy readout, last-layer pattern).
             query_only = self._is_last(layer) or layer == layers - 1
             scores, v = self.attention_scores(layer, x, weights=weights, query_only=query_only)
@@ -290,7 +295,8 @@ class BatchedTransformer(nn.Module):
         if shifted is not None:
             out["pattern"] = _scatter_runs(torch.softmax(all_scores[-1], KEYS), runs, e.shape[0])
         if clamps.run_mask["copy-scores"] is not None:
-            scores = _pick_source([s[:, :, -1] for s in all_scores], clamps.copy_source[runs])
+            query_rows = [s[:, :, -1] for s in all_scores]
+            scores = _pick_source(query_rows, clamps.copy_source[runs], start)
             out["scores"] = _scatter_runs(scores, runs, e.shape[0])
         return out
 
@@ -312,12 +318,13 @@ def _record(record: dict | None, layer: int, pattern: torch.Tensor) -> None:
         record[layer] = pattern.permute(0, 4, 1, 2, 3)  # [R, B, H, Nq, N]
 
 
-def _pick_source(query_scores: list[torch.Tensor], copy_source: torch.Tensor) -> torch.Tensor:
+def _pick_source(query_scores: list, copy_source: torch.Tensor, first_layer: int) -> torch.Tensor:
     """Each run's copy source head's query row [R, N, B], from the query rows [R, H, N, B]
-    of the first layers. Picked with `where`, not by indexing: the gradient of an index is a
-    scatter, which torch 2.13's CPU inductor miscompiles."""
+    of consecutive layers from `first_layer` on (zeros where the source is in none). Picked
+    with `where`, not by indexing: the gradient of an index is a scatter, which torch 2.13's
+    CPU inductor miscompiles."""
     stacked = torch.stack(query_scores, 1)  # [R, L', H, N, B]
-    source = copy_source[:, : len(query_scores), :, None, None]
+    source = copy_source[:, first_layer : first_layer + len(query_scores), :, None, None]
     return torch.where(source, stacked, 0.0).sum((1, 2))
 
 
