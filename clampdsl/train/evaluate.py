@@ -32,9 +32,9 @@ def evaluate(
     the model runs in training: a clamped pattern shows its clamp, and a run trained with
     layer 1 bypassed shows what its last layer learned to compute.
     """
-    results = {}
+    results, read = {}, bool(measures)
     for index, (name, batch) in enumerate(eval_sets.items()):
-        logits, patterns = _forward_in_chunks(forward, clamps, batch, keep_patterns=index == 0)
+        logits, patterns = _forward_in_chunks(forward, clamps, batch, read, read and index == 0)
         targets = batch.labels[..., -1]  # [B], or [R, B] when runs have their own data
         results[f"{name}.loss"] = query_loss(logits, targets)
         results[f"{name}.acc"] = (logits.argmax(-1) == targets).float().mean(-1)
@@ -46,12 +46,15 @@ def evaluate(
     return results
 
 
-def _forward_in_chunks(forward: Callable, clamps: ClampState, batch: Batch, keep_patterns: bool):
+def _forward_in_chunks(
+    forward: Callable, clamps: ClampState, batch: Batch, record: bool, keep_patterns: bool
+):
     """Query logits [R, B, L] of a whole set, and each layer's pattern [R, B, H, Nq, N] if
-    asked (the forward records them either way: one compiled graph serves every set)."""
+    asked. Whether the forward records is the same for every set (one compiled graph serves
+    them all): only when measures read the patterns (recording keeps layers a clamp bypasses)."""
     logits, patterns = [], {}
     for start in range(0, batch.labels.shape[-2], CHUNK):
-        chunk, recorded = batch.rows(slice(start, start + CHUNK)), {}
+        chunk, recorded = batch.rows(slice(start, start + CHUNK)), {} if record else None
         # Eval sets see few distinct feature vectors: the table embeds each one once.
         logits.append(
             forward(chunk.table, chunk.labels, clamps, record=recorded, items=chunk.items)
