@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                     # every configuration, eager and compiled
     python benchmarks/run.py --compile on --repeats 7 --json out.json
+    python benchmarks/run.py --compile on --rounds 3     # on a noisy machine
     python benchmarks/run.py --only unclamped induction+7ablations
 
 The model is the paper's main configuration (2 layers × 8 heads, width 64, batch 32,
@@ -159,6 +160,12 @@ def run_worker(name: str, args) -> dict:
     return results
 
 
+def median_round(measured: list[dict]) -> dict:
+    """The round with the median step time, with every round's step time added."""
+    ordered = sorted(measured, key=lambda r: r["step_ms"])
+    return ordered[(len(ordered) - 1) // 2] | {"rounds_step_ms": [r["step_ms"] for r in measured]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto")
@@ -166,6 +173,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=100, help="steps per timed repeat")
     parser.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every configuration this many times, in turn, and keep each one's "
+        "median round (spreads a noisy machine's slow phases over all configurations)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -180,10 +194,16 @@ def main() -> None:
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 150)
-    results = {}
-    for name in args.only:
-        console.print(f"[dim]measuring {name}…[/]")
-        results[name] = run_worker(name, args)
+    rounds: dict[str, list[dict]] = {name: [] for name in args.only}
+    for index in range(args.rounds):
+        for name in args.only:
+            of = f" (round {index + 1} of {args.rounds})" if args.rounds > 1 else ""
+            console.print(f"[dim]measuring {name}{of}…[/]")
+            rounds[name].append(run_worker(name, args))
+    results = {
+        name: {mode: median_round([r[mode] for r in measured]) for mode in measured[0]}
+        for name, measured in rounds.items()
+    }
     base = results.get("unclamped", {})
     table = Table(title="clampdsl training speed (median of repeats)", title_justify="left")
     for column in (
