@@ -318,7 +318,9 @@ def _record(record: dict | None, layer: int, pattern: torch.Tensor) -> None:
         record[layer] = pattern.permute(0, 4, 1, 2, 3)  # [R, B, H, Nq, N]
 
 
-def _pick_source(query_scores: list, copy_source: torch.Tensor, first_layer: int) -> torch.Tensor:
+def _pick_source(
+    query_scores: list[torch.Tensor], copy_source: torch.Tensor, first_layer: int
+) -> torch.Tensor:
     """Each run's copy source head's query row [R, N, B], from the query rows [R, H, N, B]
     of consecutive layers from `first_layer` on (zeros where the source is in none). Picked
     with `where`, not by indexing: the gradient of an index is a scatter, which torch 2.13's
