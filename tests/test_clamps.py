@@ -247,6 +247,32 @@ def test_copy_scores_read_from_the_final_pass_equal_pass_one():
         torch.testing.assert_close(value[0], value[1], msg=name)
 
 
+@pytest.mark.parametrize("per_run_data", [False, True], ids=["shared data", "per-run data"])
+def test_tokens_as_table_rows_give_what_their_features_give(per_run_data):
+    # Evals pass a table of distinct feature vectors and indices into it (each vector is
+    # embedded once): the same logits and patterns as the features, clamps included.
+    model, clamps, batch = setup(
+        "    ablate L1.H1\n",
+        "    clamp L1.in to zero\n",
+        "    clamp embed to zero\n",
+        "    clamp L1.H0 to prev-token\n    clamp logits to scores of L2.H1\n",
+        SHIFTED + "    clamp logits to scores of L2.H0\n",
+    )
+    items, labels = batch.items, batch.labels
+    if per_run_data:  # each run its own sequences
+        order = torch.stack(
+            [torch.randperm(7, generator=torch.Generator().manual_seed(r)) for r in range(5)]
+        )
+        items, labels = items[order], labels[order]
+    for state in (None, clamps):
+        direct, through_table = {}, {}
+        expected = model(batch.table[items], labels, state, record=direct)
+        logits = model(batch.table, labels, state, record=through_table, items=items)
+        torch.testing.assert_close(logits, expected)
+        for layer, pattern in direct.items():
+            torch.testing.assert_close(through_table[layer], pattern)
+
+
 def test_windows_switch_in_place_without_new_tensors():
     model, clamps, batch = setup("    ablate L2.H1 from step 2 until step 4\n")
     mask = clamps.zero_mask[(1, "v")]
