@@ -269,6 +269,7 @@ def test_tokens_as_table_rows_give_what_their_features_give(per_run_data):
         expected = model(batch.table[items], labels, state, record=direct)
         logits = model(batch.table, labels, state, record=through_table, items=items)
         torch.testing.assert_close(logits, expected)
+        assert direct.keys() == through_table.keys() == {0, 1}
         for layer, pattern in direct.items():
             torch.testing.assert_close(through_table[layer], pattern)
 
