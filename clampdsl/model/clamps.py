@@ -73,9 +73,9 @@ class ClampState:
         two_pass = [r for r, run in enumerate(runs) if needs_first_pass(run)]
         # [R]: True for copy runs that read their source scores from the final pass
         copy_runs = {r for r, item in self.items if item.kind == "copy-scores"}
-        self.copy_from_final = torch.tensor(
-            [r in copy_runs and r not in two_pass for r in range(self.n_runs)], device=device
-        )
+        from_final = [r in copy_runs and r not in two_pass for r in range(self.n_runs)]
+        self.copy_from_final = torch.tensor(from_final, device=device)
+        self.any_copy_from_final = any(from_final)  # else the final pass's rows go unread
         # The range of runs that covers every run that needs pass 1 (whatever their
         # windows). A range, not a list: its weights are then views, and the gradient of a
         # view is dense (torch 2.13's CPU inductor miscompiles the scatter that gathered

@@ -218,10 +218,11 @@ class BatchedTransformer(nn.Module):
             query_scores.append(scores[:, :, -1])
         logits = self.readout(x)
         if clamps.run_mask["copy-scores"] is not None:
-            source = _pick_source(query_scores, clamps.copy_source, start)
-            if "scores" in first:  # runs whose source scores the final pass does not compute
+            source = first.get("scores")  # runs whose source scores the final pass lacks
+            if clamps.any_copy_from_final:
+                final = _pick_source(query_scores, clamps.copy_source, start)
                 on = clamps.copy_from_final[:, None, None]
-                source = torch.where(on, source, first["scores"])
+                source = final if source is None else torch.where(on, final, source)
             logits = self._copy_scores(logits, source, labels, clamps)
         return clamps.zero(None, "logits", logits)
 
