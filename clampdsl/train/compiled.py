@@ -11,12 +11,19 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from torch._inductor import list_mode_options
+
+# Dynamo's guards already check every input's size and stride before a compiled call, so
+# the generated code's own checks are skipped: ~50 calls per step, 1-3% of a small group's
+# step on a 2-core CPU.
+OPTIONS = {"size_asserts": False}
 
 
 class CompiledOrEager:
     def __init__(self, function: Callable, mode: str | None):
-        self.function, self.mode = function, mode
-        self._compiled = torch.compile(function, mode=mode, fullgraph=True) if mode else None
+        self.function = function
+        options = list_mode_options(mode) | OPTIONS if mode else None
+        self._compiled = torch.compile(function, fullgraph=True, options=options) if mode else None
 
     @property
     def compiled(self) -> bool:
