@@ -20,10 +20,14 @@ OPTIONS = {"size_asserts": False}
 
 
 class CompiledOrEager:
-    def __init__(self, function: Callable, mode: str | None):
+    def __init__(self, function: Callable, mode: str | None, dynamic: bool | None = None):
         self.function = function
         options = list_mode_options(mode) | OPTIONS if mode else None
-        self._compiled = torch.compile(function, fullgraph=True, options=options) if mode else None
+        self._compiled = (
+            torch.compile(function, fullgraph=True, dynamic=dynamic, options=options)
+            if mode
+            else None
+        )
 
     @property
     def compiled(self) -> bool:

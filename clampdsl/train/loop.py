@@ -42,6 +42,9 @@ def train_group(
     if checkpointer is not None and (state := checkpointer.load(group_index)) is not None:
         session.load_state_dict(state["session"])
         start, records = int(state["step"]), list(state["records"])
+    if start == 0:
+        # Resumed runs compile here as they did: their next eval must match an unbroken run's.
+        session.compile_evals_in_background()
     steps, every = session.config.train.steps, session.config.eval.every
 
     def run_eval(step: int) -> None:

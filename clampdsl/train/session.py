@@ -20,6 +20,7 @@ from clampdsl.tasks.stream import BatchStream
 from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import evaluate
 from clampdsl.train.step import TrainStep
+from clampdsl.train.warm_evals import EvalGraphWarmer, can_warm
 
 # Compiling the step costs ~20-40 s on a 2-core CPU and pays back after ~3k steps there.
 COMPILE_AUTO_MIN_STEPS = 3000
@@ -47,6 +48,7 @@ def compile_mode(choice: str, device: torch.device, steps: int) -> str | None:
 class GroupSession:
     def __init__(self, plan: Plan, group_index: int, device="cpu", compile: str = "off"):
         self.device = resolve_device(device)
+        self.plan, self.group_index = plan, group_index
         self.plan_order = plan.groups[group_index].runs
         self.runs = batching_order([plan.run(name) for name in self.plan_order])
         self.measures = plan.measures
@@ -68,8 +70,11 @@ class GroupSession:
             [(tasks[t], seed) for t, seed in sources], index, first.train.batch, self.device
         )
         self.eval_sets = self._eval_sets(tasks)
-        # Evals are forward passes of a fixed size: compiled too when the step is.
-        self.forward = CompiledOrEager(self.model, mode)
+        # Evals are forward passes of a fixed size: compiled too when the step is, with
+        # static shapes in every group of a process, like the graph warm_evals.py compiles.
+        self.forward = CompiledOrEager(self.model, mode, dynamic=False)
+        self._warmer: EvalGraphWarmer | None = None
+        self._eager_eval_pending = False
 
     def _eval_sets(self, tasks: dict) -> dict[str, Batch]:
         """Fixed eval sets, drawn once per distinct (task, eval seed) of the runs."""
@@ -93,9 +98,26 @@ class GroupSession:
         batch = self.stream.at(step)
         return self.step_function(batch.features, batch.labels)
 
+    def compile_evals_in_background(self) -> None:
+        """Has a second process compile the eval graph while this one compiles the step
+        (warm_evals.py). The next eval runs eagerly, so that this process goes on to the
+        step; the one after waits for the child and loads the graph it compiled."""
+        if self.forward.compiled and can_warm(self.device):
+            self._warmer = EvalGraphWarmer(self.plan, self.group_index, self.device)
+            self._eager_eval_pending = True
+
     def evaluate(self, step: int) -> dict[str, torch.Tensor]:
         self.clamps.set_step(step)
-        return evaluate(self.forward, self.clamps, self.eval_sets, self.measures)
+        return evaluate(self._eval_forward(), self.clamps, self.eval_sets, self.measures)
+
+    def _eval_forward(self):
+        if self._eager_eval_pending:
+            self._eager_eval_pending = False
+            return self.model
+        if self._warmer is not None:
+            self._warmer.wait()
+            self._warmer = None
+        return self.forward
 
     def state_dict(self) -> dict:
         return {

@@ -1,0 +1,83 @@
+"""Compile a group's eval graph in a second process while this one compiles the step.
+
+Most of a CPU compile is inductor's single-threaded Python (scheduling and code
+generation), so on a 2-core machine the step graph (~50 s) and the eval graph (~15-30 s)
+would compile one after the other on one core. A child process compiles the eval graph
+alongside, into the inductor cache both processes read, and the trainer's first compiled
+eval loads it from there (~1 s); the eval before it runs eagerly, needing no graph.
+
+The child gets the plan as JSON on stdin and runs one eval of a session built from it: no
+code or pickles pass between the processes. If it fails or hangs, the trainer compiles the
+eval graph itself, as it would without it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from clampdsl.compile.plan import Plan
+
+# Far longer than an eval graph takes to compile (~30 s on a busy 2-core CPU); past it the
+# trainer stops waiting and compiles the graph itself.
+PATIENCE_S = 300
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def can_warm(device: torch.device) -> bool:
+    """Where the child's graph lands in a cache the trainer reads: inductor's FX graph
+    cache, on the CPU (on a GPU the step does not keep a core busy for a minute)."""
+    from torch._inductor import config
+
+    return device.type == "cpu" and bool(config.fx_graph_cache)
+
+
+class EvalGraphWarmer:
+    """The child process compiling one group's eval graph."""
+
+    def __init__(self, plan: Plan, group_index: int, device: torch.device):
+        request = {"plan": plan.to_json(), "group": group_index, "device": str(device)}
+        # The child imports this clampdsl, installed or not.
+        path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=os.environ | {"PYTHONPATH": path},
+            text=True,
+        )
+        self._child.stdin.write(json.dumps(request))
+        self._child.stdin.close()
+        atexit.register(self._stop)
+
+    def wait(self) -> None:
+        """Returns once the child has finished, or has been stopped for taking too long."""
+        try:
+            self._child.wait(timeout=PATIENCE_S)
+        except subprocess.TimeoutExpired:
+            self._stop()
+        atexit.unregister(self._stop)
+
+    def _stop(self) -> None:
+        if self._child.poll() is None:
+            self._child.kill()
+            self._child.wait()
+
+
+def _compile_requested_graph() -> None:
+    from clampdsl.train.session import GroupSession
+
+    request = json.load(sys.stdin)
+    plan = Plan.from_json(request["plan"])
+    GroupSession(plan, request["group"], request["device"], "on").evaluate(0)
+
+
+if __name__ == "__main__":
+    _compile_requested_graph()
