@@ -43,8 +43,8 @@ class EvalGraphWarmer:
 
     def __init__(self, plan: Plan, group_index: int, device: torch.device):
         request = {"plan": plan.to_json(), "group": group_index, "device": str(device)}
-        # The child imports this clampdsl, installed or not.
-        path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+        # The child finds this clampdsl even when it is not installed (a checkout on sys.path).
+        path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(PACKAGE_ROOT)]))
         self._child = subprocess.Popen(
             [sys.executable, "-m", __name__],
             stdin=subprocess.PIPE,
