@@ -72,7 +72,7 @@ def run(
     store.prepare()
     target = resolve_device(device)
     checkpointer = Checkpointer(store.checkpoints, checkpoint_every)
-    started, compiled = time.perf_counter(), []
+    started, compiled, eval_seconds = time.perf_counter(), [], 0.0
     for index, group in enumerate(plan.groups):
         saved = checkpointer.load(index)
         start = int(saved["step"]) if saved else 0
@@ -87,21 +87,25 @@ def run(
             plan, index, target, progress, store.append_records, checkpointer, compile
         )
         compiled.append(result.compiled)
+        eval_seconds += result.eval_seconds
     seconds = time.perf_counter() - started
     how = f"{target}, train step {'compiled' if all(compiled) else 'eager'}"
-    return _finish(plan, store, seconds, how)
+    return _finish(plan, store, seconds, eval_seconds, how)
 
 
-def _finish(plan, store: RunStore, seconds: float, device: str) -> RunResult:
+def _finish(plan, store: RunStore, seconds: float, eval_seconds: float, device: str) -> RunResult:
     records = store.read_records()
     summaries = summarize(plan, records)
     figure = plot_curves(plan, records, store.directory / "curves.png")
     store.write_text(
         "report.md",
-        report_markdown(plan, summaries, seconds, device, figure.name if figure else None),
+        report_markdown(
+            plan, summaries, seconds, eval_seconds, device, figure.name if figure else None
+        ),
     )
     payload = {
         "seconds": seconds,
+        "eval_seconds": eval_seconds,
         "device": device,
         "diverged": {s.name: s.diverged_at for s in summaries if s.diverged_at is not None},
         "runs": [s.to_json() for s in summaries],

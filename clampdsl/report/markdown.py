@@ -8,7 +8,12 @@ from clampdsl.report.summary import RunSummary, baseline_runs
 
 
 def report_markdown(
-    plan: Plan, summaries: list[RunSummary], seconds: float, device: str, figure: str | None
+    plan: Plan,
+    summaries: list[RunSummary],
+    seconds: float,
+    eval_seconds: float,
+    device: str,
+    figure: str | None,
 ) -> str:
     first = plan.runs[0]
     baselines = sorted({b.name for b in baseline_runs(plan).values() if b})
@@ -16,7 +21,8 @@ def report_markdown(
         f"# clampdsl report: `{plan.file}`",
         "",
         f"- plan hash `{plan.content_hash()[:12]}`; {len(plan.runs)} experiments in "
-        f"{len(plan.groups)} batched group(s); trained on {device} in {seconds:.0f} s",
+        f"{len(plan.groups)} batched group(s); trained on {device} in {seconds:.0f} s "
+        f"({eval_seconds:.0f} s of it in evals)",
         f"- model: {first.model.layers} layers × {first.model.heads} heads, width "
         f"{first.model.d_model}; task: {first.task.classes} classes, {first.task.labels} labels, "
         f"features synthetic(dim={first.task.features.dim}, "

@@ -9,6 +9,7 @@ are read at evals only.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import attrs
@@ -26,6 +27,7 @@ class GroupResult:
     runs: tuple[str, ...]
     records: tuple[Record, ...]
     compiled: bool  # whether the train step ran compiled
+    eval_seconds: float  # wall time spent in this session's evals
 
 
 def train_group(
@@ -43,12 +45,19 @@ def train_group(
         session.load_state_dict(state["session"])
         start, records = int(state["step"]), list(state["records"])
     if start == 0:
-        # Resumed runs compile here as they did: their next eval must match an unbroken run's.
+        # Fresh groups only: a resumed group compiles its evals itself, so that its next
+        # evals are the compiled ones an unbroken run computes (no eager eval in between).
         session.compile_evals_in_background()
     steps, every = session.config.train.steps, session.config.eval.every
+    eval_seconds = 0.0
 
     def run_eval(step: int) -> None:
-        new = _records(session.runs, step, session.evaluate(step))
+        nonlocal eval_seconds
+        if session.device.type == "cuda":
+            torch.cuda.synchronize(session.device)  # steps still queued are not the eval's
+        started = time.perf_counter()
+        new = _records(session.runs, step, session.evaluate(step))  # copies out: in sync
+        eval_seconds += time.perf_counter() - started
         key = _first_loss(new[0])
         records.extend(new)
         if on_records:
@@ -68,7 +77,8 @@ def train_group(
         run_eval(steps)
     if checkpointer is not None:
         checkpointer.save(group_index, steps, session.state_dict(), records)
-    return GroupResult(tuple(r.name for r in session.runs), tuple(records), session.compiled)
+    runs = tuple(r.name for r in session.runs)
+    return GroupResult(runs, tuple(records), session.compiled, eval_seconds)
 
 
 def _records(runs: list[Run], step: int, results: dict[str, torch.Tensor]) -> list[Record]:
