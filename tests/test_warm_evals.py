@@ -39,3 +39,10 @@ def test_no_child_when_nothing_compiles():
     session = GroupSession(compile_source(SPEC), 0, "cpu", "off")
     session.compile_evals_in_background()
     assert session._warmer is None
+
+
+def test_a_child_that_cannot_start_leaves_the_compile_to_the_trainer(monkeypatch):
+    from clampdsl.train import warm_evals
+
+    monkeypatch.setattr(warm_evals.sys, "executable", "/nonexistent/python")
+    assert warm_evals.start_warming(compile_source(SPEC), 0, torch.device("cpu")) is None

@@ -20,7 +20,7 @@ from clampdsl.tasks.stream import BatchStream
 from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import evaluate
 from clampdsl.train.step import TrainStep
-from clampdsl.train.warm_evals import EvalGraphWarmer, can_warm
+from clampdsl.train.warm_evals import EvalGraphWarmer, start_warming
 
 # Compiling the step costs ~20-40 s on a 2-core CPU and pays back after ~3k steps there.
 COMPILE_AUTO_MIN_STEPS = 3000
@@ -102,9 +102,9 @@ class GroupSession:
         """Has a second process compile the eval graph while this one compiles the step
         (warm_evals.py). The next eval runs eagerly, so that this process goes on to the
         step; the one after waits for the child and loads the graph it compiled."""
-        if self.forward.compiled and can_warm(self.device):
-            self._warmer = EvalGraphWarmer(self.plan, self.group_index, self.device)
-            self._eager_eval_pending = True
+        if self.forward.compiled:
+            self._warmer = start_warming(self.plan, self.group_index, self.device)
+            self._eager_eval_pending = self._warmer is not None
 
     def evaluate(self, step: int) -> dict[str, torch.Tensor]:
         self.clamps.set_step(step)

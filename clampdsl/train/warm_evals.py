@@ -30,12 +30,18 @@ PATIENCE_S = 300
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def can_warm(device: torch.device) -> bool:
-    """Where the child's graph lands in a cache the trainer reads: inductor's FX graph
-    cache, on the CPU (on a GPU the step does not keep a core busy for a minute)."""
+def start_warming(plan: Plan, group_index: int, device: torch.device) -> EvalGraphWarmer | None:
+    """The child compiling the group's eval graph; None where it cannot help (its graph
+    must land in inductor's FX graph cache; on a GPU the step does not keep a core busy
+    for a minute) or cannot start."""
     from torch._inductor import config
 
-    return device.type == "cpu" and bool(config.fx_graph_cache)
+    if device.type != "cpu" or not config.fx_graph_cache:
+        return None
+    try:
+        return EvalGraphWarmer(plan, group_index, device)
+    except OSError:  # no interpreter to start: the trainer compiles the graph itself
+        return None
 
 
 class EvalGraphWarmer:
