@@ -38,10 +38,12 @@ def group_progress(console: Console, plan: Plan):
 
         def on_group(index, runs, total, start):
             label = f"group {index + 1}/{len(plan.groups)} ({len(runs)} runs)"
-            task = progress.add_task(label, total=total, completed=start, losses="")
+            # Until the first step is done: a compiled step takes a minute to build on a CPU,
+            # with the bar standing still.
+            task = progress.add_task(f"{label} warming up", total=total, completed=start, losses="")
 
             def on_progress(step: int, losses: dict[str, float]) -> None:
-                fields = {}
+                fields = {"description": label} if step > start else {}
                 if losses:
                     fields["losses"] = "loss " + " ".join(
                         f"{name}={value:.2f}" for name, value in losses.items()
