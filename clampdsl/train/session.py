@@ -19,6 +19,7 @@ from clampdsl.tasks.per_run import distinct, for_runs
 from clampdsl.tasks.stream import BatchStream
 from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import evaluate
+from clampdsl.train.host_memory import keep_freed_memory
 from clampdsl.train.step import TrainStep
 from clampdsl.train.warm_evals import EvalGraphWarmer, start_warming
 
@@ -48,6 +49,8 @@ def compile_mode(choice: str, device: torch.device, steps: int) -> str | None:
 class GroupSession:
     def __init__(self, plan: Plan, group_index: int, device="cpu", compile: str = "off"):
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # evals' activations reuse pages (host_memory.py)
         self.plan, self.group_index = plan, group_index
         self.plan_order = plan.groups[group_index].runs
         self.runs = batching_order([plan.run(name) for name in self.plan_order])
