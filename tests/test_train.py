@@ -181,13 +181,22 @@ def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
     task = FewShotTask(plan.runs[0].task)
     model = BatchedTransformer(plan.runs[0].model, task.table.shape[-1], 5, [5, 6])
     clamps = ClampState(plan.runs, plan.runs[0].model)
-    sets = task.eval_sets(("train", "relabel"), 50, seed=1)
+    sets = task.eval_sets(("train", "relabel"), 51, seed=1)
     whole = module.evaluate(model, clamps, sets, plan.measures)
-    monkeypatch.setattr(module, "CHUNK", 16)  # 16, 16, 16 and 2 sequences
+    monkeypatch.setattr(module, "RUN_SEQUENCES_PER_FORWARD", 32)  # 13, 13, 13 and 12 sequences
     chunked = module.evaluate(model, clamps, sets, plan.measures)
     assert whole.keys() == chunked.keys() and any(k.startswith("induction") for k in whole)
     for key, value in whole.items():
         torch.testing.assert_close(chunked[key], value, atol=1e-5, rtol=1e-5)
+
+
+def test_eval_sets_split_into_equal_chunks_that_fit_the_group():
+    from clampdsl.train.evaluate import chunk_size
+
+    assert [chunk_size(1000, runs) for runs in (1, 6, 32, 64)] == [1000, 500, 100, 50]
+    assert chunk_size(1000, 48) == 50  # at most 66 each: 16 chunks, but 1000 splits into 20
+    assert chunk_size(997, 6) == 499  # a prime: two chunks, the last one shorter
+    assert chunk_size(10, 5000) == 1
 
 
 def test_checkpoints_load_whatever_order_they_hold_the_runs_in():

@@ -12,9 +12,11 @@ from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import query_loss
 from clampdsl.tasks.fewshot import Batch
 
-# Sequences per forward: a whole 1000-sequence set makes activations of tens of MB that
-# stream through memory; chunks this size stay in cache and evaluate ~25% faster.
-CHUNK = 250
+# Sequences × runs per forward. Fewer pay the per-call overhead more often; many more make
+# activations of tens of MB that stream through memory instead of staying in the caches.
+# Measured on a 2-core CPU (docs/performance.md): a set of 1000 sequences evaluates fastest
+# whole for one run, in chunks of 250-500 for 6 runs and of 100 for 32.
+RUN_SEQUENCES_PER_FORWARD = 3200
 
 
 @torch.no_grad()
@@ -53,8 +55,10 @@ def _forward_in_chunks(
     asked. Whether the forward records is the same for every set (one compiled graph serves
     them all): only when measures read the patterns (recording keeps layers a clamp bypasses)."""
     logits, patterns = [], {}
-    for start in range(0, batch.labels.shape[-2], CHUNK):
-        chunk, recorded = batch.rows(slice(start, start + CHUNK)), {} if record else None
+    sequences = batch.labels.shape[-2]
+    size = chunk_size(sequences, clamps.n_runs)
+    for start in range(0, sequences, size):
+        chunk, recorded = batch.rows(slice(start, start + size)), {} if record else None
         # Eval sets see few distinct feature vectors: the table embeds each one once.
         logits.append(
             forward(chunk.table, chunk.labels, clamps, record=recorded, items=chunk.items)
@@ -62,3 +66,15 @@ def _forward_in_chunks(
         for layer, pattern in recorded.items() if keep_patterns else ():
             patterns.setdefault(layer, []).append(pattern)
     return torch.cat(logits, 1), {layer: torch.cat(p, 1) for layer, p in patterns.items()}
+
+
+def chunk_size(sequences: int, runs: int) -> int:
+    """Sequences per forward: the set in the fewest equal chunks of at most
+    RUN_SEQUENCES_PER_FORWARD / runs sequences, or a few more chunks where that divides the
+    set evenly (a shorter last chunk is a second shape: a second compiled graph)."""
+    most = max(1, RUN_SEQUENCES_PER_FORWARD // runs)
+    fewest = -(-sequences // most)
+    for chunks in range(fewest, 2 * fewest + 1):
+        if sequences % chunks == 0:
+            return sequences // chunks
+    return -(-sequences // fewest)
