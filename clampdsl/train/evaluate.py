@@ -34,27 +34,32 @@ def evaluate(
     the model runs in training: a clamped pattern shows its clamp, and a run trained with
     layer 1 bypassed shows what its last layer learned to compute.
     """
-    results, read = {}, bool(measures)
+    results, record = {}, bool(measures)
     for index, (name, batch) in enumerate(eval_sets.items()):
-        logits, patterns = _forward_in_chunks(forward, clamps, batch, read, read and index == 0)
+        measured = measures if index == 0 else ()
+        logits, values = _forward_in_chunks(forward, clamps, batch, record, measured)
         targets = batch.labels[..., -1]  # [B], or [R, B] when runs have their own data
         results[f"{name}.loss"] = query_loss(logits, targets)
         results[f"{name}.acc"] = (logits.argmax(-1) == targets).float().mean(-1)
-        if index == 0:
-            for measure in measures:
-                values = MEASURES[measure.metric](patterns[measure.layer], batch)
-                for head in measure.heads:
-                    results[f"{measure.metric} L{measure.layer + 1}.H{head}"] = values[:, head]
+        for measure, value in zip(measured, values, strict=True):
+            for head in measure.heads:
+                results[f"{measure.metric} L{measure.layer + 1}.H{head}"] = value[:, head]
     return results
 
 
 def _forward_in_chunks(
-    forward: Callable, clamps: ClampState, batch: Batch, record: bool, keep_patterns: bool
+    forward: Callable,
+    clamps: ClampState,
+    batch: Batch,
+    record: bool,
+    measures: tuple[Measure, ...],
 ):
-    """Query logits [R, B, L] of a whole set, and each layer's pattern [R, B, H, Nq, N] if
-    asked. Whether the forward records is the same for every set (one compiled graph serves
-    them all): only when measures read the patterns (recording keeps layers a clamp bypasses)."""
-    logits, patterns = [], {}
+    """Query logits [R, B, L] of a whole set, and each measure's value [R, H] on it.
+    Whether the forward records is the same for every set (one compiled graph serves them
+    all): only when measures read the patterns (recording keeps layers a clamp bypasses).
+    Measures are means over sequences, taken chunk by chunk: the patterns of a whole set
+    would be tens of MB to copy together."""
+    logits, values = [], [0.0] * len(measures)
     sequences = batch.labels.shape[-2]
     size = chunk_size(sequences, clamps.n_runs)
     for start in range(0, sequences, size):
@@ -63,9 +68,11 @@ def _forward_in_chunks(
         logits.append(
             forward(chunk.table, chunk.labels, clamps, record=recorded, items=chunk.items)
         )
-        for layer, pattern in recorded.items() if keep_patterns else ():
-            patterns.setdefault(layer, []).append(pattern)
-    return torch.cat(logits, 1), {layer: torch.cat(p, 1) for layer, p in patterns.items()}
+        share = chunk.labels.shape[-2] / sequences
+        for i, measure in enumerate(measures):
+            value = MEASURES[measure.metric](recorded[measure.layer], chunk)
+            values[i] = values[i] + value * share
+    return torch.cat(logits, 1), values
 
 
 def chunk_size(sequences: int, runs: int) -> int:
