@@ -197,6 +197,7 @@ def test_eval_sets_split_into_equal_chunks_that_fit_the_group():
     assert chunk_size(1000, 48) == 50  # at most 66 each: 16 chunks, but 1000 splits into 20
     assert chunk_size(997, 6) == 499  # a prime: two chunks, the last one shorter
     assert chunk_size(10, 5000) == 1
+    assert chunk_size(1000, 64, "cuda") == 1000
 
 
 def test_checkpoints_load_whatever_order_they_hold_the_runs_in():

@@ -61,7 +61,7 @@ def _forward_in_chunks(
     would be tens of MB to copy together."""
     logits, values = [], [0.0] * len(measures)
     sequences = batch.labels.shape[-2]
-    size = chunk_size(sequences, clamps.n_runs)
+    size = chunk_size(sequences, clamps.n_runs, batch.labels.device.type)
     for start in range(0, sequences, size):
         chunk, recorded = batch.rows(slice(start, start + size)), {} if record else None
         # Eval sets see few distinct feature vectors: the table embeds each one once.
@@ -75,10 +75,13 @@ def _forward_in_chunks(
     return torch.cat(logits, 1), values
 
 
-def chunk_size(sequences: int, runs: int) -> int:
+def chunk_size(sequences: int, runs: int, device_type: str = "cpu") -> int:
     """Sequences per forward: the set in the fewest equal chunks of at most
     RUN_SEQUENCES_PER_FORWARD / runs sequences, or a few more chunks where that divides the
-    set evenly (a shorter last chunk is a second shape: a second compiled graph)."""
+    set evenly (a shorter last chunk is a second shape: a second compiled graph). The
+    chunks are for a CPU's caches; a GPU takes a whole set per forward (fewer launches)."""
+    if device_type == "cuda":
+        return sequences
     most = max(1, RUN_SEQUENCES_PER_FORWARD // runs)
     fewest = -(-sequences // most)
     for chunks in range(fewest, 2 * fewest + 1):
