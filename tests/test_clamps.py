@@ -310,6 +310,30 @@ def test_batched_runs_equal_the_same_runs_alone(clamp):
         torch.testing.assert_close(together[r], alone[0], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "clamp",
+    [
+        None,
+        "    clamp L1.H1.q to zero\n    clamp L2.H0.k to zero\n",
+        "    clamp L1.H0 to prev-token\n",
+        "    clamp L2.H0 to induction\n",
+        "    clamp L1.out to shifted-embedding\n",
+        "    clamp L1.out to shifted-embedding\n    clamp logits to scores of L2.H0\n",
+    ],
+)
+def test_the_forward_without_gradient_equals_the_training_forward(clamp):
+    """Evals (no gradient) compute q, k and v another way: RoPE folded into the weights."""
+    model, clamps, batch = setup(clamp or "    ablate L1.H0\n")
+    clamps = clamps if clamp else None
+    training, evaluating = {}, {}
+    expected = model(batch.features, batch.labels, clamps, record=training)
+    with torch.no_grad():
+        logits = model(batch.features, batch.labels, clamps, record=evaluating)
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
+    for layer, pattern in training.items():
+        torch.testing.assert_close(evaluating[layer], pattern, atol=1e-6, rtol=1e-5)
+
+
 def test_a_diverged_run_does_not_touch_its_siblings():
     model, clamps, batch = setup("    ablate L1.H1\n", "    clamp logits to scores of L2.H0\n")
     healthy = model.loss(batch.features, batch.labels, clamps)[1].item()

@@ -184,6 +184,7 @@ def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
     sets = task.eval_sets(("train", "relabel"), 51, seed=1)
     whole = module.evaluate(model, clamps, sets, plan.measures)
     monkeypatch.setattr(module, "RUN_SEQUENCES_PER_FORWARD", 32)  # 13, 13, 13 and 12 sequences
+    monkeypatch.setattr(module, "MIN_SEQUENCES_PER_FORWARD", 1)
     chunked = module.evaluate(model, clamps, sets, plan.measures)
     assert whole.keys() == chunked.keys() and any(k.startswith("induction") for k in whole)
     for key, value in whole.items():
@@ -193,10 +194,10 @@ def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
 def test_eval_sets_split_into_equal_chunks_that_fit_the_group():
     from clampdsl.train.evaluate import chunk_size
 
-    assert [chunk_size(1000, runs) for runs in (1, 6, 32, 64)] == [1000, 500, 100, 50]
-    assert chunk_size(1000, 48) == 50  # at most 66 each: 16 chunks, but 1000 splits into 20
+    assert [chunk_size(1000, runs) for runs in (1, 6, 32, 64)] == [1000, 500, 200, 200]
+    assert chunk_size(1000, 7) == 250  # at most 457 each: 3 chunks, but 1000 splits into 4
     assert chunk_size(997, 6) == 499  # a prime: two chunks, the last one shorter
-    assert chunk_size(10, 5000) == 1
+    assert chunk_size(150, 5000) == 150  # never narrower than the minimum
     assert chunk_size(1000, 64, "cuda") == 1000
 
 

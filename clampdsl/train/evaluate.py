@@ -14,9 +14,12 @@ from clampdsl.tasks.fewshot import Batch
 
 # Sequences × runs per forward. Fewer pay the per-call overhead more often; many more make
 # activations of tens of MB that stream through memory instead of staying in the caches.
-# Measured on a 2-core CPU (docs/performance.md): a set of 1000 sequences evaluates fastest
-# whole for one run, in chunks of 250-500 for 6 runs and of 100 for 32.
+# Yet a chunk needs some width: the no-gradient forward's GEMMs are per run and position,
+# one column per sequence. Measured on a 2-core CPU (docs/performance.md): a set of 1000
+# sequences evaluates fastest whole for one run, in chunks of 500 for 6 runs and of 200-250
+# for 32 (100: 18% slower).
 RUN_SEQUENCES_PER_FORWARD = 3200
+MIN_SEQUENCES_PER_FORWARD = 200
 
 
 @torch.no_grad()
@@ -77,12 +80,13 @@ def _forward_in_chunks(
 
 def chunk_size(sequences: int, runs: int, device_type: str = "cpu") -> int:
     """Sequences per forward: the set in the fewest equal chunks of at most
-    RUN_SEQUENCES_PER_FORWARD / runs sequences, or a few more chunks where that divides the
+    RUN_SEQUENCES_PER_FORWARD / runs sequences (but no fewer than
+    MIN_SEQUENCES_PER_FORWARD), or a few more chunks where that divides the
     set evenly (a shorter last chunk is a second shape: a second compiled graph). The
     chunks are for a CPU's caches; a GPU takes a whole set per forward (fewer launches)."""
     if device_type == "cuda":
         return sequences
-    most = max(1, RUN_SEQUENCES_PER_FORWARD // runs)
+    most = max(MIN_SEQUENCES_PER_FORWARD, RUN_SEQUENCES_PER_FORWARD // runs)
     fewest = -(-sequences // most)
     for chunks in range(fewest, 2 * fewest + 1):
         if sequences % chunks == 0:
