@@ -2,6 +2,7 @@
 
 import copy
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -158,14 +159,15 @@ def test_measures_read_attention_with_clamps_active():
     from clampdsl.model.clamps import ClampState
     from clampdsl.model.transformer import BatchedTransformer
     from clampdsl.tasks.fewshot import FewShotTask
-    from clampdsl.train.evaluate import evaluate
+    from clampdsl.train.evaluate import chunk_sums, evaluate
 
     plan = compile_source(TINY + "experiment e:\n    clamp L2.H0 to induction strength 0.7\n")
     run = plan.runs[0]
     task = FewShotTask(run.task)
     model = BatchedTransformer(run.model, task.table.shape[-1], run.task.labels, [5])
     probe = {"train": task.sample(32, torch.Generator().manual_seed(0))}
-    results = evaluate(model, ClampState([run], run.model), probe, plan.measures)
+    sums = partial(chunk_sums, model, plan.measures)
+    results = evaluate(sums, ClampState([run], run.model), probe, plan.measures)
     # The paper's induction strength of a clamped head is 2s - 1.
     assert results["induction-strength L2.H0"].item() == pytest.approx(0.4)
     assert abs(results["induction-strength L2.H1"].item()) < 0.2
@@ -182,10 +184,11 @@ def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
     model = BatchedTransformer(plan.runs[0].model, task.table.shape[-1], 5, [5, 6])
     clamps = ClampState(plan.runs, plan.runs[0].model)
     sets = task.eval_sets(("train", "relabel"), 51, seed=1)
-    whole = module.evaluate(model, clamps, sets, plan.measures)
+    sums = partial(module.chunk_sums, model, plan.measures)
+    whole = module.evaluate(sums, clamps, sets, plan.measures)
     monkeypatch.setattr(module, "RUN_SEQUENCES_PER_FORWARD", 32)  # 13, 13, 13 and 12 sequences
     monkeypatch.setattr(module, "MIN_SEQUENCES_PER_FORWARD", 1)
-    chunked = module.evaluate(model, clamps, sets, plan.measures)
+    chunked = module.evaluate(sums, clamps, sets, plan.measures)
     assert whole.keys() == chunked.keys() and any(k.startswith("induction") for k in whole)
     for key, value in whole.items():
         torch.testing.assert_close(chunked[key], value, atol=1e-5, rtol=1e-5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from functools import partial
 
 import torch
 
@@ -18,7 +19,7 @@ from clampdsl.tasks.fewshot import Batch, FewShotTask
 from clampdsl.tasks.per_run import distinct, for_runs
 from clampdsl.tasks.stream import BatchStream
 from clampdsl.train.compiled import CompiledOrEager
-from clampdsl.train.evaluate import evaluate
+from clampdsl.train.evaluate import chunk_sums, evaluate
 from clampdsl.train.host_memory import keep_freed_memory
 from clampdsl.train.step import TrainStep
 from clampdsl.train.warm_evals import EvalGraphWarmer, start_warming
@@ -73,9 +74,12 @@ class GroupSession:
             [(tasks[t], seed) for t, seed in sources], index, first.train.batch, self.device
         )
         self.eval_sets = self._eval_sets(tasks)
-        # Evals are forward passes of a fixed size: compiled too when the step is, with
-        # static shapes in every group of a process, like the graph warm_evals.py compiles.
-        self.forward = CompiledOrEager(self.model, mode, dynamic=False)
+        # Evals are forward passes of a fixed size, reduced to sums: compiled too when the
+        # step is, with static shapes in every group of a process, like the graph
+        # warm_evals.py compiles.
+        self.eval_sums = CompiledOrEager(
+            partial(chunk_sums, self.model, self.measures), mode, dynamic=False
+        )
         self._warmer: EvalGraphWarmer | None = None
         self._eager_eval_pending = False
 
@@ -105,22 +109,22 @@ class GroupSession:
         """Has a second process compile the eval graph while this one compiles the step
         (warm_evals.py). The next eval runs eagerly, so that this process goes on to the
         step; the one after waits for the child and loads the graph it compiled."""
-        if self.forward.compiled:
+        if self.eval_sums.compiled:
             self._warmer = start_warming(self.plan, self.group_index, self.device)
             self._eager_eval_pending = self._warmer is not None
 
     def evaluate(self, step: int) -> dict[str, torch.Tensor]:
         self.clamps.set_step(step)
-        return evaluate(self._eval_forward(), self.clamps, self.eval_sets, self.measures)
+        return evaluate(self._eval_sums(), self.clamps, self.eval_sets, self.measures)
 
-    def _eval_forward(self):
+    def _eval_sums(self):
         if self._eager_eval_pending:
             self._eager_eval_pending = False
-            return self.model
+            return self.eval_sums.function
         if self._warmer is not None:
             self._warmer.wait()
             self._warmer = None
-        return self.forward
+        return self.eval_sums
 
     def state_dict(self) -> dict:
         return {
