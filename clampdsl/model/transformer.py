@@ -89,17 +89,22 @@ class BatchedTransformer(nn.Module):
             param[r].copy_(value)
 
     # ---- pieces ------------------------------------------------------------------------------
-    def embed(self, features: torch.Tensor, labels: torch.Tensor, items=None) -> torch.Tensor:
+    def embed(
+        self, features: torch.Tensor, labels: torch.Tensor, items=None, embedded_table=None
+    ) -> torch.Tensor:
         """features [(R,) B, K, F], labels [(R,) B, K] → tokens [R, 2K-1, B, C]; the
         query's label is never embedded.
 
         With `items` [(R,) B, K], `features` is instead a table [U, F] of the distinct
         feature vectors, shared by the runs: each is embedded once and every item picks
-        its row (evals: a few hundred classes across thousands of sequences)."""
+        its row (evals: a few hundred classes across thousands of sequences). A caller
+        that runs many forwards over one table passes its `embed_table` as well."""
         w = self.weights
         r, f, c = w["embed_w"].shape
         if items is not None:
-            table = self._embed_shared(features).transpose(0, 1)  # [R, U, C]
+            if embedded_table is None:
+                embedded_table = self.embed_table(features)
+            table = embedded_table.transpose(0, 1)  # [R, U, C]
             runs = torch.arange(r, device=items.device)[:, None, None]
             exemplars = table[runs, items.expand(r, *items.shape[-2:]).transpose(1, 2)]
         else:
@@ -107,7 +112,7 @@ class BatchedTransformer(nn.Module):
             _, b, k = labels.shape
             by_position = features.transpose(1, 2)  # [D, K, B, F]
             if features.shape[0] == 1:
-                exemplars = self._embed_shared(by_position.reshape(k * b, f))
+                exemplars = self.embed_table(by_position.reshape(k * b, f))
                 exemplars = exemplars.view(k, b, r, c).permute(2, 0, 1, 3)
             else:
                 exemplars = torch.matmul(by_position.reshape(r, k * b, f), w["embed_w"])
@@ -122,7 +127,7 @@ class BatchedTransformer(nn.Module):
         tokens[:, 1::2] = label_tokens
         return tokens
 
-    def _embed_shared(self, features: torch.Tensor) -> torch.Tensor:
+    def embed_table(self, features: torch.Tensor) -> torch.Tensor:
         """[M, F] feature vectors seen by every run → [M, R, C]: one GEMM, [M, F] @ [F, R·C]."""
         r, f, c = self.weights["embed_w"].shape
         weights = self.weights["embed_w"].permute(1, 0, 2).reshape(f, r * c)
@@ -222,11 +227,19 @@ class BatchedTransformer(nn.Module):
         return torch.matmul(query, w["unembed_w"]) + w["unembed_b"][:, None]
 
     # ---- forward -----------------------------------------------------------------------------
-    def forward(self, features, labels, clamps: ClampState | None = None, record=None, items=None):
+    def forward(
+        self,
+        features,
+        labels,
+        clamps: ClampState | None = None,
+        record=None,
+        items=None,
+        embedded_table=None,
+    ):
         """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern
         [R, B, H, Nq, N]; with `items`, `features` is a table of feature vectors that items
-        index (see `embed`)."""
-        e = self.embed(features, labels, items)
+        index, and `embedded_table` optionally its `embed_table` (see `embed`)."""
+        e = self.embed(features, labels, items, embedded_table)
         _, labels = per_run(features, labels)  # [1 or R, B, K]
         if clamps is None:
             x = e

@@ -25,25 +25,31 @@ MIN_SEQUENCES_PER_FORWARD = 200
 @torch.no_grad()
 def evaluate(
     sums: Callable,
+    embed_table: Callable,
     clamps: ClampState,
     eval_sets: dict[str, Batch],
     measures: tuple[Measure, ...],
 ) -> dict[str, torch.Tensor]:
     """Returns {"train.loss": [R], "train.acc": [R], …, "induction-strength L2.H3": [R]}.
 
-    `sums` is `chunk_sums` with the model and the measures bound (or its compiled form).
+    `sums` is `chunk_sums` with the model and the measures bound (or its compiled form),
+    `embed_table` the model's: a set's feature table is embedded once for all its chunks
+    (and once for all sets that share it, as sets of one task do).
     Eval sets run with the clamps active at this step (as the reference: Fig. 5b losses are
     clamped losses). Measures read the attention recorded in the same forward on the first
     eval set (`train` by default), as the model runs in training: a clamped pattern shows
     its clamp, and a run trained with layer 1 bypassed shows what its last layer learned to
     compute.
     """
-    results = {}
+    results, embedded = {}, {}
     for index, (name, batch) in enumerate(eval_sets.items()):
+        if id(batch.table) not in embedded:
+            embedded[id(batch.table)] = embed_table(batch.table)
+        table = embedded[id(batch.table)]
         sequences = batch.labels.shape[-2]
         size = chunk_size(sequences, clamps.n_runs, batch.labels.device.type)
         starts = range(0, sequences, size)
-        chunks = [sums(clamps, batch.rows(slice(start, start + size))) for start in starts]
+        chunks = [sums(clamps, batch.rows(slice(s, s + size)), table) for s in starts]
         loss, correct, *values = (sum(parts) / sequences for parts in zip(*chunks, strict=True))
         results[f"{name}.loss"], results[f"{name}.acc"] = loss, correct
         if index == 0:
@@ -54,7 +60,11 @@ def evaluate(
 
 
 def chunk_sums(
-    model: Callable, measures: tuple[Measure, ...], clamps: ClampState, chunk: Batch
+    model: Callable,
+    measures: tuple[Measure, ...],
+    clamps: ClampState,
+    chunk: Batch,
+    embedded_table: torch.Tensor,
 ) -> list[torch.Tensor]:
     """Sums over a chunk's sequences, per run: query loss [R], correct answers [R], and
     each measure's value [R, H]; sums, so that chunks add up. This is what an eval compiles:
@@ -62,8 +72,9 @@ def chunk_sums(
     a 50 ms eval of the 6-run group). Measures are taken on every set, and kept for the
     first (one graph serves every set; they cost little)."""
     record = {} if measures else None
-    # Eval sets see few distinct feature vectors: the table embeds each one once.
-    logits = model(chunk.table, chunk.labels, clamps, record=record, items=chunk.items)
+    logits = model(
+        chunk.table, chunk.labels, clamps, record, chunk.items, embedded_table=embedded_table
+    )
     targets = chunk.labels[..., -1]  # [B], or [R, B] when runs have their own data
     sequences = targets.shape[-1]
     correct = (logits.argmax(-1) == targets).float().sum(-1)
