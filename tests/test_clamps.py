@@ -272,11 +272,11 @@ def test_tokens_as_table_rows_give_what_their_features_give(per_run_data):
         assert direct.keys() == through_table.keys() == {0, 1}
         for layer, pattern in direct.items():
             torch.testing.assert_close(through_table[layer], pattern)
-        # …and with the table embedded beforehand, as evals do once for all their chunks
-        embedded = model.embed_table(batch.table)
-        torch.testing.assert_close(
-            model(batch.table, labels, state, items=items, embedded_table=embedded), expected
-        )
+        # …and as evals run it: without gradient, on what `prepare_evals` computed once
+        prepared = model.prepare_evals(batch.table, items.shape[-1])
+        with torch.no_grad():
+            logits = model(batch.table, labels, state, items=items, prepared=prepared)
+        torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_windows_switch_in_place_without_new_tensors():

@@ -168,7 +168,7 @@ def test_measures_read_attention_with_clamps_active():
     probe = {"train": task.sample(32, torch.Generator().manual_seed(0))}
     sums = partial(chunk_sums, model, plan.measures)
     clamps = ClampState([run], run.model)
-    results = evaluate(sums, model.embed_table, clamps, probe, plan.measures)
+    results = evaluate(sums, model.prepare_evals, clamps, probe, plan.measures)
     # The paper's induction strength of a clamped head is 2s - 1.
     assert results["induction-strength L2.H0"].item() == pytest.approx(0.4)
     assert abs(results["induction-strength L2.H1"].item()) < 0.2
@@ -186,10 +186,10 @@ def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
     clamps = ClampState(plan.runs, plan.runs[0].model)
     sets = task.eval_sets(("train", "relabel"), 51, seed=1)
     sums = partial(module.chunk_sums, model, plan.measures)
-    whole = module.evaluate(sums, model.embed_table, clamps, sets, plan.measures)
+    whole = module.evaluate(sums, model.prepare_evals, clamps, sets, plan.measures)
     monkeypatch.setattr(module, "RUN_SEQUENCES_PER_FORWARD", 32)  # 13, 13, 13 and 12 sequences
     monkeypatch.setattr(module, "MIN_SEQUENCES_PER_FORWARD", 1)
-    chunked = module.evaluate(sums, model.embed_table, clamps, sets, plan.measures)
+    chunked = module.evaluate(sums, model.prepare_evals, clamps, sets, plan.measures)
     assert whole.keys() == chunked.keys() and any(k.startswith("induction") for k in whole)
     for key, value in whole.items():
         torch.testing.assert_close(chunked[key], value, atol=1e-5, rtol=1e-5)

@@ -90,21 +90,22 @@ class BatchedTransformer(nn.Module):
 
     # ---- pieces ------------------------------------------------------------------------------
     def embed(
-        self, features: torch.Tensor, labels: torch.Tensor, items=None, embedded_table=None
+        self, features: torch.Tensor, labels: torch.Tensor, items=None, weights=None
     ) -> torch.Tensor:
         """features [(R,) B, K, F], labels [(R,) B, K] → tokens [R, 2K-1, B, C]; the
         query's label is never embedded.
 
         With `items` [(R,) B, K], `features` is instead a table [U, F] of the distinct
         feature vectors, shared by the runs: each is embedded once and every item picks
-        its row (evals: a few hundred classes across thousands of sequences). A caller
-        that runs many forwards over one table passes its `embed_table` as well."""
-        w = self.weights
+        its row (evals: a few hundred classes across thousands of sequences), or is found
+        embedded already in `weights` (`prepare_evals`)."""
+        w = weights or self.weights
         r, f, c = w["embed_w"].shape
         if items is not None:
-            if embedded_table is None:
-                embedded_table = self.embed_table(features)
-            table = embedded_table.transpose(0, 1)  # [R, U, C]
+            if "embedded_table" in w:
+                table = w["embedded_table"]  # [R, U, C]
+            else:
+                table = self.embed_table(features).transpose(0, 1)
             runs = torch.arange(r, device=items.device)[:, None, None]
             exemplars = table[runs, items.expand(r, *items.shape[-2:]).transpose(1, 2)]
         else:
@@ -155,8 +156,12 @@ class BatchedTransformer(nn.Module):
         w = weights or self.weights
         n = x.shape[1]
         h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
-        project = self._qkv if torch.is_grad_enabled() else self._qkv_rotated_weights
-        q, k, v = project(h, w[f"qkv{layer}"], query_only)
+        if torch.is_grad_enabled():
+            q, k, v = self._qkv(h, w[f"qkv{layer}"], query_only)
+        else:
+            rotated = f"rotated_qkv{layer}"
+            weight = w[rotated] if rotated in w else self.rotated_qkv(w[f"qkv{layer}"], n)
+            q, k, v = self._qkv_rotated_weights(h, weight, query_only)
         rows = q.shape[3]
         if clamps is not None:
             q, k, v = (
@@ -181,27 +186,48 @@ class BatchedTransformer(nn.Module):
             q = q[:, :, :, -1:]
         return self._rope(q, n - q.shape[3], n), self._rope(k, 0, n), v
 
-    def _qkv_rotated_weights(self, h: torch.Tensor, weight: torch.Tensor, query_only: bool):
-        """`_qkv` for a forward without gradient (evals), equal to float rounding: RoPE is
-        folded into a copy of W_q and W_k per position (one GEMM per run and position), and
-        with `query_only` q comes from the query row alone. Rotating weights of N × C × 2C
-        instead of q and k of an eval chunk (2C × N × hundreds of sequences) saves a pass
-        over them: evals ~10% faster. A training step is slower this way (2.8 → 3.7 ms for
-        the 6-run group: 32 sequences make narrow GEMMs, and the backward goes through the
-        rotation), so it keeps `_qkv` (docs/performance.md)."""
+    def _qkv_rotated_weights(self, h: torch.Tensor, rotated: torch.Tensor, query_only: bool):
+        """`_qkv` for a forward without gradient (evals), equal to float rounding, from the
+        weights with RoPE folded in (`rotated_qkv`): one GEMM per run and position gives q
+        and k already rotated, and with `query_only` q comes from the query row alone.
+        Rotating weights of N × C × 2C instead of q and k of an eval chunk (2C × N ×
+        hundreds of sequences) saves a pass over them: evals ~10% faster. A training step
+        is slower this way (2.8 → 3.7 ms for the 6-run group: 32 sequences make narrow
+        GEMMs, and the backward goes through the rotation), so it keeps `_qkv`
+        (docs/performance.md)."""
         r, n, b, c = h.shape
+        heads, size = self.config.heads, self.config.head_dim
+        if query_only:
+            query = torch.matmul(rotated[:, -1, :c], h[:, -1].transpose(1, 2))
+            rotated = rotated[:, :, c:]
+        parts = rotated.shape[2] // c
+        out = torch.matmul(rotated.reshape(r * n, -1, c), h.reshape(r * n, b, c).transpose(1, 2))
+        out = out.view(r, n, parts, heads, size, b).permute(2, 0, 3, 4, 1, 5).unbind(0)
+        return (query.view(r, heads, size, 1, b), *out) if query_only else out
+
+    def rotated_qkv(self, weight: torch.Tensor, n: int) -> torch.Tensor:
+        """W_QKV [R, C, 3C] → its transpose per position [R, N, 3C, C], with RoPE folded
+        into the q and k rows: row block p turns a normed token at position p into its
+        rotated q and k and its v."""
+        r, c = weight.shape[:2]
         heads, size = self.config.heads, self.config.head_dim
         wq, wk, wv = weight.transpose(1, 2).reshape(r, 3, heads, size, 1, c).unbind(1)
         at_each = (r, heads, size, n, c)  # [R, H, hd, N, C]: each position's weights
         wq, wk = self._rope(wq.expand(at_each), 0, n), self._rope(wk.expand(at_each), 0, n)
-        parts = [wq, wk, wv.expand(at_each)]
-        if query_only:
-            query = torch.matmul(wq[:, :, :, -1].reshape(r, c, c), h[:, -1].transpose(1, 2))
-            parts = parts[1:]
-        weights = torch.stack(parts, 1).permute(0, 4, 1, 2, 3, 5).reshape(r * n, -1, c)
-        out = torch.matmul(weights, h.reshape(r * n, b, c).transpose(1, 2))
-        out = out.view(r, n, len(parts), heads, size, b).permute(2, 0, 3, 4, 1, 5).unbind(0)
-        return (query.view(r, heads, size, 1, b), *out) if query_only else out
+        stacked = torch.stack([wq, wk, wv.expand(at_each)], 1)  # [R, 3, H, hd, N, C]
+        return stacked.permute(0, 4, 1, 2, 3, 5).reshape(r, n, 3 * c, c)
+
+    @torch.no_grad()
+    def prepare_evals(self, table: torch.Tensor, items_per_sequence: int) -> dict:
+        """What every forward of an eval would compute alike from the weights, computed
+        once for all its chunks and passed to `forward` as `prepared`: the embedded
+        feature table [R, U, C] and each layer's `rotated_qkv` (2K-1 tokens for K items).
+        Each has a leading run dimension, so pass 1 takes its runs' slices."""
+        n = 2 * items_per_sequence - 1
+        prepared = {"embedded_table": self.embed_table(table).transpose(0, 1)}
+        for layer in range(self.config.layers):
+            prepared[f"rotated_qkv{layer}"] = self.rotated_qkv(self.weights[f"qkv{layer}"], n)
+        return prepared
 
     def _rope(self, x: torch.Tensor, start: int, end: int) -> torch.Tensor:
         """Rotary embedding of [R, H, hd, n, B] at positions start..end-1."""
@@ -234,28 +260,30 @@ class BatchedTransformer(nn.Module):
         clamps: ClampState | None = None,
         record=None,
         items=None,
-        embedded_table=None,
+        prepared: dict | None = None,
     ):
         """Query logits [R, B, L]. `record`, a dict, receives each layer's pattern
         [R, B, H, Nq, N]; with `items`, `features` is a table of feature vectors that items
-        index, and `embedded_table` optionally its `embed_table` (see `embed`)."""
-        e = self.embed(features, labels, items, embedded_table)
+        index (see `embed`); `prepared`, what `prepare_evals` computed for it."""
+        weights = self.weights if prepared is None else dict(self.weights.items()) | prepared
+        e = self.embed(features, labels, items, weights)
         _, labels = per_run(features, labels)  # [1 or R, B, K]
         if clamps is None:
             x = e
             for layer in range(self.config.layers):
-                scores, v = self.attention_scores(layer, x, query_only=self._is_last(layer))
+                last = self._is_last(layer)
+                scores, v = self.attention_scores(layer, x, weights=weights, query_only=last)
                 pattern = torch.softmax(scores, KEYS)
                 _record(record, layer, pattern)
-                x = self.mix(layer, x, pattern, v)
+                x = self.mix(layer, x, pattern, v, weights=weights)
             return self.readout(x)
         e = clamps.zero(None, "embed", e)
-        first = self._first_pass(e, clamps) if clamps.needs_first_pass else {}
+        first = self._first_pass(e, clamps, weights) if clamps.needs_first_pass else {}
         # Recording keeps layer 1 even where it is bypassed: measures read its patterns.
         start = 1 if clamps.final_pass_skips_layer_one and record is None else 0
         x, query_scores = e, []
         for layer in range(start, self.config.layers):
-            x, scores = self._clamped_layer(layer, x, e, labels, clamps, first, record)
+            x, scores = self._clamped_layer(layer, x, e, labels, clamps, first, record, weights)
             query_scores.append(scores[:, :, -1])
         logits = self.readout(x)
         if clamps.run_mask["copy-scores"] is not None:
@@ -270,17 +298,18 @@ class BatchedTransformer(nn.Module):
     def _is_last(self, layer: int) -> bool:
         return layer == self.config.layers - 1
 
-    def _clamped_layer(self, layer, x, e, labels, clamps: ClampState, first, record):
+    def _clamped_layer(self, layer, x, e, labels, clamps: ClampState, first, record, weights):
         """(The layer's output, its pre-softmax scores.)"""
         x = clamps.zero(layer, "in", x)  # the residual stream itself, as the reference's x
-        scores, v = self.attention_scores(layer, x, clamps, query_only=self._is_last(layer))
+        last = self._is_last(layer)
+        scores, v = self.attention_scores(layer, x, clamps, weights, query_only=last)
         pattern = self._clamp_pattern(layer, torch.softmax(scores, KEYS), labels, clamps)
         if self._is_last(layer) and "pattern" in first:
             mask = clamps.run_mask["shifted-embedding"][:, None, None, None, None]
             pattern = torch.where(mask > 0, first["pattern"], pattern)
         pattern = clamps.zero(layer, "pattern", pattern)
         _record(record, layer, pattern)
-        x = self.mix(layer, x, pattern, v, clamps)
+        x = self.mix(layer, x, pattern, v, clamps, weights)
         if layer == 0 and clamps.run_mask["shifted-embedding"] is not None:
             mask = clamps.run_mask["shifted-embedding"][:, None, None, None]
             x = torch.where(mask > 0, e, x)
@@ -309,7 +338,7 @@ class BatchedTransformer(nn.Module):
             pattern = torch.cat([pattern[:, :, :-1], query[:, :, None]], dim=2)
         return pattern
 
-    def _first_pass(self, e, clamps: ClampState) -> dict:
+    def _first_pass(self, e, clamps: ClampState, weights) -> dict:
         """The unclamped pass that two-pass clamps read from (shifted runs: L1.out := e',
         and layer 1 is not computed when it serves no run of the pass).
 
@@ -318,7 +347,7 @@ class BatchedTransformer(nn.Module):
         back into [R, …] tensors with zeros (both steps pass gradient)."""
         runs = clamps.first_pass_runs
         every_run = runs == slice(0, e.shape[0])
-        weights = None if every_run else {name: w[runs] for name, w in self.weights.items()}
+        weights = weights if every_run else {name: w[runs] for name, w in weights.items()}
         shifted = clamps.run_mask["shifted-embedding"]
         out, layers, all_scores = {}, clamps.first_pass_layers, []
         start = 1 if clamps.first_pass_skips_layer_one else 0

@@ -25,7 +25,7 @@ MIN_SEQUENCES_PER_FORWARD = 200
 @torch.no_grad()
 def evaluate(
     sums: Callable,
-    embed_table: Callable,
+    prepare: Callable,
     clamps: ClampState,
     eval_sets: dict[str, Batch],
     measures: tuple[Measure, ...],
@@ -33,23 +33,24 @@ def evaluate(
     """Returns {"train.loss": [R], "train.acc": [R], …, "induction-strength L2.H3": [R]}.
 
     `sums` is `chunk_sums` with the model and the measures bound (or its compiled form),
-    `embed_table` the model's: a set's feature table is embedded once for all its chunks
-    (and once for all sets that share it, as sets of one task do).
+    `prepare` the model's `prepare_evals`: what every chunk would compute alike from the
+    weights (the embedded feature table, the rotated projections) is computed once per
+    eval, or once per set where sets have tables of their own.
     Eval sets run with the clamps active at this step (as the reference: Fig. 5b losses are
     clamped losses). Measures read the attention recorded in the same forward on the first
     eval set (`train` by default), as the model runs in training: a clamped pattern shows
     its clamp, and a run trained with layer 1 bypassed shows what its last layer learned to
     compute.
     """
-    results, embedded = {}, {}
+    results, prepared = {}, {}
     for index, (name, batch) in enumerate(eval_sets.items()):
-        if id(batch.table) not in embedded:
-            embedded[id(batch.table)] = embed_table(batch.table)
-        table = embedded[id(batch.table)]
+        if id(batch.table) not in prepared:
+            prepared[id(batch.table)] = prepare(batch.table, batch.labels.shape[-1])
+        inputs = prepared[id(batch.table)]
         sequences = batch.labels.shape[-2]
         size = chunk_size(sequences, clamps.n_runs, batch.labels.device.type)
         starts = range(0, sequences, size)
-        chunks = [sums(clamps, batch.rows(slice(s, s + size)), table) for s in starts]
+        chunks = [sums(clamps, batch.rows(slice(s, s + size)), inputs) for s in starts]
         loss, correct, *values = (sum(parts) / sequences for parts in zip(*chunks, strict=True))
         results[f"{name}.loss"], results[f"{name}.acc"] = loss, correct
         if index == 0:
@@ -64,7 +65,7 @@ def chunk_sums(
     measures: tuple[Measure, ...],
     clamps: ClampState,
     chunk: Batch,
-    embedded_table: torch.Tensor,
+    prepared: dict[str, torch.Tensor],
 ) -> list[torch.Tensor]:
     """Sums over a chunk's sequences, per run: query loss [R], correct answers [R], and
     each measure's value [R, H]; sums, so that chunks add up. This is what an eval compiles:
@@ -72,9 +73,7 @@ def chunk_sums(
     a 50 ms eval of the 6-run group). Measures are taken on every set, and kept for the
     first (one graph serves every set; they cost little)."""
     record = {} if measures else None
-    logits = model(
-        chunk.table, chunk.labels, clamps, record, chunk.items, embedded_table=embedded_table
-    )
+    logits = model(chunk.table, chunk.labels, clamps, record, chunk.items, prepared)
     targets = chunk.labels[..., -1]  # [B], or [R, B] when runs have their own data
     sequences = targets.shape[-1]
     correct = (logits.argmax(-1) == targets).float().sum(-1)

@@ -115,8 +115,8 @@ class GroupSession:
 
     def evaluate(self, step: int) -> dict[str, torch.Tensor]:
         self.clamps.set_step(step)
-        sums, embed = self._eval_sums(), self.model.embed_table
-        return evaluate(sums, embed, self.clamps, self.eval_sets, self.measures)
+        sums, prepare = self._eval_sums(), self.model.prepare_evals
+        return evaluate(sums, prepare, self.clamps, self.eval_sets, self.measures)
 
     def _eval_sums(self):
         if self._eager_eval_pending:
