@@ -33,6 +33,12 @@ from clampdsl.model.clamps import (
     prev_token_pattern,
     shifted_embedding,
 )
+from clampdsl.model.rotary import (
+    qkv_from_rotated_weights,
+    qkv_then_rotate,
+    rope_tables,
+    rotated_qkv,
+)
 
 MASK_VALUE = -1e20  # the reference's causal-mask fill (multiply-add), applied before clamps
 COPY_FILL = -1e9  # the reference's fill for non-context logits under copy-scores
@@ -66,7 +72,7 @@ class BatchedTransformer(nn.Module):
         )
         for r, seed in enumerate(seeds):
             self._init_run(r, seed)
-        cos, sin = _rope_tables(config.head_dim, 64)
+        cos, sin = rope_tables(config.head_dim, 64)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 
@@ -156,12 +162,14 @@ class BatchedTransformer(nn.Module):
         w = weights or self.weights
         n = x.shape[1]
         h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
+        heads = self.config.heads
         if torch.is_grad_enabled():
-            q, k, v = self._qkv(h, w[f"qkv{layer}"], query_only)
+            cos, sin = self.rope_cos[:, :n], self.rope_sin[:, :n]
+            q, k, v = qkv_then_rotate(h, w[f"qkv{layer}"], heads, cos, sin, query_only)
         else:
             rotated = f"rotated_qkv{layer}"
-            weight = w[rotated] if rotated in w else self.rotated_qkv(w[f"qkv{layer}"], n)
-            q, k, v = self._qkv_rotated_weights(h, weight, query_only)
+            weight = w[rotated] if rotated in w else self._rotated_qkv(w[f"qkv{layer}"], n)
+            q, k, v = qkv_from_rotated_weights(h, weight, heads, query_only)
         rows = q.shape[3]
         if clamps is not None:
             q, k, v = (
@@ -173,50 +181,6 @@ class BatchedTransformer(nn.Module):
         causal = torch.ones(n, n, device=x.device).tril()[n - rows :, :, None]
         return scores * causal + (1 - causal) * MASK_VALUE, v
 
-    def _qkv(self, h: torch.Tensor, weight: torch.Tensor, query_only: bool):
-        """q, k, v [R, H, hd, n, B] of a normed residual [R, N, B, C], q and k rotated (q at
-        the query row alone with `query_only`). One GEMM for q, k and v at every position,
-        then RoPE on q and k: in a training step this beats any split of it, and the
-        savings of `query_only` are in the attention and the output projection. As
-        W^T · h^T, the GEMM's result comes out per head with the batch innermost."""
-        r, n, b, c = h.shape
-        qkv = torch.matmul(weight.transpose(1, 2), h.view(r, n * b, c).transpose(1, 2))
-        q, k, v = qkv.view(r, 3, self.config.heads, self.config.head_dim, n, b).unbind(1)
-        if query_only:
-            q = q[:, :, :, -1:]
-        return self._rope(q, n - q.shape[3], n), self._rope(k, 0, n), v
-
-    def _qkv_rotated_weights(self, h: torch.Tensor, rotated: torch.Tensor, query_only: bool):
-        """`_qkv` for a forward without gradient (evals), equal to float rounding, from the
-        weights with RoPE folded in (`rotated_qkv`): one GEMM per run and position gives q
-        and k already rotated, and with `query_only` q comes from the query row alone.
-        Rotating weights of N × C × 2C instead of q and k of an eval chunk (2C × N ×
-        hundreds of sequences) saves a pass over them: evals ~10% faster. A training step
-        is slower this way (2.8 → 3.7 ms for the 6-run group: 32 sequences make narrow
-        GEMMs, and the backward goes through the rotation), so it keeps `_qkv`
-        (docs/performance.md)."""
-        r, n, b, c = h.shape
-        heads, size = self.config.heads, self.config.head_dim
-        if query_only:
-            query = torch.matmul(rotated[:, -1, :c], h[:, -1].transpose(1, 2))
-            rotated = rotated[:, :, c:]
-        parts = rotated.shape[2] // c
-        out = torch.matmul(rotated.reshape(r * n, -1, c), h.reshape(r * n, b, c).transpose(1, 2))
-        out = out.view(r, n, parts, heads, size, b).permute(2, 0, 3, 4, 1, 5).unbind(0)
-        return (query.view(r, heads, size, 1, b), *out) if query_only else out
-
-    def rotated_qkv(self, weight: torch.Tensor, n: int) -> torch.Tensor:
-        """W_QKV [R, C, 3C] → its transpose per position [R, N, 3C, C], with RoPE folded
-        into the q and k rows: row block p turns a normed token at position p into its
-        rotated q and k and its v."""
-        r, c = weight.shape[:2]
-        heads, size = self.config.heads, self.config.head_dim
-        wq, wk, wv = weight.transpose(1, 2).reshape(r, 3, heads, size, 1, c).unbind(1)
-        at_each = (r, heads, size, n, c)  # [R, H, hd, N, C]: each position's weights
-        wq, wk = self._rope(wq.expand(at_each), 0, n), self._rope(wk.expand(at_each), 0, n)
-        stacked = torch.stack([wq, wk, wv.expand(at_each)], 1)  # [R, 3, H, hd, N, C]
-        return stacked.permute(0, 4, 1, 2, 3, 5).reshape(r, n, 3 * c, c)
-
     @torch.no_grad()
     def prepare_evals(self, table: torch.Tensor, items_per_sequence: int) -> dict:
         """What every forward of an eval would compute alike from the weights, computed
@@ -226,14 +190,12 @@ class BatchedTransformer(nn.Module):
         n = 2 * items_per_sequence - 1
         prepared = {"embedded_table": self.embed_table(table).transpose(0, 1)}
         for layer in range(self.config.layers):
-            prepared[f"rotated_qkv{layer}"] = self.rotated_qkv(self.weights[f"qkv{layer}"], n)
+            prepared[f"rotated_qkv{layer}"] = self._rotated_qkv(self.weights[f"qkv{layer}"], n)
         return prepared
 
-    def _rope(self, x: torch.Tensor, start: int, end: int) -> torch.Tensor:
-        """Rotary embedding of [R, H, hd, n, B] at positions start..end-1."""
-        cos, sin = self.rope_cos[:, start:end], self.rope_sin[:, start:end]
-        even, odd = x[:, :, 0::2], x[:, :, 1::2]
-        return torch.stack((even * cos - odd * sin, even * sin + odd * cos), 3).flatten(2, 3)
+    def _rotated_qkv(self, weight: torch.Tensor, n: int) -> torch.Tensor:
+        """`rotary.rotated_qkv` for positions 0..n-1."""
+        return rotated_qkv(weight, self.config.heads, self.rope_cos[:, :n], self.rope_sin[:, :n])
 
     def mix(self, layer: int, x, pattern, v, clamps=None, weights=None) -> torch.Tensor:
         """x + W_O · concat_h(pattern_h · v_h) at the pattern's rows (the last Nq positions);
@@ -424,11 +386,3 @@ def query_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     targets = targets.expand(r, b).reshape(r * b)
     flat = F.cross_entropy(logits.reshape(r * b, n_labels), targets, reduction="none")
     return flat.view(r, b).mean(-1)
-
-
-def _rope_tables(head_dim: int, max_len: int):
-    """Interleaved (GPT-J) rotary tables [hd/2, max_len, 1]: pair (2i, 2i+1) turns at
-    10000^(-2i/head_dim) per position (the trailing 1 broadcasts over the batch)."""
-    freqs = 10000.0 ** (-torch.arange(0, head_dim, 2).float() / head_dim)
-    angles = freqs[:, None, None] * torch.arange(max_len).float()[None, :, None]
-    return angles.cos(), angles.sin()
