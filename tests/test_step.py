@@ -82,3 +82,21 @@ def test_a_function_that_cannot_compile_runs_eagerly_with_a_warning():
         result = function(torch.ones(3))
     assert torch.equal(result, torch.full((3,), 2.0)) and not function.compiled
     assert torch.equal(function(-torch.ones(3)), torch.full((3,), -2.0))
+
+
+def test_compiled_functions_keep_their_graphs_to_themselves():
+    """Compiled code is guarded by tensor metadata only (compiled.py): two functions over
+    the same code with other Python constants must still each run their own graph, and a
+    new input shape must still recompile."""
+    from functools import partial
+
+    from clampdsl.train.compiled import CompiledOrEager
+
+    def scaled(factor, x):
+        return x * factor
+
+    double, triple = (CompiledOrEager(partial(scaled, f), "default") for f in (2.0, 3.0))
+    x = torch.ones(4)
+    assert torch.equal(double(x), 2 * x) and torch.equal(triple(x), 3 * x)
+    assert torch.equal(double(torch.ones(2, 3)), torch.full((2, 3), 2.0))
+    assert double.compiled and triple.compiled
