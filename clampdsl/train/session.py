@@ -91,7 +91,9 @@ class GroupSession:
             tasks[t].eval_sets(eval_config.sets, eval_config.size, seed) for t, seed in sources
         ]
         return {
-            name: for_runs([sets[name] for sets in per_source], index).to(self.device)
+            name: for_runs([sets[name] for sets in per_source], index)
+            .position_major()
+            .to(self.device)
             for name in eval_config.sets
         }
 
