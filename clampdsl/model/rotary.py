@@ -28,14 +28,16 @@ def rotated_qkv(
 ) -> torch.Tensor:
     """W_QKV [R, C, 3C] → its transpose per position [R, N, 3C, C] (N: the tables'
     positions), with RoPE folded into the q and k rows: row block p turns a normed token at
-    position p into its rotated q and k and its v."""
+    position p into its rotated q and k and its v. Contiguous: the GEMMs take runs and
+    positions as one batch dimension, which a view of `stacked` would have them copy in
+    every eval chunk (this is computed once per eval)."""
     r, c = weight.shape[:2]
     n = cos.shape[1]
     wq, wk, wv = weight.transpose(1, 2).reshape(r, 3, heads, c // heads, 1, c).unbind(1)
     at_each = (r, heads, c // heads, n, c)  # [R, H, hd, N, C]: each position's weights
     wq, wk = rotate(wq.expand(at_each), cos, sin), rotate(wk.expand(at_each), cos, sin)
     stacked = torch.stack([wq, wk, wv.expand(at_each)], 1)  # [R, 3, H, hd, N, C]
-    return stacked.permute(0, 4, 1, 2, 3, 5).reshape(r, n, 3 * c, c)
+    return stacked.permute(0, 4, 1, 2, 3, 5).contiguous().view(r, n, 3 * c, c)
 
 
 def qkv_then_rotate(
