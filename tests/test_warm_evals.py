@@ -1,5 +1,6 @@
 """The eval graph compiled by a second process is the one the trainer loads."""
 
+import pytest
 import torch
 from torch._dynamo.utils import counters
 
@@ -7,8 +8,19 @@ from clampdsl.compile import compile_file
 from clampdsl.train.session import GroupSession
 
 
+@pytest.fixture(params=["default threads", "one thread"])
+def threads(request):
+    """The trainer's torch threads: the default, or one (a job of `run --jobs`; C++
+    kernels are compiled, and cached, for a thread count)."""
+    default = torch.get_num_threads()
+    if request.param == "one thread":
+        torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(default)
+
+
 def test_the_trainer_loads_the_eval_graph_a_child_process_compiled(
-    tmp_path, monkeypatch, tiny_spec
+    tmp_path, monkeypatch, tiny_spec, threads
 ):
     # An empty inductor cache: a hit can only be the child's graph.
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))

@@ -48,7 +48,14 @@ class EvalGraphWarmer:
     """The child process compiling one group's eval graph."""
 
     def __init__(self, plan: Plan, group_index: int, device: torch.device):
-        request = {"plan": plan.to_json(), "group": group_index, "device": str(device)}
+        # Inductor's C++ kernels are specialised on the thread count (and cached under it):
+        # the child compiles for this process's.
+        request = {
+            "plan": plan.to_json(),
+            "group": group_index,
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+        }
         # The child finds this clampdsl even when it is not installed (a checkout on sys.path).
         path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(PACKAGE_ROOT)]))
         self._child = subprocess.Popen(
@@ -81,6 +88,7 @@ def _compile_requested_graph() -> None:
     from clampdsl.train.session import GroupSession
 
     request = json.load(sys.stdin)
+    torch.set_num_threads(request["threads"])
     plan = Plan.from_json(request["plan"])
     GroupSession(plan, request["group"], request["device"], "on").evaluate(0)
 
