@@ -5,9 +5,10 @@ plan = clampdsl.compile_file("specs/three_subcircuits.clamp")   # no torch neede
 result = clampdsl.run("specs/three_subcircuits.clamp")          # trains, writes runs/
 for s in result.summaries:
     print(s.name, s.gives, s.phase_step)
+clampdsl.load("specs/three_subcircuits.clamp")                  # the same, read back
 """
 
-from clampdsl.api import RunResult, run
+from clampdsl.api import RunResult, load, run
 from clampdsl.compile import compile_file, compile_source
 from clampdsl.compile.plan import Plan
 from clampdsl.lang.diagnostics import SpecError
@@ -20,6 +21,7 @@ __all__ = [
     "SpecError",
     "compile_file",
     "compile_source",
+    "load",
     "parse",
     "parse_file",
     "run",

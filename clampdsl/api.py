@@ -4,6 +4,7 @@ import clampdsl
 plan = clampdsl.compile_file("specs/three_subcircuits.clamp")
 result = clampdsl.run("specs/three_subcircuits.clamp")
 result.summaries[0].phase_step
+clampdsl.load("specs/three_subcircuits.clamp")  # a finished run, read back (or None)
 """
 
 from __future__ import annotations
@@ -91,6 +92,15 @@ def run(
     seconds = time.perf_counter() - started
     how = f"{target}, train step {'compiled' if all(compiled) else 'eager'}"
     return _finish(plan, store, seconds, eval_seconds, how)
+
+
+def load(spec: str | Path, out: str | Path = "runs") -> RunResult | None:
+    """The finished run of a spec, read from its run directory under `out`; None if the
+    spec has not been run to the end (nothing trains here)."""
+    source = Path(spec).read_text(encoding="utf-8")
+    plan = compile_source(source, str(spec))
+    store = RunStore(out, plan, source)
+    return _load(plan, store) if store.is_complete() else None
 
 
 def _finish(plan, store: RunStore, seconds: float, eval_seconds: float, device: str) -> RunResult:

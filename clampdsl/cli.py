@@ -96,7 +96,7 @@ def plan(
 
 @app.command()
 def run(
-    file: SpecFile,
+    files: Annotated[list[Path], typer.Argument(help=".clamp files, each its own run")],
     out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
     device: Annotated[str, typer.Option(help="auto (CUDA if present), cpu or cuda")] = "auto",
     fresh: Annotated[
@@ -106,30 +106,134 @@ def run(
         str,
         typer.Option(help="torch.compile the train step: auto (CUDA, or long CPU runs), on, off"),
     ] = "auto",
+    jobs: Annotated[
+        int,
+        typer.Option(min=1, help="specs to train at once, each on an equal share of the cores"),
+    ] = 1,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="torch threads (default: torch's choice)")
+    ] = None,
+    events: Annotated[bool, typer.Option(hidden=True)] = False,  # progress as JSON (jobs.py)
 ) -> None:
-    """Train every experiment of a spec and report when induction heads formed."""
-    compiled = _compile_or_exit(file)
+    """Train every experiment of each spec and report when induction heads formed."""
+    plans = _compile_all_or_exit(files, out_dir)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    options = {"device": device, "fresh": fresh, "compile": compile}
+    if events:
+        _run_reporting_events(files, out_dir, options)
+    elif jobs > 1 and len(files) > 1:
+        _run_in_children(files, plans, out_dir, jobs, options)
+    else:
+        for file, compiled in zip(files, plans, strict=True):
+            _run_here(file, compiled, out_dir, options)
+
+
+def _compile_all_or_exit(files: list[Path], out_dir: Path) -> list[Plan]:
+    """Every spec compiled before anything trains: errors in any stop them all."""
+    from clampdsl.report.store import run_directory
+
+    plans, failed = [], False
+    for path in files:
+        try:
+            plans.append(_compile(path))
+        except SpecError as error:
+            _report_spec_error(error)
+            failed = True
+        except typer.Exit:
+            failed = True
+    if failed:
+        raise typer.Exit(SPEC_ERROR)
+    seen: dict[Path, Path] = {}
+    for path, compiled in zip(files, plans, strict=True):
+        directory = run_directory(out_dir, compiled)
+        if directory in seen:
+            sys.stderr.write(f"{path}: error: the same plan as {seen[directory]} (pass it once)\n")
+            raise typer.Exit(SPEC_ERROR)
+        seen[directory] = path
+    return plans
+
+
+def _run_here(file: Path, compiled: Plan, out_dir: Path, options: dict) -> None:
     from clampdsl import api
-    from clampdsl.report.console import group_progress, print_results
+    from clampdsl.report.console import group_progress
 
     out.print(
         f"[bold]{file}[/]: {_count(len(compiled.runs), 'experiment')} in "
         f"{_count(len(compiled.groups), 'batched group')}"
     )
     with group_progress(out, compiled) as on_group:
-        result = api.run(
-            file, out_dir, device=device, fresh=fresh, on_group=on_group, compile=compile
-        )
+        result = api.run(file, out_dir, on_group=on_group, **options)
     if result.reused:
         out.print(f"[dim]reusing the finished run in {result.directory} (--fresh to redo)[/]")
-    print_results(out, result.plan, result.summaries)
+    _print_outcome(out, result)
+
+
+def _print_outcome(console: Console, result) -> None:
+    from clampdsl.report.console import print_results
+
+    print_results(console, result.plan, result.summaries)
     for summary in result.summaries:
         if summary.diverged_at is not None:
             err.print(
                 f"warning: {summary.name} diverged (non-finite loss at step {summary.diverged_at})",
                 style="bold yellow",
             )
-    out.print(f"report: {result.directory / 'report.md'}")
+    console.print(f"report: {result.directory / 'report.md'}")
+
+
+def _run_reporting_events(files: list[Path], out_dir: Path, options: dict) -> None:
+    """A child of `_run_in_children`: trains, with progress as JSON lines on stdout."""
+    from clampdsl import api
+    from clampdsl.jobs import report_events
+
+    for file in files:
+        api.run(file, out_dir, on_group=report_events(sys.stdout), **options)
+
+
+def _run_in_children(
+    files: list[Path], plans: list[Plan], out_dir: Path, jobs: int, options: dict
+) -> None:
+    import torch
+
+    from clampdsl import api
+    from clampdsl.jobs import child_command, run_jobs
+    from clampdsl.report.console import group_bars, progress_bars
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    flags = ["--out", str(out_dir), "--device", options["device"], "--compile"]
+    flags += [options["compile"]] + (["--fresh"] if options["fresh"] else [])
+    by_file = dict(zip(files, plans, strict=True))
+    out.print(
+        f"{_count(len(files), 'spec')}, {jobs} at a time, {_count(threads, 'torch thread')} each",
+        highlight=False,
+    )
+    failed = []
+    with progress_bars(out) as progress:
+
+        def on_finished(outcome) -> None:
+            result = api.load(outcome.spec, out_dir) if outcome.returncode == 0 else None
+            if result is None:
+                failed.append(outcome.spec)
+                progress.console.print(
+                    f"[bold red]{outcome.spec}: failed (exit {outcome.returncode})[/]"
+                )
+                sys.stderr.write(outcome.stderr)
+                return
+            progress.console.print(f"[bold]{outcome.spec}[/]")
+            _print_outcome(progress.console, result)
+
+        run_jobs(
+            files,
+            jobs,
+            lambda file: child_command(file, flags, threads),
+            lambda file: group_bars(progress, by_file[file], file.stem),
+            on_finished,
+        )
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture
 def tiny_spec() -> Path:
     return FIXTURES / "tiny.clamp"
+
+
+def clampdsl(*args, cwd=None) -> subprocess.CompletedProcess:
+    """The command line, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "clampdsl", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 HEADER = "clampdsl 1\n"

@@ -1,16 +1,8 @@
 """The command line, as a user meets it: exit codes, positioned errors, a whole run."""
 
 import json
-import subprocess
-import sys
 
-from conftest import ROOT
-
-
-def clampdsl(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "clampdsl", *map(str, args)], capture_output=True, text=True, cwd=cwd
-    )
+from conftest import ROOT, clampdsl
 
 
 def test_validate_accepts_the_shipped_specs():

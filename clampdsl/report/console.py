@@ -24,6 +24,13 @@ from clampdsl.report.summary import RunSummary
 @contextmanager
 def group_progress(console: Console, plan: Plan):
     """Yields an `on_group` callback for clampdsl.api.run that drives one bar per group."""
+    with progress_bars(console) as progress:
+        yield group_bars(progress, plan)
+
+
+@contextmanager
+def progress_bars(console: Console):
+    """The live display that `group_bars` adds bars to (one, for several specs at once)."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -35,24 +42,30 @@ def group_progress(console: Console, plan: Plan):
         TextColumn("{task.fields[losses]}"),
     )
     with Progress(*columns, console=console, transient=False) as progress:
+        yield progress
 
-        def on_group(index, runs, total, start):
-            label = f"group {index + 1}/{len(plan.groups)} ({len(runs)} runs)"
-            # Until the first step is done: a compiled step takes a minute to build on a CPU,
-            # with the bar standing still.
-            task = progress.add_task(f"{label} warming up", total=total, completed=start, losses="")
 
-            def on_progress(step: int, losses: dict[str, float]) -> None:
-                fields = {"description": label} if step > start else {}
-                if losses:
-                    fields["losses"] = "loss " + " ".join(
-                        f"{name}={value:.2f}" for name, value in losses.items()
-                    )
-                progress.update(task, completed=step, **fields)
+def group_bars(progress: Progress, plan: Plan, name: str = ""):
+    """An `on_group` callback for clampdsl.api.run that adds a bar per group of `plan`
+    (labelled with `name` first, where several specs share the display)."""
 
-            return on_progress
+    def on_group(index, runs, total, start):
+        label = f"{name} group {index + 1}/{len(plan.groups)} ({len(runs)} runs)".lstrip()
+        # Until the first step is done: a compiled step takes a minute to build on a CPU,
+        # with the bar standing still.
+        task = progress.add_task(f"{label} warming up", total=total, completed=start, losses="")
 
-        yield on_group
+        def on_progress(step: int, losses: dict[str, float]) -> None:
+            fields = {"description": label} if step > start else {}
+            if losses:
+                fields["losses"] = "loss " + " ".join(
+                    f"{run}={value:.2f}" for run, value in losses.items()
+                )
+            progress.update(task, completed=step, **fields)
+
+        return on_progress
+
+    return on_group
 
 
 def print_plan(console: Console, plan: Plan) -> None:

@@ -16,10 +16,14 @@ from clampdsl.compile.plan import Plan
 HASH_PREFIX = 12
 
 
+def run_directory(root: str | Path, plan: Plan) -> Path:
+    return Path(root) / Path(plan.file).stem / plan.content_hash()[:HASH_PREFIX]
+
+
 class RunStore:
     def __init__(self, root: str | Path, plan: Plan, source: str):
         self.plan, self.source = plan, source
-        self.directory = Path(root) / Path(plan.file).stem / plan.content_hash()[:HASH_PREFIX]
+        self.directory = run_directory(root, plan)
 
     @property
     def metrics_path(self) -> Path:
