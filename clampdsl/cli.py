@@ -199,7 +199,7 @@ def _run_in_children(
     import torch
 
     from clampdsl import api
-    from clampdsl.jobs import child_command, run_jobs
+    from clampdsl.jobs import child_command, estimated_work, run_jobs
     from clampdsl.report.console import group_bars, progress_bars
 
     threads = max(1, torch.get_num_threads() // jobs)
@@ -226,7 +226,7 @@ def _run_in_children(
             _print_outcome(progress.console, result)
 
         run_jobs(
-            files,
+            sorted(files, key=lambda file: -estimated_work(by_file[file])),  # longest first
             jobs,
             lambda file: child_command(file, flags, threads),
             lambda file: group_bars(progress, by_file[file], file.stem),
