@@ -57,6 +57,14 @@ def test_specs_run_at_once_give_what_each_gives_alone(tmp_path, two_specs):
     assert first.records[-1]["train.loss"] != second.records[-1]["train.loss"]  # own specs
 
 
+def test_without_jobs_the_specs_run_one_after_the_other_here(tmp_path, two_specs):
+    result = clampdsl("run", *two_specs, "--out", tmp_path / "runs", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    first, second = (result.stdout.index(f"{spec}: 4 experiments") for spec in two_specs)
+    assert first < result.stdout.index("report:", first) < second  # in the order given
+    assert all(api.load(spec, tmp_path / "runs") for spec in two_specs)
+
+
 def test_a_wrong_spec_stops_every_spec_before_training(tmp_path, two_specs):
     bad = tmp_path / "bad.clamp"
     bad.write_text("clampdsl 1\nexperiment e:\n    clamp L3.H2 to prev-token\n")
