@@ -111,7 +111,8 @@ def run(
         typer.Option(min=1, help="specs to train at once, each on an equal share of the cores"),
     ] = 1,
     threads: Annotated[
-        int | None, typer.Option(min=1, help="torch threads (default: torch's choice)")
+        int | None,
+        typer.Option(min=1, help="torch threads (default: torch's choice; --jobs shares them)"),
     ] = None,
     events: Annotated[bool, typer.Option(hidden=True)] = False,  # progress as JSON (jobs.py)
 ) -> None:

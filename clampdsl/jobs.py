@@ -130,11 +130,11 @@ def run_jobs(
     command_for: Callable[[Path], list[str]],
     on_group_for: Callable[[Path], GroupCallback],
     on_finished: Callable[[JobOutcome], None],
-) -> list[JobOutcome]:
+) -> None:
     """Runs `command_for(spec)` for every spec, at most `jobs` at a time, in order of the
     list; `on_finished` is called as each ends. If this process is interrupted, the
     children are stopped too (each resumes from its checkpoints when run again)."""
-    pending, running, outcomes = list(specs), [], []
+    pending, running = list(specs), []
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -143,13 +143,11 @@ def run_jobs(
             for job in list(running):
                 if (outcome := job.outcome()) is not None:
                     running.remove(job)
-                    outcomes.append(outcome)
                     on_finished(outcome)
             time.sleep(POLL_S)
     finally:
         for job in running:
             job.stop()
-    return outcomes
 
 
 def child_command(spec: Path, options: list[str], threads: int) -> list[str]:
