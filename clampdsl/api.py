@@ -63,9 +63,7 @@ def run(
     from clampdsl.train.loop import train_group
     from clampdsl.train.session import resolve_device
 
-    source = Path(spec).read_text(encoding="utf-8")
-    plan = compile_source(source, str(spec))
-    store = RunStore(out, plan, source)
+    plan, store = _plan_and_store(spec, out)
     if fresh and store.directory.exists():
         shutil.rmtree(store.directory)
     if store.is_complete():
@@ -97,10 +95,14 @@ def run(
 def load(spec: str | Path, out: str | Path = "runs") -> RunResult | None:
     """The finished run of a spec, read from its run directory under `out`; None if the
     spec has not been run to the end (nothing trains here)."""
+    plan, store = _plan_and_store(spec, out)
+    return _load(plan, store) if store.is_complete() else None
+
+
+def _plan_and_store(spec: str | Path, out: str | Path) -> tuple[Plan, RunStore]:
     source = Path(spec).read_text(encoding="utf-8")
     plan = compile_source(source, str(spec))
-    store = RunStore(out, plan, source)
-    return _load(plan, store) if store.is_complete() else None
+    return plan, RunStore(out, plan, source)
 
 
 def _finish(plan, store: RunStore, seconds: float, eval_seconds: float, device: str) -> RunResult:

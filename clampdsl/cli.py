@@ -56,26 +56,32 @@ def _report_spec_error(error: SpecError) -> None:
     err.print(_count(len(error.diagnostics), "error"), style="bold red")
 
 
+def _compile_each(files: list[Path]) -> list[Plan | None]:
+    """Every spec's plan, or None where it has errors (reported as they are found)."""
+    plans = []
+    for path in files:
+        try:
+            plans.append(_compile(path))
+        except SpecError as error:
+            _report_spec_error(error)
+            plans.append(None)
+        except typer.Exit:
+            plans.append(None)
+    return plans
+
+
 @app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help=".clamp files to check")]) -> None:
     """Check specs against the language and the model; exit 2 if any has errors."""
-    failed = False
-    for path in files:
-        try:
-            plan = _compile(path)
-        except SpecError as error:
-            _report_spec_error(error)
-            failed = True
-            continue
-        except typer.Exit:
-            failed = True
-            continue
-        out.print(
-            f"{path}: ok ({_count(len(plan.runs), 'experiment')}, "
-            f"{_count(len(plan.groups), 'batched group')})",
-            highlight=False,
-        )
-    if failed:
+    plans = _compile_each(files)
+    for path, plan in zip(files, plans, strict=True):
+        if plan is not None:
+            out.print(
+                f"{path}: ok ({_count(len(plan.runs), 'experiment')}, "
+                f"{_count(len(plan.groups), 'batched group')})",
+                highlight=False,
+            )
+    if None in plans:
         raise typer.Exit(SPEC_ERROR)
 
 
@@ -136,16 +142,8 @@ def _compile_all_or_exit(files: list[Path], out_dir: Path) -> list[Plan]:
     """Every spec compiled before anything trains: errors in any stop them all."""
     from clampdsl.report.store import run_directory
 
-    plans, failed = [], False
-    for path in files:
-        try:
-            plans.append(_compile(path))
-        except SpecError as error:
-            _report_spec_error(error)
-            failed = True
-        except typer.Exit:
-            failed = True
-    if failed:
+    plans = _compile_each(files)
+    if None in plans:
         raise typer.Exit(SPEC_ERROR)
     seen: dict[Path, Path] = {}
     for path, compiled in zip(files, plans, strict=True):
