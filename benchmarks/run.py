@@ -4,12 +4,15 @@
     python benchmarks/run.py --compile on --repeats 7 --json out.json
     python benchmarks/run.py --compile on --rounds 3     # on a noisy machine
     python benchmarks/run.py --only unclamped induction+7ablations
+    python benchmarks/run.py --compile on --only "group of 6 (three subcircuits)" --side-by-side 2
 
 The model is the paper's main configuration (2 layers × 8 heads, width 64, batch 32,
 512-d exemplar features). Each configuration runs in its own process (so peak memory is
 its own), drives the trainer's GroupSession (what is measured is what `clampdsl run`
 executes), warms up (compilation is timed separately), then times repeats of N steps and
-reports the median. See docs/performance.md.
+reports the median. With --side-by-side N each configuration is also measured as N
+processes at once, each on 1/N of torch's threads (what `clampdsl run --jobs N` does),
+and their run-steps/s are added up. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -140,7 +143,9 @@ def measure(name: str, device: str, compile_choice: str, repeats: int, steps: in
     }
 
 
-def run_worker(name: str, args) -> dict:
+def run_worker(name: str, args, side_by_side: int = 1) -> dict:
+    """{compile mode: figures}; with `side_by_side` N > 1, N workers at once on 1/N of the
+    threads each, their run-steps/s added up (the rest: the first worker's)."""
     command = [
         sys.executable,
         __file__,
@@ -153,14 +158,32 @@ def run_worker(name: str, args) -> dict:
         "--steps",
         str(args.steps),
     ]
+    if side_by_side > 1:
+        import torch
+
+        command += ["--threads", str(max(1, torch.get_num_threads() // side_by_side))]
     results = {}
     for choice in ["off", "on"] if args.compile == "both" else [args.compile]:
-        output = subprocess.run(
-            [*command, "--compile", choice], capture_output=True, text=True, cwd=ROOT
-        )
-        if output.returncode != 0:
-            raise SystemExit(f"{name} ({choice}) failed:\n{output.stderr}")
-        results[choice] = json.loads(output.stdout.strip().splitlines()[-1])
+        workers = [
+            subprocess.Popen(
+                [*command, "--compile", choice],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            for _ in range(side_by_side)
+        ]
+        outputs = [worker.communicate() + (worker.returncode,) for worker in workers]
+        measured = []
+        for stdout, stderr, returncode in outputs:
+            if returncode != 0:
+                raise SystemExit(f"{name} ({choice}) failed:\n{stderr}")
+            measured.append(json.loads(stdout.strip().splitlines()[-1]))
+        results[choice] = measured[0] | {
+            "runs": sum(r["runs"] for r in measured),
+            "run_steps_per_s": sum(r["run_steps_per_s"] for r in measured),
+        }
     return results
 
 
@@ -184,10 +207,23 @@ def main() -> None:
         help="measure every configuration this many times, in turn, and keep each one's "
         "median round (spreads a noisy machine's slow phases over all configurations)",
     )
+    parser.add_argument(
+        "--side-by-side",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also measure each configuration as N processes at once, each on 1/N of the "
+        "threads (as `clampdsl run --jobs N`)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         compile_choice = "off" if args.compile == "off" else "on"
         print(
             json.dumps(measure(args.worker, args.device, compile_choice, args.repeats, args.steps))
@@ -198,12 +234,16 @@ def main() -> None:
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 150)
-    rounds: dict[str, list[dict]] = {name: [] for name in args.only}
+    measured_ways = [(name, name, 1) for name in args.only]
+    if args.side_by_side > 1:
+        together = f" ×{args.side_by_side} side by side"
+        measured_ways += [(name + together, name, args.side_by_side) for name in args.only]
+    rounds: dict[str, list[dict]] = {label: [] for label, _, _ in measured_ways}
     for index in range(args.rounds):
-        for name in args.only:
+        for label, name, side_by_side in measured_ways:
             of = f" (round {index + 1} of {args.rounds})" if args.rounds > 1 else ""
-            console.print(f"[dim]measuring {name}{of}…[/]")
-            rounds[name].append(run_worker(name, args))
+            console.print(f"[dim]measuring {label}{of}…[/]")
+            rounds[label].append(run_worker(name, args, side_by_side))
     results = {
         name: {mode: median_round([r[mode] for r in measured]) for mode in measured[0]}
         for name, measured in rounds.items()
@@ -250,7 +290,14 @@ def main() -> None:
     console.print(
         f"[dim]device {first['device']}; eval share: one eval of the eval sets (measures "
         f"included) per {first['eval_every']} steps, the default cadence (the paper's), and per "
-        f"{MAIN_SPEC_EVERY} steps, as specs/three_subcircuits.clamp[/]"
+        f"{MAIN_SPEC_EVERY} steps, as specs/three_subcircuits.clamp"
+        + (
+            f"; ×{args.side_by_side} side by side: that many processes at once, each on "
+            "1/N of the threads, their run-steps/s added (steps/s, eval and memory: one of them)"
+            if args.side_by_side > 1
+            else ""
+        )
+        + "[/]"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -10,7 +10,9 @@ Why: on a CPU a batched group's step is many small kernels, and a second core ma
 only ~1.4× faster (the Fig. 5b group: 3.08 ms a step on two threads, 4.38 ms on one). Two
 specs, one core each, train ~36% more run-steps per second than one after the other on
 both (2,651 against 1,948 for two Fig. 5b groups), and their compiles, mostly
-single-threaded Python, overlap (docs/performance.md).
+single-threaded Python, overlap (docs/performance.md). Large groups are the exception: a
+32-run group's step is 2.2× faster on two cores than on one (the caches of both), and two
+side by side train fewer run-steps per second than one after the other.
 """
 
 from __future__ import annotations
