@@ -159,9 +159,9 @@ def run_worker(name: str, args, side_by_side: int = 1) -> dict:
         str(args.steps),
     ]
     if side_by_side > 1:
-        import torch
+        from clampdsl.jobs import threads_each
 
-        command += ["--threads", str(max(1, torch.get_num_threads() // side_by_side))]
+        command += ["--threads", str(threads_each(side_by_side))]
     results = {}
     for choice in ["off", "on"] if args.compile == "both" else [args.compile]:
         workers = [

@@ -195,13 +195,11 @@ def _run_reporting_events(files: list[Path], out_dir: Path, options: dict) -> No
 def _run_in_children(
     files: list[Path], plans: list[Plan], out_dir: Path, jobs: int, options: dict
 ) -> None:
-    import torch
-
     from clampdsl import api
-    from clampdsl.jobs import child_command, estimated_work, run_jobs
+    from clampdsl.jobs import child_command, estimated_work, run_jobs, threads_each
     from clampdsl.report.console import group_bars, progress_bars
 
-    threads = max(1, torch.get_num_threads() // jobs)
+    threads = threads_each(jobs)
     flags = ["--out", str(out_dir), "--device", options["device"], "--compile"]
     flags += [options["compile"]] + (["--fresh"] if options["fresh"] else [])
     by_file = dict(zip(files, plans, strict=True))

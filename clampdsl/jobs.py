@@ -41,6 +41,13 @@ STEP_OVERHEAD_RUNS = 2
 COMPILE_RUN_STEPS = 150_000
 
 
+def threads_each(jobs: int) -> int:
+    """Torch threads for each of `jobs` processes at once: an equal share of this one's."""
+    import torch
+
+    return max(1, torch.get_num_threads() // jobs)
+
+
 def estimated_work(plan: Plan) -> int:
     """Run-steps, roughly, that `plan` will take: for ordering, not for display."""
     work = 0

@@ -49,7 +49,7 @@ class CompiledOrEager:
         self.function = function
         options = list_mode_options(mode) | OPTIONS | GUARD_OPTIONS if mode else None
         if mode:
-            skip_full_simplify_in_vector_index_analysis()  # a fifth less compile time
+            skip_full_simplify_in_vector_index_analysis()  # up to a fifth less compile time
         self._compiled = (
             torch.compile(function, fullgraph=True, dynamic=dynamic, options=options, **ISOLATE)
             if mode
