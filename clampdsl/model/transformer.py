@@ -38,6 +38,7 @@ from clampdsl.model.rotary import (
     qkv_then_rotate,
     rope_tables,
     rotated_qkv,
+    row_tables,
 )
 
 MASK_VALUE = -1e20  # the reference's causal-mask fill (multiply-add), applied before clamps
@@ -75,6 +76,9 @@ class BatchedTransformer(nn.Module):
         cos, sin = rope_tables(config.head_dim, 64)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        cos_rows, sin_rows = row_tables(cos, sin, config.heads, c)
+        self.register_buffer("rope_cos_rows", cos_rows, persistent=False)
+        self.register_buffer("rope_sin_rows", sin_rows, persistent=False)
 
     @torch.no_grad()
     def _init_run(self, r: int, seed: int) -> None:
@@ -152,9 +156,13 @@ class BatchedTransformer(nn.Module):
         clamps: ClampState | None = None,
         weights=None,
         query_only: bool = False,
+        values: bool = True,
     ):
         """Residual [R, N, B, C] → (pre-softmax scores [R, H, Nq, N, B], values
-        [R, H, hd, N, B]).
+        [R, H, hd, N, B], or None without `values`: where only the scores are read, a
+        forward without gradient leaves out the values' third of the projection, 2 ms of
+        the 6-run group's eval; a training step still computes it, as the gradient of a
+        slice of W_QKV, a zero-padded copy, costs more).
 
         Nq = N, or 1 with `query_only`: keys and values at every position, the query row
         alone (the last layer's other rows reach neither the loss nor any metric). With
@@ -162,19 +170,20 @@ class BatchedTransformer(nn.Module):
         w = weights or self.weights
         n = x.shape[1]
         h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
-        heads = self.config.heads
+        heads, parts = self.config.heads, slice(None if values else 2 * self.config.d_model)
         if torch.is_grad_enabled():
             cos, sin = self.rope_cos[:, :n], self.rope_sin[:, :n]
             q, k, v = qkv_then_rotate(h, w[f"qkv{layer}"], heads, cos, sin, query_only)
         else:
             rotated = f"rotated_qkv{layer}"
             weight = w[rotated] if rotated in w else self._rotated_qkv(w[f"qkv{layer}"], n)
-            q, k, v = qkv_from_rotated_weights(h, weight, heads, query_only)
+            q, k, v = qkv_from_rotated_weights(h, weight[:, :, parts], heads, query_only)
         rows = q.shape[3]
+        if not values:
+            v = None
         if clamps is not None:
-            q, k, v = (
-                clamps.zero(layer, site, t) for site, t in zip("qkv", (q, k, v), strict=True)
-            )
+            q, k = clamps.zero(layer, "q", q), clamps.zero(layer, "k", k)
+            v = None if v is None else clamps.zero(layer, "v", v)
         # Sequences are a handful of tokens: a broadcast product fuses (and runs) far better
         # than a batched GEMM of thousands of 5×5 matrices.
         scores = (q[:, :, :, :, None] * k[:, :, :, None]).sum(2) / math.sqrt(self.config.head_dim)
@@ -195,7 +204,7 @@ class BatchedTransformer(nn.Module):
 
     def _rotated_qkv(self, weight: torch.Tensor, n: int) -> torch.Tensor:
         """`rotary.rotated_qkv` for positions 0..n-1."""
-        return rotated_qkv(weight, self.config.heads, self.rope_cos[:, :n], self.rope_sin[:, :n])
+        return rotated_qkv(weight, self.rope_cos_rows[:n], self.rope_sin_rows[:n])
 
     def mix(self, layer: int, x, pattern, v, clamps=None, weights=None) -> torch.Tensor:
         """x + W_O · concat_h(pattern_h · v_h) at the pattern's rows (the last Nq positions);
@@ -316,10 +325,13 @@ class BatchedTransformer(nn.Module):
         x = shifted_embedding(e[runs]) if start else e[runs]
         for layer in range(start, layers):
             # Pass 1 is read at the query row only (copy readout, last-layer pattern).
-            query_only = self._is_last(layer) or layer == layers - 1
-            scores, v = self.attention_scores(layer, x, weights=weights, query_only=query_only)
+            last = layer == layers - 1
+            query_only = self._is_last(layer) or last
+            scores, v = self.attention_scores(
+                layer, x, weights=weights, query_only=query_only, values=not last
+            )
             all_scores.append(scores)
-            if layer == layers - 1:
+            if last:
                 break
             x = self.mix(layer, x, torch.softmax(scores, KEYS), v, weights=weights)
             if layer == 0 and shifted is not None:
