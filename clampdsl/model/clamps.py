@@ -50,6 +50,11 @@ class ClampState:
         # head masks [R, layers, H] and strengths; None when no run uses the kind
         self.head_mask = {k: zeros.clone() if k in kinds else None for k in HEAD_KINDS}
         self.strength = {k: zeros.clone() if k in kinds else None for k in HEAD_KINDS}
+        # The layers where some run has the kind, in any window: elsewhere its masks stay 0
+        # (evals leave it out there: transformer._applies).
+        self.head_layers = {
+            k: frozenset(item.layer for _, item in self.items if item.kind == k) for k in HEAD_KINDS
+        }
         # [R, layers, H]: 1 where a prev-token clamp is confined to label rows
         at_labels = any("at_labels" in item.params for _, item in self.items)
         self.labels_only = zeros.clone() if at_labels else None
