@@ -167,21 +167,27 @@ SHIFTED = "    clamp L1.out to shifted-embedding\n"
 
 
 @pytest.mark.parametrize(
-    ("experiments", "skips"),
+    ("experiments", "skips", "layer_one_runs"),
     [
-        ((SHIFTED,), (True, True)),
-        ((SHIFTED, SHIFTED + "    clamp logits to scores of L2.H1\n"), (True, True)),
-        ((SHIFTED, "    ablate L2.H1\n"), (True, False)),  # the other run needs layer 1
-        ((SHIFTED + "    clamp logits to scores of L1.H0\n",), (False, True)),  # pass 1 reads it
-        (("    clamp L1.out to shifted-embedding from step 2\n",), (False, False)),
+        ((SHIFTED,), (True, True), 0),
+        ((SHIFTED, SHIFTED + "    clamp logits to scores of L2.H1\n"), (True, True), 0),
+        # The other run needs layer 1: the final pass computes it for that run alone, where
+        # the bypassed run is batched last (as `batching_order` does), else for both.
+        (("    ablate L2.H1\n", SHIFTED), (True, False), 1),
+        ((SHIFTED, "    ablate L2.H1\n"), (True, False), 2),
+        (("    clamp L1.H0 to prev-token\n", SHIFTED + "    ablate L2.H0\n"), (True, False), 1),
+        ((SHIFTED + "    clamp logits to scores of L1.H0\n",), (False, True), 0),  # pass 1 reads it
+        (("    clamp L1.out to shifted-embedding from step 2\n",), (False, False), 1),
     ],
 )
-def test_skipping_a_bypassed_layer_one_changes_nothing(experiments, skips):
+def test_skipping_a_bypassed_layer_one_changes_nothing(experiments, skips, layer_one_runs):
     model, clamps, batch = setup(*experiments)
     assert (clamps.first_pass_skips_layer_one, clamps.final_pass_skips_layer_one) == skips
+    assert clamps.layer_one_runs == slice(0, layer_one_runs)
     skipped = model.loss(batch.features, batch.labels, clamps)
     skipped_grads = grads(model, skipped)
     clamps.first_pass_skips_layer_one = clamps.final_pass_skips_layer_one = False
+    clamps.layer_one_runs = slice(0, clamps.n_runs)
     computed = model.loss(batch.features, batch.labels, clamps)
     torch.testing.assert_close(skipped, computed)
     for name, value in grads(model, computed).items():

@@ -15,19 +15,20 @@ model layers=2 heads=2 d_model=8
 task classes=6 new_classes=4 features=synthetic(dim=6, correlation=0.3)
 experiment a:
     ablate L2.H1 from step 2
-experiment c:
-    clamp L1.out to shifted-embedding
-    clamp logits to scores of L2.H0
-experiment b:
-    clamp L1.H0 to prev-token strength 0.8 until step 3
-    clamp L2.H0 to induction
 experiment d:
     clamp logits to scores of L2.H1 from step 1
     ablate L1.H0 until step 3
+experiment b:
+    clamp L1.H0 to prev-token strength 0.8 until step 3
+    clamp L2.H0 to induction
 experiment e:
     clamp logits to scores of L1.H1
-"""  # c and d take pass 1 (b sits between them, inside the range it covers); e reads its
-# copy source from the final pass
+experiment c:
+    clamp L1.out to shifted-embedding
+    clamp logits to scores of L2.H0
+"""  # d and c take pass 1 (b and e sit between them, inside the range it covers); e reads
+# its copy source from the final pass; c bypasses layer 1, which the final pass computes
+# for the other runs alone
 STEPS = 5
 
 
@@ -41,6 +42,9 @@ def build():
 
 def straightforward(lr):
     model, clamps, batches = build()
+    # Layer 1 for every run, bypassed or not: what the optimised step leaves out
+    clamps.first_pass_skips_layer_one = clamps.final_pass_skips_layer_one = False
+    clamps.layer_one_runs = slice(0, clamps.n_runs)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for step, batch in enumerate(batches):
@@ -58,6 +62,7 @@ def test_optimised_step_matches_a_straightforward_step(mode):
     lr = 1e-2  # large, so that any difference in the update shows
     expected_losses, expected_weights = straightforward(lr)
     model, clamps, batches = build()
+    assert clamps.first_pass_runs == slice(1, 5) and clamps.layer_one_runs == slice(0, 4)
     step = TrainStep(model, clamps, lr, compile_mode=mode)
     losses = []
     for index, batch in enumerate(batches):

@@ -26,6 +26,7 @@ clamp cuts it, exactly as the reference's `where(mask, cache, computed)`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -107,6 +108,11 @@ class ClampState:
             bool(two_pass) and bypassed.issuperset(two_pass) and not reads_layer_one
         )
         self.final_pass_skips_layer_one = len(bypassed) == self.n_runs
+        # The runs whose layer-1 output the final pass reads: all but the bypassed ones
+        # where `batching_order` put those last (else every run).
+        kept = self.n_runs - len(bypassed)
+        last = bypassed == set(range(kept, self.n_runs))
+        self.layer_one_runs = slice(0, kept if last else self.n_runs)
         self._active: tuple[bool, ...] | None = None
         self.set_step(0)
 
@@ -149,6 +155,20 @@ class ClampState:
             return x
         keep = 1 - mask  # [R, H] or [R]
         return x * keep.view(*keep.shape, *([1] * (x.dim() - keep.dim())))
+
+    def for_runs(self, runs: slice) -> ClampState:
+        """The same clamps for a range of the runs: every per-run tensor a view of this
+        state's (so `set_step` reaches it)."""
+        part = copy.copy(self)
+        part.n_runs = len(range(*runs.indices(self.n_runs)))
+        part.head_mask, part.strength, part.run_mask = (
+            {k: None if t is None else t[runs] for k, t in table.items()}
+            for table in (self.head_mask, self.strength, self.run_mask)
+        )
+        part.zero_mask = {key: mask[runs] for key, mask in self.zero_mask.items()}
+        part.labels_only = None if self.labels_only is None else self.labels_only[runs]
+        part.copy_source, part.copy_from_final = self.copy_source[runs], self.copy_from_final[runs]
+        return part
 
     def to(self, device) -> ClampState:
         self.zero_mask = {key: mask.to(device) for key, mask in self.zero_mask.items()}
@@ -197,8 +217,9 @@ def _acts_before_scores(item: Intervention, layer: int) -> bool:
 
 def batching_order(runs: Sequence[Run]) -> list[Run]:
     """The runs of a group in the order they are batched: those that need pass 1 last (see
-    `ClampState.first_pass_runs`), each part in plan order."""
-    return sorted(runs, key=needs_first_pass)
+    `ClampState.first_pass_runs`), and of those the ones that bypass layer 1 last of all
+    (`ClampState.layer_one_runs`), each part in plan order."""
+    return sorted(runs, key=lambda run: (needs_first_pass(run), bypasses_first_layer(run)))
 
 
 def prev_token_pattern(strength: torch.Tensor, n: int) -> torch.Tensor:
