@@ -166,7 +166,7 @@ def test_measures_read_attention_with_clamps_active():
     task = FewShotTask(run.task)
     model = BatchedTransformer(run.model, task.table.shape[-1], run.task.labels, [5])
     probe = {"train": task.sample(32, torch.Generator().manual_seed(0))}
-    sums = partial(chunk_sums, model, plan.measures)
+    sums = partial(chunk_sums, model, plan.measures), partial(chunk_sums, model, ())
     clamps = ClampState([run], run.model)
     results = evaluate(sums, model.prepare_evals, clamps, probe, plan.measures)
     # The paper's induction strength of a clamped head is 2s - 1.
@@ -185,7 +185,10 @@ def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
     model = BatchedTransformer(plan.runs[0].model, task.table.shape[-1], 5, [5, 6])
     clamps = ClampState(plan.runs, plan.runs[0].model)
     sets = task.eval_sets(("train", "relabel"), 51, seed=1)
-    sums = partial(module.chunk_sums, model, plan.measures)
+    sums = (
+        partial(module.chunk_sums, model, plan.measures),
+        partial(module.chunk_sums, model, ()),
+    )
     whole = module.evaluate(sums, model.prepare_evals, clamps, sets, plan.measures)
     monkeypatch.setattr(module, "RUN_SEQUENCES_PER_FORWARD", 32)  # 13, 13, 13 and 12 sequences
     monkeypatch.setattr(module, "MIN_SEQUENCES_PER_FORWARD", 1)

@@ -1,4 +1,4 @@
-"""The eval graph compiled by a second process is the one the trainer loads."""
+"""The eval graphs compiled by a second process are the ones the trainer loads."""
 
 import pytest
 import torch
@@ -19,7 +19,7 @@ def threads(request):
     torch.set_num_threads(default)
 
 
-def test_the_trainer_loads_the_eval_graph_a_child_process_compiled(
+def test_the_trainer_loads_the_eval_graphs_a_child_process_compiled(
     tmp_path, monkeypatch, tiny_spec, threads
 ):
     # An empty inductor cache: a hit can only be the child's graph.
@@ -30,7 +30,7 @@ def test_the_trainer_loads_the_eval_graph_a_child_process_compiled(
     eager = session.evaluate(0)  # while the child compiles
     counters.clear()
     loaded = session.evaluate(0)
-    assert counters["inductor"]["fxgraph_cache_hit"] == 1
+    assert counters["inductor"]["fxgraph_cache_hit"] == 2  # with the measures, and without
     assert counters["inductor"]["fxgraph_cache_miss"] == 0
     assert eager.keys() == loaded.keys()
     for key, values in eager.items():

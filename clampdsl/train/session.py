@@ -75,11 +75,14 @@ class GroupSession:
         )
         self.eval_sets = self._eval_sets(tasks)
         # Evals are forward passes of a fixed size, reduced to sums: compiled too when the
-        # step is, with static shapes in every group of a process, like the graph
-        # warm_evals.py compiles.
-        self.eval_sums = CompiledOrEager(
-            partial(chunk_sums, self.model, self.measures), mode, dynamic=False
-        )
+        # step is, with static shapes in every group of a process, like the graphs
+        # warm_evals.py compiles. With measures, two graphs: for the first eval set, with
+        # them, and for the others, without (evaluate.py).
+        graphs = [
+            CompiledOrEager(partial(chunk_sums, self.model, measures), mode, dynamic=False)
+            for measures in dict.fromkeys([self.measures, ()])
+        ]
+        self.eval_sums = (graphs[0], graphs[-1])
         self._warmer: EvalGraphWarmer | None = None
         self._eager_eval_pending = False
 
@@ -111,7 +114,7 @@ class GroupSession:
         """Has a second process compile the eval graph while this one compiles the step
         (warm_evals.py). The next eval runs eagerly, so that this process goes on to the
         step; the one after waits for the child and loads the graph it compiled."""
-        if self.eval_sums.compiled:
+        if self.eval_sums[0].compiled:
             self._warmer = start_warming(self.plan, self.group_index, self.device)
             self._eager_eval_pending = self._warmer is not None
 
@@ -120,10 +123,10 @@ class GroupSession:
         sums, prepare = self._eval_sums(), self.model.prepare_evals
         return evaluate(sums, prepare, self.clamps, self.eval_sets, self.measures)
 
-    def _eval_sums(self):
+    def _eval_sums(self) -> tuple:
         if self._eager_eval_pending:
             self._eager_eval_pending = False
-            return self.eval_sums.function
+            return tuple(sums.function for sums in self.eval_sums)
         if self._warmer is not None:
             self._warmer.wait()
             self._warmer = None

@@ -1,14 +1,15 @@
-"""Compile a group's eval graph in a second process while this one compiles the step.
+"""Compile a group's eval graphs in a second process while this one compiles the step.
 
 Most of a CPU compile is inductor's single-threaded Python (scheduling and code
-generation), so on a 2-core machine the step graph (~50 s) and the eval graph (~15-30 s)
-would compile one after the other on one core. A child process compiles the eval graph
-alongside, into the inductor cache both processes read, and the trainer's first compiled
-eval loads it from there (~1 s); the eval before it runs eagerly, needing no graph.
+generation), so on a 2-core machine the step graph (~50 s) and the eval graphs (~10-30 s
+each: with the measures, and without) would compile one after the other on one core. A
+child process compiles the eval graphs alongside, into the inductor cache both processes
+read, and the trainer's first compiled eval loads them from there (~1 s); the eval before
+it runs eagerly, needing no graph.
 
 The child gets the plan as JSON on stdin and runs one eval of a session built from it: no
 code or pickles pass between the processes. If it fails or hangs, the trainer compiles the
-eval graph itself, as it would without it.
+eval graphs itself, as it would without it.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ import torch
 
 from clampdsl.compile.plan import Plan
 
-# Far longer than an eval graph takes to compile (~30 s on a busy 2-core CPU); past it the
-# trainer stops waiting and compiles the graph itself.
+# Far longer than the eval graphs take to compile (~60 s on a busy 2-core CPU); past it the
+# trainer stops waiting and compiles the graphs itself.
 PATIENCE_S = 300
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_warming(plan: Plan, group_index: int, device: torch.device) -> EvalGraphWarmer | None:
-    """The child compiling the group's eval graph; None where it cannot help (its graph
+    """The child compiling the group's eval graphs; None where it cannot help (its graphs
     must land in inductor's FX graph cache; on a GPU the step does not keep a core busy
     for a minute) or cannot start."""
     from torch._inductor import config
@@ -40,12 +41,12 @@ def start_warming(plan: Plan, group_index: int, device: torch.device) -> EvalGra
         return None
     try:
         return EvalGraphWarmer(plan, group_index, device)
-    except OSError:  # no interpreter to start: the trainer compiles the graph itself
+    except OSError:  # no interpreter to start: the trainer compiles the graphs itself
         return None
 
 
 class EvalGraphWarmer:
-    """The child process compiling one group's eval graph."""
+    """The child process compiling one group's eval graphs."""
 
     def __init__(self, plan: Plan, group_index: int, device: torch.device):
         # Inductor's C++ kernels are specialised on the thread count (and cached under it):
@@ -84,7 +85,7 @@ class EvalGraphWarmer:
             self._child.wait()
 
 
-def _compile_requested_graph() -> None:
+def _compile_requested_graphs() -> None:
     from clampdsl.train.session import GroupSession
 
     request = json.load(sys.stdin)
@@ -94,4 +95,4 @@ def _compile_requested_graph() -> None:
 
 
 if __name__ == "__main__":
-    _compile_requested_graph()
+    _compile_requested_graphs()
