@@ -166,32 +166,51 @@ def test_shifted_embedding_bypasses_layer_one():
 SHIFTED = "    clamp L1.out to shifted-embedding\n"
 
 
+COPY = "    clamp logits to scores of L2.H1\n"
+
+
 @pytest.mark.parametrize(
-    ("experiments", "skips", "layer_one_runs"),
+    ("experiments", "skips", "final_pass_runs"),
     [
-        ((SHIFTED,), (True, True), 0),
-        ((SHIFTED, SHIFTED + "    clamp logits to scores of L2.H1\n"), (True, True), 0),
+        ((SHIFTED,), (True, True), (0, 1)),
+        # The copy run's logits are pass 1's: the final pass computes nothing for it.
+        ((SHIFTED, SHIFTED + COPY), (True, True), (0, 1)),
+        ((SHIFTED + COPY,), (True, True), (0, 0)),
+        ((SHIFTED + COPY.replace("L2.H1", "L2.H1 from step 2"),), (True, True), (0, 1)),
         # The other run needs layer 1: the final pass computes it for that run alone, where
         # the bypassed run is batched last (as `batching_order` does), else for both.
-        (("    ablate L2.H1\n", SHIFTED), (True, False), 1),
-        ((SHIFTED, "    ablate L2.H1\n"), (True, False), 2),
-        (("    clamp L1.H0 to prev-token\n", SHIFTED + "    ablate L2.H0\n"), (True, False), 1),
-        ((SHIFTED + "    clamp logits to scores of L1.H0\n",), (False, True), 0),  # pass 1 reads it
-        (("    clamp L1.out to shifted-embedding from step 2\n",), (False, False), 1),
+        (("    ablate L2.H1\n", SHIFTED), (True, False), (1, 2)),
+        ((SHIFTED, "    ablate L2.H1\n"), (True, False), (2, 2)),
+        (
+            ("    clamp L1.H0 to prev-token\n", SHIFTED + "    ablate L2.H0\n"),
+            (True, False),
+            (1, 2),
+        ),
+        (("    ablate L1.H1\n", SHIFTED + COPY), (True, False), (1, 1)),
+        ((SHIFTED + "    clamp logits to scores of L1.H0\n",), (False, True), (0, 0)),  # pass 1
+        (("    clamp L1.out to shifted-embedding from step 2\n",), (False, False), (1, 1)),
     ],
 )
-def test_skipping_a_bypassed_layer_one_changes_nothing(experiments, skips, layer_one_runs):
+def test_skipping_what_no_loss_reads_changes_nothing(experiments, skips, final_pass_runs):
+    """Layer 1 where runs bypass it; the last layer where a copy clamp replaces the
+    logits with pass 1's scores. `final_pass_runs`: how many runs get layer 1, and the
+    last layer, in the final pass."""
     model, clamps, batch = setup(*experiments)
     assert (clamps.first_pass_skips_layer_one, clamps.final_pass_skips_layer_one) == skips
-    assert clamps.layer_one_runs == slice(0, layer_one_runs)
+    layer_one, last = final_pass_runs
+    assert (clamps.layer_one_runs, clamps.final_pass_runs) == (slice(0, layer_one), slice(0, last))
     skipped = model.loss(batch.features, batch.labels, clamps)
     skipped_grads = grads(model, skipped)
+    with torch.no_grad():  # an eval that measures nothing (rotated weights)
+        skipped_eval = model.loss(batch.features, batch.labels, clamps)
     clamps.first_pass_skips_layer_one = clamps.final_pass_skips_layer_one = False
-    clamps.layer_one_runs = slice(0, clamps.n_runs)
+    clamps.layer_one_runs = clamps.final_pass_runs = slice(0, clamps.n_runs)
     computed = model.loss(batch.features, batch.labels, clamps)
     torch.testing.assert_close(skipped, computed)
     for name, value in grads(model, computed).items():
         torch.testing.assert_close(skipped_grads[name], value, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(skipped_eval, model.loss(batch.features, batch.labels, clamps))
 
 
 def test_copy_scores_reads_the_unclamped_pass():

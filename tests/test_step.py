@@ -27,8 +27,8 @@ experiment c:
     clamp L1.out to shifted-embedding
     clamp logits to scores of L2.H0
 """  # d and c take pass 1 (b and e sit between them, inside the range it covers); e reads
-# its copy source from the final pass; c bypasses layer 1, which the final pass computes
-# for the other runs alone
+# its copy source from the final pass; c bypasses layer 1 and takes its logits from pass 1,
+# so the final pass computes both of its layers for the other runs alone
 STEPS = 5
 
 
@@ -42,9 +42,10 @@ def build():
 
 def straightforward(lr):
     model, clamps, batches = build()
-    # Layer 1 for every run, bypassed or not: what the optimised step leaves out
+    # Every layer for every run, bypassed or replaced or not: what the optimised step
+    # leaves out
     clamps.first_pass_skips_layer_one = clamps.final_pass_skips_layer_one = False
-    clamps.layer_one_runs = slice(0, clamps.n_runs)
+    clamps.layer_one_runs = clamps.final_pass_runs = slice(0, clamps.n_runs)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for step, batch in enumerate(batches):
@@ -62,7 +63,8 @@ def test_optimised_step_matches_a_straightforward_step(mode):
     lr = 1e-2  # large, so that any difference in the update shows
     expected_losses, expected_weights = straightforward(lr)
     model, clamps, batches = build()
-    assert clamps.first_pass_runs == slice(1, 5) and clamps.layer_one_runs == slice(0, 4)
+    assert clamps.first_pass_runs == slice(1, 5)
+    assert clamps.layer_one_runs == clamps.final_pass_runs == slice(0, 4)
     step = TrainStep(model, clamps, lr, compile_mode=mode)
     losses = []
     for index, batch in enumerate(batches):

@@ -113,6 +113,14 @@ class ClampState:
         kept = self.n_runs - len(bypassed)
         last = bypassed == set(range(kept, self.n_runs))
         self.layer_one_runs = slice(0, kept if last else self.n_runs)
+        # The runs whose logits the final pass gives: all but those at the end whose copy
+        # clamp replaces them with pass 1's scores throughout (`batching_order` puts them
+        # last of all).
+        replaced = [replaces_final_logits(run) for run in runs]
+        kept = len(replaced)
+        while kept and replaced[kept - 1]:
+            kept -= 1
+        self.final_pass_runs = slice(0, kept)
         self._active: tuple[bool, ...] | None = None
         self.set_step(0)
 
@@ -206,6 +214,16 @@ def bypasses_first_layer(run: Run) -> bool:
     )
 
 
+def replaces_final_logits(run: Run) -> bool:
+    """Whether the run's logits are pass 1's copied scores for the whole training (an
+    always-on copy clamp that reads pass 1): the final pass's last layer and readout then
+    reach neither its loss nor its gradients."""
+    copies_always = any(
+        item.kind == "copy-scores" and item.window.is_always() for item in run.interventions
+    )
+    return copies_always and needs_first_pass(run)
+
+
 def _acts_before_scores(item: Intervention, layer: int) -> bool:
     """Whether a clamp changes what the attention scores of `layer` are computed from."""
     if item.kind in ZERO_KINDS:
@@ -217,9 +235,14 @@ def _acts_before_scores(item: Intervention, layer: int) -> bool:
 
 def batching_order(runs: Sequence[Run]) -> list[Run]:
     """The runs of a group in the order they are batched: those that need pass 1 last (see
-    `ClampState.first_pass_runs`), and of those the ones that bypass layer 1 last of all
-    (`ClampState.layer_one_runs`), each part in plan order."""
-    return sorted(runs, key=lambda run: (needs_first_pass(run), bypasses_first_layer(run)))
+    `ClampState.first_pass_runs`), of those the ones that bypass layer 1 last
+    (`ClampState.layer_one_runs`), and of those the ones whose logits pass 1 gives last of
+    all (`ClampState.final_pass_runs`), each part in plan order."""
+
+    def key(run: Run) -> tuple[bool, bool, bool]:
+        return needs_first_pass(run), bypasses_first_layer(run), replaces_final_logits(run)
+
+    return sorted(runs, key=key)
 
 
 def prev_token_pattern(strength: torch.Tensor, n: int) -> torch.Tensor:

@@ -253,11 +253,16 @@ class BatchedTransformer(nn.Module):
         # Recording keeps layer 1 even where it is bypassed: measures read its patterns.
         start = 1 if clamps.final_pass_skips_layer_one and record is None else 0
         x, query_scores = e, []
-        # Unrecorded, layer 1 serves only the runs that do not bypass it (the step).
-        of_its_runs = record is None and 0 < clamps.layer_one_runs.stop < clamps.n_runs
+        # Unrecorded (the step; evals that measure nothing), layer 1 serves only the runs
+        # that do not bypass it, and the last layer only those whose logits it gives.
+        sliced = record is None and self.config.layers > 1
+        layer_one_of_its_runs = sliced and 0 < clamps.layer_one_runs.stop < clamps.n_runs
+        last_of_its_runs = sliced and clamps.final_pass_runs.stop < clamps.n_runs
         for layer in range(start, self.config.layers):
-            if layer == 0 and of_its_runs and not self._is_last(0):
+            if layer == 0 and layer_one_of_its_runs:
                 x, scores = self._layer_one_of_its_runs(e, labels, clamps, weights)
+            elif self._is_last(layer) and last_of_its_runs:
+                x, scores = self._last_layer_of_its_runs(x, e, labels, clamps, first, weights)
             else:
                 x, scores = self._clamped_layer(layer, x, e, labels, clamps, first, record, weights)
             query_scores.append(scores[:, :, -1])
@@ -292,16 +297,25 @@ class BatchedTransformer(nn.Module):
         return clamps.zero(layer, "out", x), scores
 
     def _layer_one_of_its_runs(self, e, labels, clamps: ClampState, weights):
-        """Layer 1 (not the last) for the runs that read it (`ClampState.layer_one_runs`,
-        a range: its weights are views, as pass 1's); the bypassed runs' output is e, their
-        scores zeros (never read). The three-subcircuits group's step 7% faster."""
+        """Layer 1 (not the last) for the runs that read it (`ClampState.layer_one_runs`);
+        the bypassed runs' output is e, their scores zeros (never read). The
+        three-subcircuits group's step 7% faster."""
         runs = clamps.layer_one_runs
-        weights = {name: w[runs] for name, w in weights.items()}
-        labels = labels if labels.shape[0] == 1 else labels[runs]
         x, scores = self._clamped_layer(
-            0, e[runs], e[runs], labels, clamps.for_runs(runs), {}, None, weights
+            0, e[runs], e[runs], *_of_runs(runs, labels, clamps, {}, weights)
         )
         return torch.cat([x, e[runs.stop :]]), _scatter_runs(scores, runs, e.shape[0])
+
+    def _last_layer_of_its_runs(self, x, e, labels, clamps: ClampState, first, weights):
+        """The last layer for the runs whose logits it gives (`ClampState.final_pass_runs`);
+        the others' query rows and scores are zeros (their logits are replaced)."""
+        runs, (r, n, b, c) = clamps.final_pass_runs, x.shape
+        layer = self.config.layers - 1
+        if runs.stop == 0:
+            return x.new_zeros(r, 1, b, c), x.new_zeros(r, self.config.heads, 1, n, b)
+        part = _of_runs(runs, labels, clamps, first, weights)
+        out, scores = self._clamped_layer(layer, x[runs], e[runs], *part)
+        return _scatter_runs(out, runs, r), _scatter_runs(scores, runs, r)
 
     def _clamp_pattern(self, layer, pattern, labels, clamps: ClampState):
         """Prev-token and induction clamps on a pattern [R, H, Nq, N, B]."""
@@ -383,6 +397,18 @@ def _applies(clamps: ClampState, kind: str, layer: int) -> bool:
     if clamps.head_mask[kind] is None:
         return False
     return torch.is_grad_enabled() or layer in clamps.head_layers[kind]
+
+
+def _of_runs(runs: slice, labels, clamps: ClampState, first: dict, weights: dict) -> tuple:
+    """A layer's per-run arguments (labels, clamps, pass-1 results, no record, weights)
+    for a range of the runs: views, whose gradient is dense (see `_first_pass`)."""
+    return (
+        labels if labels.shape[0] == 1 else labels[runs],
+        clamps.for_runs(runs),
+        {name: value[runs] for name, value in first.items()},
+        None,
+        {name: w[runs] for name, w in weights.items()},
+    )
 
 
 def _record(record: dict | None, layer: int, pattern: torch.Tensor) -> None:
