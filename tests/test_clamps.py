@@ -7,7 +7,8 @@ from reference_model import reference_logits
 
 from clampdsl.compile import compile_source
 from clampdsl.model.clamps import ClampState, shifted_embedding
-from clampdsl.model.transformer import COPY_FILL, KEYS, BatchedTransformer
+from clampdsl.model.transformer import BatchedTransformer
+from clampdsl.model.two_pass import COPY_FILL, KEYS
 from clampdsl.tasks.fewshot import FewShotTask
 
 SETTINGS = (

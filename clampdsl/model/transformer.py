@@ -27,12 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clampdsl.compile.plan import ModelConfig
-from clampdsl.model.clamps import (
-    ClampState,
-    induction_row,
-    prev_token_pattern,
-    shifted_embedding,
-)
+from clampdsl.model.clamps import ClampState, induction_row, prev_token_pattern
 from clampdsl.model.rotary import (
     qkv_from_rotated_weights,
     qkv_then_rotate,
@@ -40,10 +35,16 @@ from clampdsl.model.rotary import (
     rotated_qkv,
     row_tables,
 )
+from clampdsl.model.two_pass import (
+    KEYS,
+    copy_scores,
+    first_pass,
+    of_runs,
+    pick_source,
+    scatter_runs,
+)
 
 MASK_VALUE = -1e20  # the reference's causal-mask fill (multiply-add), applied before clamps
-COPY_FILL = -1e9  # the reference's fill for non-context logits under copy-scores
-KEYS = 3  # the key dimension of scores and patterns [R, H, Nq, N, B]
 LECUN_TRUNCATION = 0.8796  # std correction for a normal truncated at ±2σ (JAX lecun_normal)
 
 
@@ -242,14 +243,14 @@ class BatchedTransformer(nn.Module):
         if clamps is None:
             x = e
             for layer in range(self.config.layers):
-                last = self._is_last(layer)
+                last = self.is_last(layer)
                 scores, v = self.attention_scores(layer, x, weights=weights, query_only=last)
                 pattern = torch.softmax(scores, KEYS)
                 _record(record, layer, pattern)
                 x = self.mix(layer, x, pattern, v, weights=weights)
             return self.readout(x)
         e = clamps.zero(None, "embed", e)
-        first = self._first_pass(e, clamps, weights) if clamps.needs_first_pass else {}
+        first = first_pass(self, e, clamps, weights) if clamps.needs_first_pass else {}
         # Recording keeps layer 1 even where it is bypassed: measures read its patterns.
         start = 1 if clamps.final_pass_skips_layer_one and record is None else 0
         x, query_scores = e, []
@@ -261,7 +262,7 @@ class BatchedTransformer(nn.Module):
         for layer in range(start, self.config.layers):
             if layer == 0 and layer_one_of_its_runs:
                 x, scores = self._layer_one_of_its_runs(e, labels, clamps, weights)
-            elif self._is_last(layer) and last_of_its_runs:
+            elif self.is_last(layer) and last_of_its_runs:
                 x, scores = self._last_layer_of_its_runs(x, e, labels, clamps, first, weights)
             else:
                 x, scores = self._clamped_layer(layer, x, e, labels, clamps, first, record, weights)
@@ -270,22 +271,22 @@ class BatchedTransformer(nn.Module):
         if clamps.run_mask["copy-scores"] is not None:
             source = first.get("scores")  # runs whose source scores the final pass lacks
             if clamps.any_copy_from_final:
-                final = _pick_source(query_scores, clamps.copy_source, start)
+                final = pick_source(query_scores, clamps.copy_source, start)
                 on = clamps.copy_from_final[:, None, None]
                 source = final if source is None else torch.where(on, final, source)
-            logits = self._copy_scores(logits, source, labels, clamps)
+            logits = copy_scores(logits, source, labels, clamps)
         return clamps.zero(None, "logits", logits)
 
-    def _is_last(self, layer: int) -> bool:
+    def is_last(self, layer: int) -> bool:
         return layer == self.config.layers - 1
 
     def _clamped_layer(self, layer, x, e, labels, clamps: ClampState, first, record, weights):
         """(The layer's output, its pre-softmax scores.)"""
         x = clamps.zero(layer, "in", x)  # the residual stream itself, as the reference's x
-        last = self._is_last(layer)
+        last = self.is_last(layer)
         scores, v = self.attention_scores(layer, x, clamps, weights, query_only=last)
         pattern = self._clamp_pattern(layer, torch.softmax(scores, KEYS), labels, clamps)
-        if self._is_last(layer) and "pattern" in first:
+        if self.is_last(layer) and "pattern" in first:
             mask = clamps.run_mask["shifted-embedding"][:, None, None, None, None]
             pattern = torch.where(mask > 0, first["pattern"], pattern)
         pattern = clamps.zero(layer, "pattern", pattern)
@@ -302,9 +303,9 @@ class BatchedTransformer(nn.Module):
         three-subcircuits group's step 7% faster."""
         runs = clamps.layer_one_runs
         x, scores = self._clamped_layer(
-            0, e[runs], e[runs], *_of_runs(runs, labels, clamps, {}, weights)
+            0, e[runs], e[runs], *of_runs(runs, labels, clamps, {}, weights)
         )
-        return torch.cat([x, e[runs.stop :]]), _scatter_runs(scores, runs, e.shape[0])
+        return torch.cat([x, e[runs.stop :]]), scatter_runs(scores, runs, e.shape[0])
 
     def _last_layer_of_its_runs(self, x, e, labels, clamps: ClampState, first, weights):
         """The last layer for the runs whose logits it gives (`ClampState.final_pass_runs`);
@@ -313,9 +314,9 @@ class BatchedTransformer(nn.Module):
         layer = self.config.layers - 1
         if runs.stop == 0:
             return x.new_zeros(r, 1, b, c), x.new_zeros(r, self.config.heads, 1, n, b)
-        part = _of_runs(runs, labels, clamps, first, weights)
+        part = of_runs(runs, labels, clamps, first, weights)
         out, scores = self._clamped_layer(layer, x[runs], e[runs], *part)
-        return _scatter_runs(out, runs, r), _scatter_runs(scores, runs, r)
+        return scatter_runs(out, runs, r), scatter_runs(scores, runs, r)
 
     def _clamp_pattern(self, layer, pattern, labels, clamps: ClampState):
         """Prev-token and induction clamps on a pattern [R, H, Nq, N, B]."""
@@ -340,49 +341,6 @@ class BatchedTransformer(nn.Module):
             pattern = torch.cat([pattern[:, :, :-1], query[:, :, None]], dim=2)
         return pattern
 
-    def _first_pass(self, e, clamps: ClampState, weights) -> dict:
-        """The unclamped pass that two-pass clamps read from (shifted runs: L1.out := e',
-        and layer 1 is not computed when it serves no run of the pass).
-
-        Only the runs that use it take it: a contiguous range of runs (see
-        `ClampState.first_pass_runs`), whose weights are views and whose results are padded
-        back into [R, …] tensors with zeros (both steps pass gradient)."""
-        runs = clamps.first_pass_runs
-        every_run = runs == slice(0, e.shape[0])
-        weights = weights if every_run else {name: w[runs] for name, w in weights.items()}
-        shifted = clamps.run_mask["shifted-embedding"]
-        out, layers, all_scores = {}, clamps.first_pass_layers, []
-        start = 1 if clamps.first_pass_skips_layer_one else 0
-        x = shifted_embedding(e[runs]) if start else e[runs]
-        for layer in range(start, layers):
-            # Pass 1 is read at the query row only (copy readout, last-layer pattern).
-            last = layer == layers - 1
-            query_only = self._is_last(layer) or last
-            scores, v = self.attention_scores(
-                layer, x, weights=weights, query_only=query_only, values=not last
-            )
-            all_scores.append(scores)
-            if last:
-                break
-            x = self.mix(layer, x, torch.softmax(scores, KEYS), v, weights=weights)
-            if layer == 0 and shifted is not None:
-                mask = shifted[runs][:, None, None, None]
-                x = torch.where(mask > 0, shifted_embedding(e[runs]), x)
-        if shifted is not None:
-            out["pattern"] = _scatter_runs(torch.softmax(all_scores[-1], KEYS), runs, e.shape[0])
-        if clamps.run_mask["copy-scores"] is not None:
-            query_rows = [s[:, :, -1] for s in all_scores]
-            scores = _pick_source(query_rows, clamps.copy_source[runs], start)
-            out["scores"] = _scatter_runs(scores, runs, e.shape[0])
-        return out
-
-    def _copy_scores(self, logits, scores, labels, clamps: ClampState):
-        query_row = scores[:, 1::2].transpose(1, 2)  # the query row on the context labels
-        context = labels[..., :-1].expand(logits.shape[0], -1, -1)
-        target = torch.full_like(logits, COPY_FILL).scatter(-1, context, query_row)
-        mask = clamps.run_mask["copy-scores"][:, None, None]
-        return torch.where(mask > 0, target, logits)
-
     def loss(self, features, labels, clamps=None) -> torch.Tensor:
         """Per-run mean cross-entropy at the query: [R]."""
         logits = self.forward(features, labels, clamps)
@@ -399,42 +357,9 @@ def _applies(clamps: ClampState, kind: str, layer: int) -> bool:
     return torch.is_grad_enabled() or layer in clamps.head_layers[kind]
 
 
-def _of_runs(runs: slice, labels, clamps: ClampState, first: dict, weights: dict) -> tuple:
-    """A layer's per-run arguments (labels, clamps, pass-1 results, no record, weights)
-    for a range of the runs: views, whose gradient is dense (see `_first_pass`)."""
-    return (
-        labels if labels.shape[0] == 1 else labels[runs],
-        clamps.for_runs(runs),
-        {name: value[runs] for name, value in first.items()},
-        None,
-        {name: w[runs] for name, w in weights.items()},
-    )
-
-
 def _record(record: dict | None, layer: int, pattern: torch.Tensor) -> None:
     if record is not None:
         record[layer] = pattern.permute(0, 4, 1, 2, 3)  # [R, B, H, Nq, N]
-
-
-def _pick_source(
-    query_scores: list[torch.Tensor], copy_source: torch.Tensor, first_layer: int
-) -> torch.Tensor:
-    """Each run's copy source head's query row [R, N, B], from the query rows [R, H, N, B]
-    of consecutive layers from `first_layer` on (zeros where the source is in none). Picked
-    with `where`, not by indexing: the gradient of an index is a scatter, which torch 2.13's
-    CPU inductor miscompiles."""
-    stacked = torch.stack(query_scores, 1)  # [R, L', H, N, B]
-    source = copy_source[:, first_layer : first_layer + len(query_scores), :, None, None]
-    return torch.where(source, stacked, 0.0).sum((1, 2))
-
-
-def _scatter_runs(values: torch.Tensor, runs: slice, n_runs: int) -> torch.Tensor:
-    """[R', …] values of the runs `runs` → [R, …], zeros elsewhere (never read there)."""
-    before, after = (
-        values.new_zeros(runs.start, *values.shape[1:]),
-        values.new_zeros(n_runs - runs.stop, *values.shape[1:]),
-    )
-    return torch.cat([before, values, after]) if before.numel() + after.numel() else values
 
 
 def per_run(features: torch.Tensor, labels: torch.Tensor):
