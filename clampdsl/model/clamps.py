@@ -108,19 +108,11 @@ class ClampState:
             bool(two_pass) and bypassed.issuperset(two_pass) and not reads_layer_one
         )
         self.final_pass_skips_layer_one = len(bypassed) == self.n_runs
-        # The runs whose layer-1 output the final pass reads: all but the bypassed ones
-        # where `batching_order` put those last (else every run).
-        kept = self.n_runs - len(bypassed)
-        last = bypassed == set(range(kept, self.n_runs))
-        self.layer_one_runs = slice(0, kept if last else self.n_runs)
-        # The runs whose logits the final pass gives: all but those at the end whose copy
-        # clamp replaces them with pass 1's scores throughout (`batching_order` puts them
-        # last of all).
-        replaced = [replaces_final_logits(run) for run in runs]
-        kept = len(replaced)
-        while kept and replaced[kept - 1]:
-            kept -= 1
-        self.final_pass_runs = slice(0, kept)
+        # The runs whose layer-1 output the final pass reads, and those whose logits it
+        # gives: all but the bypassed runs, and the runs whose copy clamp replaces their
+        # logits with pass 1's scores throughout, where `batching_order` put them last.
+        self.layer_one_runs = _before_trailing([r in bypassed for r in range(self.n_runs)])
+        self.final_pass_runs = _before_trailing([replaces_final_logits(run) for run in runs])
         self._active: tuple[bool, ...] | None = None
         self.set_step(0)
 
@@ -212,6 +204,14 @@ def bypasses_first_layer(run: Run) -> bool:
     return any(
         item.kind == "shifted-embedding" and item.window.is_always() for item in run.interventions
     )
+
+
+def _before_trailing(left_out: list[bool]) -> slice:
+    """The runs before the trailing ones that are left out."""
+    kept = len(left_out)
+    while kept and left_out[kept - 1]:
+        kept -= 1
+    return slice(0, kept)
 
 
 def replaces_final_logits(run: Run) -> bool:

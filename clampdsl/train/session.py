@@ -111,9 +111,9 @@ class GroupSession:
         return self.step_function(batch.features, batch.labels)
 
     def compile_evals_in_background(self) -> None:
-        """Has a second process compile the eval graph while this one compiles the step
+        """Has a second process compile the eval graphs while this one compiles the step
         (warm_evals.py). The next eval runs eagerly, so that this process goes on to the
-        step; the one after waits for the child and loads the graph it compiled."""
+        step; the one after waits for the child and loads the graphs it compiled."""
         if self.eval_sums[0].compiled:
             self._warmer = start_warming(self.plan, self.group_index, self.device)
             self._eager_eval_pending = self._warmer is not None
