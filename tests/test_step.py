@@ -107,3 +107,28 @@ def test_compiled_functions_keep_their_graphs_to_themselves():
     assert torch.equal(double(x), 2 * x) and torch.equal(triple(x), 3 * x)
     assert torch.equal(double(torch.ones(2, 3)), torch.full((2, 3), 2.0))
     assert double.compiled and triple.compiled
+
+
+def test_the_step_compiled_for_cuda_graphs_updates_only_static_inputs():
+    """Cudagraph trees skip a graph that updates inputs in place unless each of them has a
+    static address ("skipping cudagraphs due to mutated inputs"): the step would then run
+    kernel by kernel on a GPU. AOT autograd's record of the traced step (a CPU trace, as
+    the GPU's would be) must show every updated input static."""
+    from torch._dynamo.backends.common import aot_autograd
+
+    model, clamps, batches = build()
+    step = TrainStep(model, clamps, 1e-2, compile_mode="reduce-overhead")
+    seen = {}
+
+    def record_inputs(graph, example_inputs):
+        meta = torch._guards.TracingContext.get().fw_metadata
+        seen["updated"] = {i for i, info in enumerate(meta.input_info) if info.mutates_data}
+        seen["static"] = set(meta.static_input_indices)
+        return graph.forward
+
+    backend = aot_autograd(fw_compiler=record_inputs)
+    traced = torch.compile(step._step, backend=backend, fullgraph=True)
+    traced(batches[0].features, batches[0].labels)
+    # the weights and both Adam moments of every parameter
+    assert len(seen["updated"]) == 3 * len(step.params)
+    assert seen["updated"] <= seen["static"]

@@ -43,7 +43,19 @@ class TrainStep:
         # doubled the cost of Adam (the 6-run group's embedding: 268 -> 126 us).
         self.step_size = torch.zeros((), device=device)
         self.bias_correction2_sqrt = torch.zeros((), device=device)
+        if compile_mode == "reduce-overhead":
+            self._fix_addresses()
         self._run = CompiledOrEager(self._step, compile_mode)
+
+    def _fix_addresses(self) -> None:
+        """Marks the step's state as living at fixed addresses, for CUDA graphs: cudagraph
+        trees replay a graph only if every input it updates in place (weights, Adam's
+        moments) is static; else they skip it ("skipping cudagraphs due to mutated
+        inputs") and the step runs kernel by kernel. Inputs not marked are copied in at
+        every replay. None of this state ever moves: checkpoints load into it in place."""
+        state = (*self.params.values(), *self.exp_avg.values(), *self.exp_avg_sq.values())
+        for tensor in (*state, self.step_size, self.bias_correction2_sqrt):
+            torch._dynamo.mark_static_address(tensor)
 
     @property
     def compiled(self) -> bool:
