@@ -112,8 +112,9 @@ def test_compiled_functions_keep_their_graphs_to_themselves():
 def test_the_step_compiled_for_cuda_graphs_updates_only_static_inputs():
     """Cudagraph trees skip a graph that updates inputs in place unless each of them has a
     static address ("skipping cudagraphs due to mutated inputs"): the step would then run
-    kernel by kernel on a GPU. AOT autograd's record of the traced step (a CPU trace, as
-    the GPU's would be) must show every updated input static."""
+    kernel by kernel on a GPU. And they copy every other input that is not static in at
+    each replay. AOT autograd's record of the traced step (a CPU trace, as the GPU's would
+    be) must show every input static but the batch."""
     from torch._dynamo.backends.common import aot_autograd
 
     model, clamps, batches = build()
@@ -124,6 +125,7 @@ def test_the_step_compiled_for_cuda_graphs_updates_only_static_inputs():
         meta = torch._guards.TracingContext.get().fw_metadata
         seen["updated"] = {i for i, info in enumerate(meta.input_info) if info.mutates_data}
         seen["static"] = set(meta.static_input_indices)
+        seen["inputs"] = len(meta.input_info)
         return graph.forward
 
     backend = aot_autograd(fw_compiler=record_inputs)
@@ -132,3 +134,4 @@ def test_the_step_compiled_for_cuda_graphs_updates_only_static_inputs():
     # the weights and both Adam moments of every parameter
     assert len(seen["updated"]) == 3 * len(step.params)
     assert seen["updated"] <= seen["static"]
+    assert seen["inputs"] - len(seen["static"]) == 2  # features and labels

@@ -170,6 +170,13 @@ class ClampState:
         part.copy_source, part.copy_from_final = self.copy_source[runs], self.copy_from_final[runs]
         return part
 
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor the forward reads; `set_step` rewrites the masks among them in place."""
+        tables = (self.head_mask, self.strength, self.run_mask, self.zero_mask)
+        found = [t for table in tables for t in table.values()]
+        found += [self.labels_only, self.copy_source, self.copy_from_final]
+        return [t for t in found if t is not None]
+
     def to(self, device) -> ClampState:
         self.zero_mask = {key: mask.to(device) for key, mask in self.zero_mask.items()}
         for table in (self.head_mask, self.strength, self.run_mask):

@@ -52,9 +52,11 @@ class TrainStep:
         trees replay a graph only if every input it updates in place (weights, Adam's
         moments) is static; else they skip it ("skipping cudagraphs due to mutated
         inputs") and the step runs kernel by kernel. Inputs not marked are copied in at
-        every replay. None of this state ever moves: checkpoints load into it in place."""
+        every replay, a launch each, so the clamps' tensors are marked too. None of these
+        ever moves: checkpoints load in place, and `set_step` rewrites masks in place."""
         state = (*self.params.values(), *self.exp_avg.values(), *self.exp_avg_sq.values())
-        for tensor in (*state, self.step_size, self.bias_correction2_sqrt):
+        scalars = (self.step_size, self.bias_correction2_sqrt)
+        for tensor in (*state, *scalars, *self.clamps.tensors()):
             torch._dynamo.mark_static_address(tensor)
 
     @property
