@@ -135,3 +135,33 @@ def test_the_step_compiled_for_cuda_graphs_updates_only_static_inputs():
     assert len(seen["updated"]) == 3 * len(step.params)
     assert seen["updated"] <= seen["static"]
     assert seen["inputs"] - len(seen["static"]) == 2  # features and labels
+
+
+# Ops that make the host wait for a GPU: reading a value back (`.item()`, `bool()`, …) or
+# computing a shape from values.
+WAITS_FOR_THE_DEVICE = {"_local_scalar_dense", "item", "nonzero", "masked_select", "unique"}
+
+
+def test_training_steps_never_wait_for_the_device():
+    """Between evals the loop only queues work (GPU path: no host synchronisation in the
+    step loop). Seen on the CPU, eagerly, through every op the steps dispatch: batches
+    drawn, clamp windows opening and closing, forward, backward and Adam."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from clampdsl.train.session import GroupSession
+
+    class OpNames(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.add(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    session = GroupSession(compile_source(SPEC), 0, "cpu", "off")
+    with OpNames() as ops:
+        for step in range(STEPS):  # the spec's windows open and close in these steps
+            session.train_step(step)
+    assert {"mm", "bmm", "_foreach_sqrt"} & ops.seen  # the mode saw the step's ops
+    assert not ops.seen & WAITS_FOR_THE_DEVICE

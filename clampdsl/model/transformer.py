@@ -131,7 +131,10 @@ class BatchedTransformer(nn.Module):
                 exemplars = exemplars.view(r, k, b, c)
         exemplars = exemplars + w["embed_b"][:, None, None]  # [R, K, B, C]
         context = per_run(features, labels)[1][..., :-1].transpose(1, 2)  # [D, K-1, B]
-        onehot = F.one_hot(context, self.n_labels).to(exemplars.dtype).flatten(1, 2)
+        # Compared with each label rather than F.one_hot, which eagerly reads the labels
+        # back to check their range: a wait for the device in every step.
+        labels_seen = torch.arange(self.n_labels, device=context.device)
+        onehot = (context[..., None] == labels_seen).to(exemplars.dtype).flatten(1, 2)
         label_tokens = torch.matmul(onehot, w["label_embed"]).view(r, *context.shape[1:], c)
         k, b = exemplars.shape[1:3]
         tokens = exemplars.new_empty(r, 2 * k - 1, b, c)
