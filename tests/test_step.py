@@ -109,28 +109,38 @@ def test_compiled_functions_keep_their_graphs_to_themselves():
     assert double.compiled and triple.compiled
 
 
-def test_the_step_compiled_for_cuda_graphs_updates_only_static_inputs():
-    """Cudagraph trees skip a graph that updates inputs in place unless each of them has a
-    static address ("skipping cudagraphs due to mutated inputs"): the step would then run
-    kernel by kernel on a GPU. And they copy every other input that is not static in at
-    each replay. AOT autograd's record of the traced step (a CPU trace, as the GPU's would
-    be) must show every input static but the batch."""
+def test_the_step_traces_as_cuda_graphs_need_it():
+    """What a GPU's CUDA graphs need of the step, seen in AOT autograd's record of it traced
+    on the "meta" device (no data, every tensor's device kept):
+    - every tensor on the session's device: cudagraph trees skip a graph with a tensor
+      elsewhere ("skipping cudagraphs due to cpu device");
+    - every input it updates in place (weights, Adam's moments) static: else they skip it
+      ("… due to mutated inputs") and the step runs kernel by kernel;
+    - every other input static but the batch: the others would be copied in at each
+      replay."""
     from torch._dynamo.backends.common import aot_autograd
 
-    model, clamps, batches = build()
-    step = TrainStep(model, clamps, 1e-2, compile_mode="reduce-overhead")
+    from clampdsl.train.session import GroupSession
+
+    session = GroupSession(compile_source(SPEC), 0, "meta", "off")
+    step = TrainStep(session.model, session.clamps, 1e-2, compile_mode="reduce-overhead")
     seen = {}
 
-    def record_inputs(graph, example_inputs):
+    def record(graph, example_inputs):
         meta = torch._guards.TracingContext.get().fw_metadata
         seen["updated"] = {i for i, info in enumerate(meta.input_info) if info.mutates_data}
         seen["static"] = set(meta.static_input_indices)
         seen["inputs"] = len(meta.input_info)
+        values = [node.meta.get("val") for node in graph.graph.nodes]
+        seen["devices"] = {v.device.type for v in values if isinstance(v, torch.Tensor)}
         return graph.forward
 
-    backend = aot_autograd(fw_compiler=record_inputs)
-    traced = torch.compile(step._step, backend=backend, fullgraph=True)
-    traced(batches[0].features, batches[0].labels)
+    backend = aot_autograd(fw_compiler=record)
+    # static shapes: no size inputs, whatever shapes other tests' steps had
+    traced = torch.compile(step._step, backend=backend, fullgraph=True, dynamic=False)
+    batch = session.stream.at(0)
+    traced(batch.features, batch.labels)
+    assert seen["devices"] == {"meta"}
     # the weights and both Adam moments of every parameter
     assert len(seen["updated"]) == 3 * len(step.params)
     assert seen["updated"] <= seen["static"]
