@@ -69,3 +69,10 @@ def test_an_unreadable_record_means_probing(monkeypatch, children):
     vec_isa.record_path().write_text("{not json")
     assert in_new_process(monkeypatch, children)("/cache/good.so") is True
     assert children.started == ["/cache/good.so"]
+
+
+def test_a_cache_directory_that_takes_no_file_means_probing(monkeypatch, children):
+    vec_isa.record_path().mkdir()  # where the record would go, a directory
+    probe = in_new_process(monkeypatch, children)
+    assert probe("/cache/good.so") is True and probe("/cache/good.so") is True
+    assert len(children.started) == 2

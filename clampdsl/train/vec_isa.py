@@ -91,7 +91,12 @@ def _read_record() -> dict:
 
 
 def _write_record(record: dict) -> None:
+    """Writes the record whole (whatever other processes write at the same time), or, where
+    the cache directory takes no file, nothing: the probe then runs every time."""
     path = record_path()
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
-    os.replace(temporary, path)  # whole, whatever other processes write at the same time
+    try:
+        temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
