@@ -131,7 +131,7 @@ def measure(name: str, device: str, compile_choice: str, repeats: int, steps: in
     return {
         "config": name,
         "runs": runs,
-        "device": str(session.device),
+        "device": describe(session.device),
         "compiled": session.compiled,
         "steps_per_s": 1 / step_seconds,
         "run_steps_per_s": runs / step_seconds,
@@ -146,6 +146,15 @@ def measure(name: str, device: str, compile_choice: str, repeats: int, steps: in
         "eval_share_main_spec": eval_share(MAIN_SPEC_EVERY),
         "peak_mb": peak,
     }
+
+
+def describe(device) -> str:
+    """The device as figures should name it: the GPU's model, or the CPU's threads."""
+    import torch
+
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads, torch {torch.__version__})"
 
 
 def run_worker(name: str, args, side_by_side: int = 1) -> dict:
