@@ -49,7 +49,8 @@ def test_each_answer_is_probed_once_then_read_from_disk(monkeypatch, children):
     assert probe("/cache/good.so") is True
     assert probe("/cache/bad.so") is False
     assert children.started == ["/cache/good.so", "/cache/bad.so"]
-    assert vec_isa.remember_load_probes()  # a second wrap in one process changes nothing
+    assert vec_isa.remember_load_probes()  # wrapped already: says so, wraps nothing again
+    assert cpu_vec_isa.VecISA._probe_load.__wrapped__.__name__ == "<lambda>"  # once
     probe = in_new_process(monkeypatch, children)
     assert probe("/elsewhere/good.so") is True  # the library's name is the key
     assert probe("/cache/bad.so") is False  # a no is remembered as a no
