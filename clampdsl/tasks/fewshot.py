@@ -43,7 +43,13 @@ class Batch:
         return rows.view(*self.items.shape, self.table.shape[-1])
 
     def to(self, device) -> Batch:
-        return Batch(*(t.to(device) for t in attrs.astuple(self, recurse=False)))
+        """The batch on `device`. To a GPU it is copied from pinned memory without waiting:
+        a training batch arrives while steps are queued, and a plain copy would wait for
+        them all to finish."""
+        tensors = attrs.astuple(self, recurse=False)
+        if torch.device(device).type == "cuda":
+            return Batch(*(t.pin_memory().to(device, non_blocking=True) for t in tensors))
+        return Batch(*(t.to(device) for t in tensors))
 
     def position_major(self) -> Batch:
         """The same batch with items and labels stored position by position ([K, B] in
