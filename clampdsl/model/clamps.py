@@ -128,10 +128,8 @@ class ClampState:
         if active == self._active:
             return
         self._active = active
-        tables = (self.head_mask, self.strength, self.run_mask, self.zero_mask)
-        for tensor in [t for table in tables for t in table.values()] + [self.labels_only]:
-            if tensor is not None:
-                tensor.zero_()
+        for tensor in self._masks():
+            tensor.zero_()
         for (r, item), on in zip(self.items, active, strict=True):
             if not on:
                 continue
@@ -171,10 +169,14 @@ class ClampState:
         return part
 
     def tensors(self) -> list[torch.Tensor]:
-        """Every tensor the forward reads; `set_step` rewrites the masks among them in place."""
+        """Every tensor the forward reads: the masks `set_step` rewrites in place, and the
+        copy sources."""
+        return [*self._masks(), self.copy_source, self.copy_from_final]
+
+    def _masks(self) -> list[torch.Tensor]:
+        """The tensors that follow the clamp windows (masks and strengths)."""
         tables = (self.head_mask, self.strength, self.run_mask, self.zero_mask)
-        found = [t for table in tables for t in table.values()]
-        found += [self.labels_only, self.copy_source, self.copy_from_final]
+        found = [t for table in tables for t in table.values()] + [self.labels_only]
         return [t for t in found if t is not None]
 
     def to(self, device) -> ClampState:
