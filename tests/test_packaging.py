@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 
@@ -30,8 +31,9 @@ def test_installed_wheel_validates_from_another_directory(tmp_path):
     assert "clampdsl/grammars/clamp.lark" in zipfile.ZipFile(wheel).namelist()
 
     environment = tmp_path / "env"
-    venv.create(environment, system_site_packages=True, with_pip=False)
+    venv.create(environment, with_pip=False)
     python = environment / "bin" / "python"
+    _see_these_dependencies(python)
     subprocess.run(
         [
             sys.executable,
@@ -60,3 +62,20 @@ def test_installed_wheel_validates_from_another_directory(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "x.clamp: ok" in result.stdout
+
+
+def _see_these_dependencies(python) -> None:
+    """Lets a new environment import the packages this interpreter has (lark, attrs, …).
+
+    Not `system_site_packages`: from inside a virtualenv that is the base interpreter's
+    packages, not the virtualenv's. A plain path in a `.pth` file adds a directory without
+    running the `.pth` files inside it, so an editable clampdsl there stays out of sight."""
+    paths = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    site_packages = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    with open(f"{site_packages}/dependencies.pth", "w") as pth:
+        pth.write("\n".join(sorted(paths)) + "\n")
