@@ -3,12 +3,14 @@ reference's gradient semantics (icl_dynamics_spec.md §4, §7.9)."""
 
 import pytest
 import torch
+from conftest import clamp_state, computing_everything
 from reference_model import reference_logits
 
 from clampdsl.compile import compile_source
-from clampdsl.model.clamps import ClampState, shifted_embedding
+from clampdsl.kinds.copy_scores import FILL as COPY_FILL
+from clampdsl.kinds.shifted_embedding import shifted as shifted_embedding
 from clampdsl.model.transformer import BatchedTransformer
-from clampdsl.model.two_pass import COPY_FILL, KEYS
+from clampdsl.model.two_pass import KEYS
 from clampdsl.tasks.fewshot import FewShotTask
 
 SETTINGS = (
@@ -29,7 +31,7 @@ def setup(*experiments: str, seeds=None):
         seeds or [5 + i for i in range(len(runs))],
     )
     batch = task.sample(7, torch.Generator().manual_seed(0))
-    return model, ClampState(runs, runs[0].model), batch
+    return model, clamp_state(runs), batch
 
 
 def grads(model, loss):
@@ -197,15 +199,15 @@ def test_skipping_what_no_loss_reads_changes_nothing(experiments, skips, final_p
     logits with pass 1's scores. `final_pass_runs`: how many runs get layer 1, and the
     last layer, in the final pass."""
     model, clamps, batch = setup(*experiments)
-    assert (clamps.first_pass_skips_layer_one, clamps.final_pass_skips_layer_one) == skips
-    layer_one, last = final_pass_runs
-    assert (clamps.layer_one_runs, clamps.final_pass_runs) == (slice(0, layer_one), slice(0, last))
+    schedule = clamps.schedule
+    first_skips = schedule.first_pass is not None and schedule.first_pass.from_layer == 1
+    assert (first_skips, schedule.final_from_layer == 1) == skips
+    assert (schedule.layer_one_runs, schedule.last_layer_runs) == final_pass_runs
     skipped = model.loss(batch.features, batch.labels, clamps)
     skipped_grads = grads(model, skipped)
     with torch.no_grad():  # an eval that measures nothing (rotated weights)
         skipped_eval = model.loss(batch.features, batch.labels, clamps)
-    clamps.first_pass_skips_layer_one = clamps.final_pass_skips_layer_one = False
-    clamps.layer_one_runs = clamps.final_pass_runs = slice(0, clamps.n_runs)
+    computing_everything(clamps)
     computed = model.loss(batch.features, batch.labels, clamps)
     torch.testing.assert_close(skipped, computed)
     for name, value in grads(model, computed).items():
@@ -249,10 +251,10 @@ def test_copy_scores_reads_the_unclamped_pass():
     ],
 )
 def test_copy_scores_take_pass_one_only_when_a_clamp_acts_upstream(others, needs_pass):
-    from clampdsl.model.clamps import needs_first_pass
-
-    run = compile_source(SETTINGS + "experiment e:\n    clamp logits to scores of L2.H1\n" + others)
-    assert needs_first_pass(run.runs[0]) == needs_pass
+    plan = compile_source(
+        SETTINGS + "experiment e:\n    clamp logits to scores of L2.H1\n" + others
+    )
+    assert plan.groups[0].schedule.runs[0].first_pass == needs_pass
 
 
 def test_copy_scores_read_from_the_final_pass_equal_pass_one():
@@ -263,8 +265,8 @@ def test_copy_scores_read_from_the_final_pass_equal_pass_one():
         "    clamp logits to scores of L2.H0\n    ablate L1.H0 from step 1000\n",
         seeds=[5, 5],
     )
-    assert clamps.copy_from_final.tolist() == [True, False]
-    assert clamps.first_pass_runs == slice(1, 2)
+    assert clamps.reads_first_pass.tolist() == [False, True]
+    assert (clamps.schedule.first_pass.start, clamps.schedule.first_pass.stop) == (1, 2)
     logits = model(batch.features, batch.labels, clamps)
     torch.testing.assert_close(logits[0], logits[1])
     assert (logits[0] > COPY_FILL).sum() > 0
@@ -307,14 +309,15 @@ def test_tokens_as_table_rows_give_what_their_features_give(per_run_data):
 
 def test_windows_switch_in_place_without_new_tensors():
     model, clamps, batch = setup("    ablate L2.H1 from step 2 until step 4\n")
-    mask = clamps.zero_mask[(1, "v")]
+    (ablation,) = clamps.final[(1, "v")]
+    mask = ablation.on
     pointer = mask.data_ptr()
     free = model(batch.features, batch.labels)
     outputs = {}
     for step in range(6):
         clamps.set_step(step)
         outputs[step] = model(batch.features, batch.labels, clamps)
-    assert clamps.zero_mask[(1, "v")] is mask and mask.data_ptr() == pointer
+    assert clamps.final[(1, "v")][0].on is mask and mask.data_ptr() == pointer
     for step in (0, 1, 4, 5):
         torch.testing.assert_close(outputs[step], free)
     for step in (2, 3):

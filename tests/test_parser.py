@@ -53,7 +53,7 @@ def test_selectors_keep_their_parts_and_positions():
     assert (ablate.selector.span.line, ablate.selector.span.column) == (3, 12)
     assert clamp.selector.site.value == "pattern"
     assert clamp.target.name.value == "prev-token"
-    assert clamp.target.params[0].value.value == 0.5
+    assert clamp.target.args.params[0].value.value == 0.5
     assert clamp.window.start.value.value == 3 and clamp.window.end.value.value == 9
 
 

@@ -3,9 +3,9 @@ step: autograd through the module and torch.optim.Adam, clamps and windows inclu
 
 import pytest
 import torch
+from conftest import clamp_state, computing_everything
 
 from clampdsl.compile import compile_source
-from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import BatchedTransformer
 from clampdsl.tasks.fewshot import FewShotTask
 from clampdsl.train.step import TrainStep
@@ -37,15 +37,14 @@ def build():
     task = FewShotTask(runs[0].task)
     model = BatchedTransformer(runs[0].model, task.table.shape[-1], 5, [5, 6, 7, 8, 9])
     batches = [task.sample(8, torch.Generator().manual_seed(s)) for s in range(STEPS)]
-    return model, ClampState(runs, runs[0].model), batches
+    return model, clamp_state(runs), batches
 
 
 def straightforward(lr):
     model, clamps, batches = build()
     # Every layer for every run, bypassed or replaced or not: what the optimised step
     # leaves out
-    clamps.first_pass_skips_layer_one = clamps.final_pass_skips_layer_one = False
-    clamps.layer_one_runs = clamps.final_pass_runs = slice(0, clamps.n_runs)
+    computing_everything(clamps)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for step, batch in enumerate(batches):
@@ -63,8 +62,9 @@ def test_optimised_step_matches_a_straightforward_step(mode):
     lr = 1e-2  # large, so that any difference in the update shows
     expected_losses, expected_weights = straightforward(lr)
     model, clamps, batches = build()
-    assert clamps.first_pass_runs == slice(1, 5)
-    assert clamps.layer_one_runs == clamps.final_pass_runs == slice(0, 4)
+    first = clamps.schedule.first_pass
+    assert (first.start, first.stop) == (1, 5)
+    assert clamps.schedule.layer_one_runs == clamps.schedule.last_layer_runs == 4
     step = TrainStep(model, clamps, lr, compile_mode=mode)
     losses = []
     for index, batch in enumerate(batches):

@@ -156,7 +156,8 @@ def test_speed_ups_compare_with_the_unclamped_run_of_the_same_task():
 
 
 def test_measures_read_attention_with_clamps_active():
-    from clampdsl.model.clamps import ClampState
+    from conftest import clamp_state
+
     from clampdsl.model.transformer import BatchedTransformer
     from clampdsl.tasks.fewshot import FewShotTask
     from clampdsl.train.evaluate import chunk_sums, evaluate
@@ -167,7 +168,7 @@ def test_measures_read_attention_with_clamps_active():
     model = BatchedTransformer(run.model, task.table.shape[-1], run.task.labels, [5])
     probe = {"train": task.sample(32, torch.Generator().manual_seed(0))}
     sums = partial(chunk_sums, model, plan.measures), partial(chunk_sums, model, ())
-    clamps = ClampState([run], run.model)
+    clamps = clamp_state([run])
     results = evaluate(sums, model.prepare_evals, clamps, probe, plan.measures)
     # The paper's induction strength of a clamped head is 2s - 1.
     assert results["induction-strength L2.H0"].item() == pytest.approx(0.4)
@@ -175,7 +176,8 @@ def test_measures_read_attention_with_clamps_active():
 
 
 def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
-    from clampdsl.model.clamps import ClampState
+    from conftest import clamp_state
+
     from clampdsl.model.transformer import BatchedTransformer
     from clampdsl.tasks.fewshot import FewShotTask
     from clampdsl.train import evaluate as module
@@ -183,7 +185,7 @@ def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
     plan = compile_source(spec(["base", "copy"]))
     task = FewShotTask(plan.runs[0].task)
     model = BatchedTransformer(plan.runs[0].model, task.table.shape[-1], 5, [5, 6])
-    clamps = ClampState(plan.runs, plan.runs[0].model)
+    clamps = clamp_state(plan.runs)
     sets = task.eval_sets(("train", "relabel"), 51, seed=1)
     sums = (
         partial(module.chunk_sums, model, plan.measures),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 
-from clampdsl.compile import interventions, rules, settings, subcircuits, toplevel
+from clampdsl.compile import interventions, rules, schedule, settings, subcircuits, toplevel
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Group, Plan, Run
 from clampdsl.lang import ast
@@ -112,13 +112,15 @@ def _groups(runs: tuple[Run, ...]) -> tuple[Group, ...]:
     """Runs share one batched model when its shape and their schedule allow: same model,
     feature and label sizes, steps, batch, learning rate and evals. Tasks (classes, feature
     statistics, splits) and seeds may differ: such runs get their own data streams."""
-    groups: dict[tuple, list[str]] = {}
+    groups: dict[tuple, list[Run]] = {}
     for run in runs:
         shape = (run.model, run.task.features.dim, run.task.labels, run.task.context)
-        schedule = attrs.evolve(run.train, seed=0, data_seed=0, eval_seed=0)
-        key = (shape, schedule, run.eval)
-        groups.setdefault(key, []).append(run.name)
-    return tuple(Group(tuple(names)) for names in groups.values())
+        timing = attrs.evolve(run.train, seed=0, data_seed=0, eval_seed=0)
+        groups.setdefault((shape, timing, run.eval), []).append(run)
+    return tuple(
+        Group(tuple(r.name for r in members), schedule.schedule(members, members[0].model))
+        for members in groups.values()
+    )
 
 
 def _line(lines: list[str], span) -> str:

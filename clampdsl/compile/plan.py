@@ -17,7 +17,7 @@ import attrs
 
 from clampdsl.lang.diagnostics import Span
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 
 
 @attrs.frozen
@@ -85,6 +85,10 @@ class Window:
     def is_always(self) -> bool:
         return self.start == 0 and self.end is None
 
+    def overlaps(self, other: Window) -> bool:
+        ends = [float("inf") if w.end is None else w.end for w in (self, other)]
+        return self.start < ends[1] and other.start < ends[0]
+
 
 @attrs.frozen
 class HeadRef:
@@ -121,10 +125,56 @@ class Run:
 
 
 @attrs.frozen
+class RunPasses:
+    """The passes one run takes, and what the final pass may leave out for it."""
+
+    run: str
+    first_pass: bool  # the unclamped first pass, for clamps that read it
+    bypasses_layer_one: bool  # layer 1's output is replaced in every pass, all along
+    logits_from_first_pass: bool  # its logits are the first pass's, all along
+
+
+@attrs.frozen
+class FirstPass:
+    """The unclamped first pass: computed for the runs [start, stop) of the batching order
+    (a range: its weights are views, whose gradient is dense), layers from_layer to
+    layers - 1 (the last of them to its scores only, and at the query row only unless
+    `every_row_last`), recording `records`: (layer, what) pairs, what = "pattern" (after
+    softmax) or "scores" (before)."""
+
+    start: int
+    stop: int
+    from_layer: int
+    layers: int
+    records: tuple[tuple[int, str], ...]
+    every_row_last: bool = False
+
+
+@attrs.frozen
+class Schedule:
+    """How a group's forward runs: its runs in batching order (those taking the first pass
+    last, of those the ones bypassing layer 1 last, of those the ones whose logits the
+    first pass gives last of all), the first pass if any, and the final pass's parts: it
+    starts at `final_from_layer`, computes layer 1 for the first `layer_one_runs` runs and
+    the last layer for the first `last_layer_runs`."""
+
+    runs: tuple[RunPasses, ...]
+    first_pass: FirstPass | None
+    final_from_layer: int
+    layer_one_runs: int
+    last_layer_runs: int
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return tuple(r.run for r in self.runs)
+
+
+@attrs.frozen
 class Group:
     """Runs that share model shape, task and schedule: trained as one batched model."""
 
-    runs: tuple[str, ...]
+    runs: tuple[str, ...]  # in plan order
+    schedule: Schedule
 
 
 @attrs.frozen

@@ -8,6 +8,7 @@ head's values, 5 = value → logit. Subcircuits: A = 1+2, B = 3qk+4, C = 3v+5.
 
 from __future__ import annotations
 
+from clampdsl import kinds
 from clampdsl.compile.plan import Intervention, ModelConfig
 
 STEPS = ("1", "2", "3qk", "4", "3v", "5")
@@ -15,17 +16,8 @@ SUBCIRCUITS = {"A": ("1", "2"), "B": ("3qk", "4"), "C": ("3v", "5")}
 
 
 def steps_given(interventions: tuple[Intervention, ...], model: ModelConfig) -> tuple[str, ...]:
-    given: set[str] = set()
-    last = model.layers - 1
-    for item in interventions:
-        if item.kind == "prev-token" and item.layer == 0:
-            given.add("1")
-        elif item.kind == "shifted-embedding":
-            given.update(SUBCIRCUITS["A"])
-        elif item.kind == "induction" and item.layer == last:
-            given.update(SUBCIRCUITS["A"] + SUBCIRCUITS["B"])
-        elif item.kind == "copy-scores":
-            given.update(SUBCIRCUITS["C"])
+    """The steps the run's clamps hand over, each kind saying which (`Kind.gives`)."""
+    given = {step for item in interventions for step in kinds.of(item).gives(item, model)}
     return tuple(step for step in STEPS if step in given)
 
 

@@ -128,15 +128,26 @@ class Rows:
 
 
 @attrs.frozen
+class Arguments:
+    """What follows a clamp's target or an action's selector, before the window: words
+    (`attending prev-token`, `detached`), `name number` parameters (`strength 0.8`) and
+    `at NAME` row sets, each kind saying which it takes. A number with no name before it
+    is kept among the words, for the compiler to refuse."""
+
+    words: tuple[Name | Number, ...] = ()
+    params: tuple[Param, ...] = ()
+    rows: tuple[Rows, ...] = ()
+
+
+@attrs.frozen
 class Target:
     """What a clamp sets its site to: `prev-token strength 0.8 at labels`, `scores of
     L2.H3`."""
 
     name: Name
     source: Selector | None
-    params: tuple[Param, ...]
+    args: Arguments
     span: Span
-    rows: Rows | None = None
 
 
 @attrs.frozen
@@ -155,8 +166,13 @@ class Clamp:
 
 
 @attrs.frozen
-class Ablate:
+class Action:
+    """A statement led by a verb of its own: `ablate L2.H* except H3`, `forbid L1.H* attending
+    prev-token`, `scale L2.H3 temperature 2`."""
+
+    verb: Name
     selector: Selector
+    args: Arguments
     window: Window
     span: Span
 
@@ -165,7 +181,7 @@ class Ablate:
 class Experiment:
     name: Name
     description: str
-    body: tuple[Clamp | Ablate | Setting, ...]
+    body: tuple[Clamp | Action | Setting, ...]
     span: Span
 
 

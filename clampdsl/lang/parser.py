@@ -242,26 +242,42 @@ class _ToAst(Transformer):
     # experiments
     def target(self, meta, children):
         name, *rest = children
-        rows = next((c for c in rest if isinstance(c, ast.Rows)), None)
-        source = next((c for c in rest if not isinstance(c, ast.Param | ast.Rows)), None)
-        params = tuple(c for c in rest if isinstance(c, ast.Param))
-        return ast.Target(name, source, params, _span(self.file, meta), rows)
+        has_source = bool(rest) and isinstance(rest[0], ast.SiteSelector | ast.NameSelector)
+        source, args = (rest[0], rest[1:]) if has_source else (None, rest)
+        return ast.Target(name, source, self._arguments(args), _span(self.file, meta))
+
+    def word(self, meta, children):
+        (word,) = children
+        return word if isinstance(word, ast.Name) else ast.Name(str(word), _span(self.file, word))
 
     def rows(self, meta, children):
         (name,) = children
         return ast.Rows(name, _span(self.file, meta))
 
-    def param(self, meta, children):
-        name, value = children
-        return ast.Param(name, value, _span(self.file, meta))
+    def _arguments(self, items: list) -> ast.Arguments:
+        """Words, numbers and row sets → Arguments: a word followed by a number is a
+        parameter (`strength 0.8`)."""
+        words, params, rows = [], [], []
+        for item in items:
+            if isinstance(item, ast.Rows):
+                rows.append(item)
+            elif isinstance(item, ast.Number) and words and isinstance(words[-1], ast.Name):
+                name = words.pop()
+                start, end = name.span, item.span
+                span = Span(self.file, start.line, start.column, end.end_line, end.end_column)
+                params.append(ast.Param(name, item, span))
+            else:
+                words.append(item)
+        return ast.Arguments(tuple(words), tuple(params), tuple(rows))
 
     def clamp_stmt(self, meta, children):
-        selector, target, window = children
+        selector, _to, target, window = children
         return ast.Clamp(selector, target, window, _span(self.file, meta))
 
-    def ablate_stmt(self, meta, children):
-        selector, window = children
-        return ast.Ablate(selector, window, _span(self.file, meta))
+    def action_stmt(self, meta, children):
+        verb, selector, *args, window = children
+        span = _span(self.file, meta)
+        return ast.Action(verb, selector, self._arguments(args), window, span)
 
     def experiment(self, meta, children):
         name, *rest = children

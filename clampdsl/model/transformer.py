@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from clampdsl.compile.plan import ModelConfig
-from clampdsl.model.clamps import ClampState, induction_row, prev_token_pattern
+from clampdsl.model.clamps import ClampState
+from clampdsl.model.context import Context
 from clampdsl.model.rotary import (
     qkv_from_rotated_weights,
     qkv_then_rotate,
@@ -35,14 +37,7 @@ from clampdsl.model.rotary import (
     rotated_qkv,
     row_tables,
 )
-from clampdsl.model.two_pass import (
-    KEYS,
-    copy_scores,
-    first_pass,
-    of_runs,
-    pick_source,
-    scatter_runs,
-)
+from clampdsl.model.two_pass import KEYS, first_pass, scatter_runs
 
 MASK_VALUE = -1e20  # the reference's causal-mask fill (multiply-add), applied before clamps
 LECUN_TRUNCATION = 0.8796  # std correction for a normal truncated at ±2σ (JAX lecun_normal)
@@ -161,6 +156,7 @@ class BatchedTransformer(nn.Module):
         weights=None,
         query_only: bool = False,
         values: bool = True,
+        context: Context | None = None,
     ):
         """Residual [R, N, B, C] → (pre-softmax scores [R, H, Nq, N, B], values
         [R, H, hd, N, B], or None without `values`: where only the scores are read, a
@@ -170,7 +166,7 @@ class BatchedTransformer(nn.Module):
 
         Nq = N, or 1 with `query_only`: keys and values at every position, the query row
         alone (the last layer's other rows reach neither the loss nor any metric). With
-        clamps, zero clamps at the q, k and v sites apply."""
+        clamps (and the pass's context), the clamps of the q, k and v sites apply."""
         w = weights or self.weights
         n = x.shape[1]
         h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
@@ -186,8 +182,8 @@ class BatchedTransformer(nn.Module):
         if not values:
             v = None
         if clamps is not None:
-            q, k = clamps.zero(layer, "q", q), clamps.zero(layer, "k", k)
-            v = None if v is None else clamps.zero(layer, "v", v)
+            q, k = clamps.at("q", layer, q, context), clamps.at("k", layer, k, context)
+            v = None if v is None else clamps.at("v", layer, v, context)
         # Sequences are a handful of tokens: a broadcast product fuses (and runs) far better
         # than a batched GEMM of thousands of 5×5 matrices.
         scores = (q[:, :, :, :, None] * k[:, :, :, None]).sum(2) / math.sqrt(self.config.head_dim)
@@ -210,12 +206,12 @@ class BatchedTransformer(nn.Module):
         """`rotary.rotated_qkv` for positions 0..n-1."""
         return rotated_qkv(weight, self.rope_cos_rows[:n], self.rope_sin_rows[:n])
 
-    def mix(self, layer: int, x, pattern, v, clamps=None, weights=None) -> torch.Tensor:
+    def mix(self, layer: int, x, pattern, v, clamps=None, weights=None, context=None):
         """x + W_O · concat_h(pattern_h · v_h) at the pattern's rows (the last Nq positions);
-        with clamps, zero clamps at z apply."""
+        with clamps (and the pass's context), the clamps of z apply."""
         z = (pattern[:, :, None] * v[:, :, :, None]).sum(4)  # [R, H, hd, Nq, B]
         if clamps is not None:
-            z = clamps.zero(layer, "z", z)
+            z = clamps.at("z", layer, z, context)
         r, _, _, rows, b = z.shape
         projection = (weights or self.weights)[f"proj{layer}"]
         out = torch.matmul(z.reshape(r, -1, rows * b).transpose(1, 2), projection)
@@ -252,97 +248,66 @@ class BatchedTransformer(nn.Module):
                 _record(record, layer, pattern)
                 x = self.mix(layer, x, pattern, v, weights=weights)
             return self.readout(x)
-        e = clamps.zero(None, "embed", e)
-        first = first_pass(self, e, clamps, weights) if clamps.needs_first_pass else {}
+        context = Context(labels, e, {}, clamps.reads_first_pass)
+        context.inputs = partial(raw_inputs, features, items)
+        e = context.embedding = clamps.at("embed", None, e, context)
+        schedule = clamps.schedule
+        if schedule.first_pass is not None:
+            context.first = first_pass(self, e, labels, clamps, weights)
         # Recording keeps layer 1 even where it is bypassed: measures read its patterns.
-        start = 1 if clamps.final_pass_skips_layer_one and record is None else 0
-        x, query_scores = e, []
+        start = schedule.final_from_layer if record is None else 0
+        x = e
         # Unrecorded (the step; evals that measure nothing), layer 1 serves only the runs
         # that do not bypass it, and the last layer only those whose logits it gives.
         sliced = record is None and self.config.layers > 1
-        layer_one_of_its_runs = sliced and 0 < clamps.layer_one_runs.stop < clamps.n_runs
-        last_of_its_runs = sliced and clamps.final_pass_runs.stop < clamps.n_runs
+        layer_one_of_its_runs = sliced and 0 < schedule.layer_one_runs < clamps.n_runs
+        last_of_its_runs = sliced and schedule.last_layer_runs < clamps.n_runs
         for layer in range(start, self.config.layers):
             if layer == 0 and layer_one_of_its_runs:
-                x, scores = self._layer_one_of_its_runs(e, labels, clamps, weights)
+                x = self._layer_one_of_its_runs(e, clamps, context, weights)
             elif self.is_last(layer) and last_of_its_runs:
-                x, scores = self._last_layer_of_its_runs(x, e, labels, clamps, first, weights)
+                x = self._last_layer_of_its_runs(x, clamps, context, weights)
             else:
-                x, scores = self._clamped_layer(layer, x, e, labels, clamps, first, record, weights)
-            query_scores.append(scores[:, :, -1])
-        logits = self.readout(x)
-        if clamps.run_mask["copy-scores"] is not None:
-            source = first.get("scores")  # runs whose source scores the final pass lacks
-            if clamps.any_copy_from_final:
-                final = pick_source(query_scores, clamps.copy_source, start)
-                on = clamps.copy_from_final[:, None, None]
-                source = final if source is None else torch.where(on, final, source)
-            logits = copy_scores(logits, source, labels, clamps)
-        return clamps.zero(None, "logits", logits)
+                x = self._clamped_layer(layer, x, clamps, context, record, weights)
+        return clamps.at("logits", None, self.readout(x), context)
 
     def is_last(self, layer: int) -> bool:
         return layer == self.config.layers - 1
 
-    def _clamped_layer(self, layer, x, e, labels, clamps: ClampState, first, record, weights):
-        """(The layer's output, its pre-softmax scores.)"""
-        x = clamps.zero(layer, "in", x)  # the residual stream itself, as the reference's x
+    def _clamped_layer(self, layer, x, clamps: ClampState, context: Context, record, weights):
+        """The layer's output; its scores, before their clamps, go to `context.final_scores`."""
+        x = clamps.at("in", layer, x, context)  # the residual stream itself, as the reference's x
         last = self.is_last(layer)
-        scores, v = self.attention_scores(layer, x, clamps, weights, query_only=last)
-        pattern = self._clamp_pattern(layer, torch.softmax(scores, KEYS), labels, clamps)
-        if self.is_last(layer) and "pattern" in first:
-            mask = clamps.run_mask["shifted-embedding"][:, None, None, None, None]
-            pattern = torch.where(mask > 0, first["pattern"], pattern)
-        pattern = clamps.zero(layer, "pattern", pattern)
+        scores, v = self.attention_scores(layer, x, clamps, weights, last, context=context)
+        context.final_scores[layer] = scores
+        scores = clamps.at("scores", layer, scores, context)
+        pattern = clamps.at("pattern", layer, torch.softmax(scores, KEYS), context)
         _record(record, layer, pattern)
-        x = self.mix(layer, x, pattern, v, clamps, weights)
-        if layer == 0 and clamps.run_mask["shifted-embedding"] is not None:
-            mask = clamps.run_mask["shifted-embedding"][:, None, None, None]
-            x = torch.where(mask > 0, e, x)
-        return clamps.zero(layer, "out", x), scores
+        x = self.mix(layer, x, pattern, v, clamps, weights, context)
+        return clamps.at("out", layer, x, context)
 
-    def _layer_one_of_its_runs(self, e, labels, clamps: ClampState, weights):
-        """Layer 1 (not the last) for the runs that read it (`ClampState.layer_one_runs`);
-        the bypassed runs' output is e, their scores zeros (never read). The
-        three-subcircuits group's step 7% faster."""
-        runs = clamps.layer_one_runs
-        x, scores = self._clamped_layer(
-            0, e[runs], e[runs], *of_runs(runs, labels, clamps, {}, weights)
-        )
-        return torch.cat([x, e[runs.stop :]]), scatter_runs(scores, runs, e.shape[0])
+    def _layer_one_of_its_runs(self, e, clamps: ClampState, context: Context, weights):
+        """Layer 1 (not the last) for the runs that read it (the schedule's
+        `layer_one_runs`); the bypassed runs' output is e, their scores zeros (never read)."""
+        runs = slice(0, clamps.schedule.layer_one_runs)
+        part = context.for_runs(runs)
+        x = self._clamped_layer(0, e[runs], *_of_runs(runs, clamps, part, weights))
+        context.final_scores[0] = scatter_runs(part.final_scores[0], runs, e.shape[0])
+        return torch.cat([x, e[runs.stop :]])
 
-    def _last_layer_of_its_runs(self, x, e, labels, clamps: ClampState, first, weights):
-        """The last layer for the runs whose logits it gives (`ClampState.final_pass_runs`);
-        the others' query rows and scores are zeros (their logits are replaced)."""
-        runs, (r, n, b, c) = clamps.final_pass_runs, x.shape
+    def _last_layer_of_its_runs(self, x, clamps: ClampState, context: Context, weights):
+        """The last layer for the runs whose logits it gives (the schedule's
+        `last_layer_runs`); the others' query rows and scores are zeros (their logits are
+        replaced)."""
+        runs, (r, n, b, c) = slice(0, clamps.schedule.last_layer_runs), x.shape
         layer = self.config.layers - 1
         if runs.stop == 0:
-            return x.new_zeros(r, 1, b, c), x.new_zeros(r, self.config.heads, 1, n, b)
-        part = of_runs(runs, labels, clamps, first, weights)
-        out, scores = self._clamped_layer(layer, x[runs], e[runs], *part)
-        return scatter_runs(out, runs, r), scatter_runs(scores, runs, r)
-
-    def _clamp_pattern(self, layer, pattern, labels, clamps: ClampState):
-        """Prev-token and induction clamps on a pattern [R, H, Nq, N, B]."""
-        prev = clamps.head_mask["prev-token"]
-        if _applies(clamps, "prev-token", layer):
-            rows, n = pattern.shape[2:4]
-            target = prev_token_pattern(clamps.strength["prev-token"][:, layer], n)
-            target = target[:, :, n - rows :, :, None]  # [R, H, Nq, N, 1]
-            on = prev[:, layer][:, :, None, None, None]  # [R, H, 1, 1, 1]
-            if clamps.labels_only is not None:
-                # `at labels`: exemplar rows (even positions) keep their computed pattern
-                positions = torch.arange(n - rows, n, device=pattern.device)
-                exemplar_rows = (positions % 2 == 0).to(pattern.dtype)[:, None, None]
-                labels_only = clamps.labels_only[:, layer][:, :, None, None, None]
-                on = on * (1 - labels_only * exemplar_rows)
-            pattern = torch.where(on > 0, target, pattern)
-        induction = clamps.head_mask["induction"]
-        if _applies(clamps, "induction", layer):
-            row = induction_row(clamps.strength["induction"][:, layer], labels, pattern.shape[3])
-            on = induction[:, layer][:, :, None, None] > 0  # [R, H, 1, 1]
-            query = torch.where(on, row, pattern[:, :, -1])
-            pattern = torch.cat([pattern[:, :, :-1], query[:, :, None]], dim=2)
-        return pattern
+            context.final_scores[layer] = x.new_zeros(r, self.config.heads, 1, n, b)
+            return x.new_zeros(r, 1, b, c)
+        part = context.for_runs(runs)
+        out = self._clamped_layer(layer, x[runs], *_of_runs(runs, clamps, part, weights))
+        context.final_scores[layer] = scatter_runs(part.final_scores[layer], runs, r)
+        return scatter_runs(out, runs, r)
 
     def loss(self, features, labels, clamps=None) -> torch.Tensor:
         """Per-run mean cross-entropy at the query: [R]."""
@@ -350,14 +315,18 @@ class BatchedTransformer(nn.Module):
         return query_loss(logits, labels[..., -1])
 
 
-def _applies(clamps: ClampState, kind: str, layer: int) -> bool:
-    """Whether the forward applies a head clamp kind in a layer. Where no run has it, its
-    masks stay 0 and an eval leaves it out (the 6-run group's eval ~2 ms faster); a
-    training step keeps it wherever some run has the kind: without the induction clamp's
-    row copy in layer 1, inductor made the 6-run step's backward 0.2 ms slower."""
-    if clamps.head_mask[kind] is None:
-        return False
-    return torch.is_grad_enabled() or layer in clamps.head_layers[kind]
+def _of_runs(runs: slice, clamps: ClampState, context: Context, weights: dict) -> tuple:
+    """A layer's arguments (clamps, context, no record, weights) for a range of the runs:
+    views, whose gradient is dense."""
+    return clamps.for_runs(runs), context, None, {name: w[runs] for name, w in weights.items()}
+
+
+def raw_inputs(features, items) -> torch.Tensor:
+    """The sequences' feature vectors [D, B, K, F] (D: 1 for data the runs share, else R),
+    from features, or from a table [U, F] and the items that index it."""
+    if items is None:
+        return features if features.dim() == 4 else features[None]
+    return features[items if items.dim() == 3 else items[None]]
 
 
 def _record(record: dict | None, layer: int, pattern: torch.Tensor) -> None:

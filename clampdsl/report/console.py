@@ -16,7 +16,7 @@ from rich.progress import (
 from rich.table import Table
 
 from clampdsl.compile import subcircuits
-from clampdsl.compile.plan import Plan
+from clampdsl.compile.plan import Plan, RunPasses, Schedule
 from clampdsl.report import tables
 from clampdsl.report.summary import RunSummary
 
@@ -80,12 +80,15 @@ def print_plan(console: Console, plan: Plan) -> None:
             f"{first.train.steps:,} steps × batch {first.train.batch} "
             f"({first.train.steps * first.train.batch:.2e} sequences) · lr {first.train.lr:g}"
         )
+        for line in _schedule_lines(group.schedule):
+            console.print(f"  {line}", highlight=False)
+        passes = {p.run: p for p in group.schedule.runs}
         for name in group.runs:
             run = plan.run(name)
             gives = subcircuits.describe(run.gives)
             console.print(
                 f"  [cyan]{run.name}[/] {run.description!r}  gives {gives}, "
-                f"seed {run.train.seed}, {run.task.classes} classes"
+                f"seed {run.train.seed}, {run.task.classes} classes · {_passes(passes[name])}"
             )
             for item in run.interventions:
                 console.print(f"    {_describe(item)}   [dim]line {item.span.line}[/]")
@@ -97,6 +100,35 @@ def print_plan(console: Console, plan: Plan) -> None:
                 for m in plan.measures
             )
         )
+
+
+def _schedule_lines(schedule: Schedule) -> list[str]:
+    """The group's pass schedule, as `compile/schedule.py` decided it."""
+    order, n = schedule.order, len(schedule.runs)
+    lines = [f"batching order: {', '.join(order)}"]
+    first = schedule.first_pass
+    if first is not None:
+        records = ", ".join(f"L{layer + 1} {what}" for layer, what in first.records)
+        lines.append(
+            f"first pass (unclamped): runs {first.start}-{first.stop - 1} "
+            f"({', '.join(order[first.start : first.stop])}), layers "
+            f"L{first.from_layer + 1}-L{first.layers}, records {records}"
+        )
+    final = [f"from L{schedule.final_from_layer + 1}"]
+    if 0 < schedule.layer_one_runs < n:
+        final.append(f"L1 for runs 0-{schedule.layer_one_runs - 1}")
+    if schedule.last_layer_runs < n:
+        final.append(f"the last layer for runs 0-{schedule.last_layer_runs - 1}")
+    return [*lines, f"final pass: {', '.join(final)}"]
+
+
+def _passes(passes: RunPasses) -> str:
+    parts = ["first + final pass" if passes.first_pass else "final pass"]
+    if passes.bypasses_layer_one:
+        parts.append("L1 bypassed")
+    if passes.logits_from_first_pass:
+        parts.append("logits from the first pass")
+    return ", ".join(parts)
 
 
 def _describe(item) -> str:

@@ -6,6 +6,7 @@ import math
 
 import attrs
 
+from clampdsl import kinds
 from clampdsl.analysis.phase import phase_step, plateau_exit_step
 from clampdsl.compile import subcircuits
 from clampdsl.compile.plan import Plan, Run
@@ -64,7 +65,7 @@ def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
 def baseline_runs(plan: Plan) -> dict[str, Run | None]:
     """Each experiment's baseline, what its speed-up compares to: the first experiment that
     clamps nothing (ablations allowed) on the same task, else the first on any task."""
-    unclamped = [r for r in plan.runs if all(i.kind == "ablate" for i in r.interventions)]
+    unclamped = [r for r in plan.runs if all(kinds.of(i).hands_nothing for i in r.interventions)]
     first = unclamped[0] if unclamped else None
     return {
         run.name: next((b for b in unclamped if b.task == run.task), first) for run in plan.runs

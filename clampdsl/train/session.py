@@ -13,7 +13,7 @@ from functools import partial
 import torch
 
 from clampdsl.compile.plan import Plan
-from clampdsl.model.clamps import ClampState, batching_order
+from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import BatchedTransformer
 from clampdsl.tasks.fewshot import Batch, FewShotTask
 from clampdsl.tasks.per_run import distinct, for_runs
@@ -53,8 +53,9 @@ class GroupSession:
         if self.device.type == "cpu":
             keep_freed_memory()  # evals' activations reuse pages (host_memory.py)
         self.plan, self.group_index = plan, group_index
-        self.plan_order = plan.groups[group_index].runs
-        self.runs = batching_order([plan.run(name) for name in self.plan_order])
+        group = plan.groups[group_index]
+        self.plan_order, schedule = group.runs, group.schedule
+        self.runs = [plan.run(name) for name in schedule.order]
         self.measures = plan.measures
         first = self.runs[0]
         self.config = first
@@ -65,7 +66,7 @@ class GroupSession:
             first.task.labels,
             [r.train.seed for r in self.runs],
         ).to(self.device)
-        self.clamps = ClampState(self.runs, first.model).to(self.device)
+        self.clamps = ClampState(self.runs, first.model, schedule).to(self.device)
         mode = compile_mode(compile, self.device, first.train.steps)
         self.step_function = TrainStep(self.model, self.clamps, first.train.lr, mode)
         # Runs of a group share model shape and schedule; their tasks and seeds may differ.
@@ -141,7 +142,7 @@ class GroupSession:
 
     def load_state_dict(self, state: dict) -> None:
         """Loads a checkpoint whatever order it holds the runs in (checkpoints without a run
-        list were written in plan order, before runs were batched in `batching_order`)."""
+        list were written in plan order, before runs were batched in the schedule's order)."""
         saved = state.get("runs", list(self.plan_order))
         order = torch.tensor([saved.index(run.name) for run in self.runs])
 

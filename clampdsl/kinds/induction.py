@@ -1,0 +1,59 @@
+"""Targets that set the query row of a pattern to attend to the context's label tokens:
+
+* `clamp SEL to induction [strength s]`: s on the label tokens whose label is the query's,
+  1-s on the other label tokens, 0 on exemplars. Induction strength (analysis/measures.py)
+  is then 2s-1. On a last-layer head it hands the model subcircuits A and B.
+
+Constants; only the query row is set, and in the last layer no other row reaches the
+loss, so there the head's W_Q and W_K get no gradient.
+"""
+
+from __future__ import annotations
+
+from clampdsl.kinds.base import Kind, Param, expand, head_site
+
+
+class Induction(Kind):
+    name = target = "induction"
+    example = "clamp L2.H3 to induction strength 0.9"
+    params = {"strength": Param(1.0, 0.0, 1.0)}
+    order = 6  # the reference's step 6
+    claims_site = True
+
+    def lower_site(self, sites, model, span, errors):
+        return head_site(self, "pattern", sites, span, errors)
+
+    def gives(self, item, model):
+        last = item.layer == model.layers - 1
+        return ("1", "2", "3qk", "4") if last else ()
+
+    def apply(self, site, pattern, clamp, context):
+        return set_query_row(pattern, clamp, context, self.on_labels(clamp, context))
+
+    def on_labels(self, clamp, context):
+        """[R, H, K-1, B]: the query's attention to each context label (strengths [R, H];
+        labels [D, B, K], the query's last; D is 1 for data the runs share, else R)."""
+        labels = context.labels
+        context_labels, query = labels[..., :-1], labels[..., -1:]
+        match = (context_labels == query).float()  # [D, B, K-1]
+        other = 1.0 - match
+        match = match / match.sum(-1, keepdim=True).clamp(min=1)
+        other = other / other.sum(-1, keepdim=True).clamp(min=1)
+        s = clamp.strength[:, :, None, None]  # [R, H, 1, 1]
+        return s * match.transpose(1, 2)[:, None] + (1 - s) * other.transpose(1, 2)[:, None]
+
+
+def set_query_row(pattern, clamp, context, on_labels):
+    """pattern [R, H, Nq, N, B] with its last row (the query's) := `on_labels` [R, H, K-1,
+    B] at the label tokens and 0 elsewhere, where the clamp is on."""
+    r, h, _, b = on_labels.shape
+    rows, n = pattern.shape[2:4]
+    row = on_labels.new_zeros(r, h, n, b)
+    row[:, :, context.label_positions] = on_labels
+    query = pattern.new_zeros(rows, 1, 1, dtype=bool)
+    query[-1] = True
+    on = (expand(clamp.on, pattern) > 0) & query  # [R, H, Nq, 1, 1]
+    return row[:, :, None].where(on, pattern)
+
+
+KINDS = (Induction(),)
