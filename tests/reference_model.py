@@ -5,6 +5,32 @@ import math
 
 import torch
 
+SETTINGS = (
+    "clampdsl 1\nmodel layers=2 heads=2 d_model=8\n"
+    "task classes=6 new_classes=4 features=synthetic(dim=6, correlation=0.3)\n"
+)
+
+
+def tiny_group(*experiments: str, seeds=None):
+    """(model, clamps, batch of 7 sequences) for experiments batched on a tiny model."""
+    from conftest import clamp_state
+
+    from clampdsl.compile import compile_source
+    from clampdsl.model.transformer import BatchedTransformer
+    from clampdsl.tasks.fewshot import FewShotTask
+
+    body = "".join(f"experiment e{i}:\n{text}" for i, text in enumerate(experiments))
+    runs = compile_source(SETTINGS + body).runs
+    task = FewShotTask(runs[0].task)
+    model = BatchedTransformer(
+        runs[0].model,
+        task.table.shape[-1],
+        runs[0].task.labels,
+        seeds or [5 + i for i in range(len(runs))],
+    )
+    batch = task.sample(7, torch.Generator().manual_seed(0))
+    return model, clamp_state(runs), batch
+
 
 def layer_norm(x, g, b):
     mean = x.mean(-1, keepdim=True)
@@ -23,10 +49,17 @@ def rope(x, position):
     return out
 
 
-def reference_logits(weights, r, features, labels, layers, heads, zero=None):
+def reference_logits(
+    weights, r, features, labels, layers, heads, zero=None, edit=None, record=None
+):
     """Query logits [B, L] of run r, one sequence and one head at a time.
 
-    `zero` = (layer or None, site, head or None) zeroes one site, as a zero clamp would."""
+    `zero` = (layer or None, site, head or None) zeroes one site, as a zero clamp would.
+    `edit(site, layer, head, i, value, b)` is a clamp written by hand: it returns what the
+    site becomes, for "scores" and "pattern" (row i of a head, keys 0..i), "out" (the
+    residual after a layer, [N, C]) and "logits" ([L]) of sequence b. `record`, a dict,
+    receives each row's scores before any edit, at (layer, head, b, i)."""
+    edit = edit or (lambda site, layer, head, i, value, b: value)
     zero_layer, zero_site, zero_head = zero or (None, None, None)
 
     def zeroed(layer, site, head=None):
@@ -64,11 +97,52 @@ def reference_logits(weights, r, features, labels, layers, heads, zero=None):
                     scores = torch.stack(
                         [rope(q[i], i) @ rope(k_[j], j) / math.sqrt(hd) for j in range(i + 1)]
                     )
-                    z[i, head * hd : (head + 1) * hd] = torch.softmax(scores, 0) @ v[: i + 1]
-            x = x + z @ w[f"proj{layer}"]
+                    if record is not None:
+                        record[(layer, head, b, i)] = scores
+                    scores = edit("scores", layer, head, i, scores, b)
+                    pattern = edit("pattern", layer, head, i, torch.softmax(scores, 0), b)
+                    z[i, head * hd : (head + 1) * hd] = pattern @ v[: i + 1]
+            x = edit("out", layer, None, None, x + z @ w[f"proj{layer}"], b)
             if zeroed(layer, "out"):
                 x = torch.zeros_like(x)
         query = layer_norm(x[-1], w["final_ln_g"], w["final_ln_b"])
-        logits = query @ w["unembed_w"] + w["unembed_b"]
+        logits = edit("logits", None, None, None, query @ w["unembed_w"] + w["unembed_b"], b)
         out.append(0 * logits if zeroed(None, "logits") else logits)
     return torch.stack(out)
+
+
+def check_against_reference(experiment: str, edit_of):
+    """The batched model with `experiment`'s clamps against the reference forward with the
+    clamp written by hand (`edit_of(model, batch)` → an `edit`): logits and every
+    gradient. The experiment is batched between two others, whose slices it must not
+    touch. Returns the batched run's gradients, zeros for weights it does not use."""
+    import torch.nn.functional as F
+
+    model, clamps, batch = tiny_group(
+        "    ablate L1.H1\n", experiment, "    clamp L2.H0.q to zero\n"
+    )
+    c = model.config
+    logits = model(batch.features, batch.labels, clamps)
+    losses = model.loss(batch.features, batch.labels, clamps)
+    batched = _gradients(model, losses[1])
+    edit = edit_of(model, batch)
+    expected = reference_logits(
+        model.weights, 1, batch.features, batch.labels, c.layers, c.heads, edit=edit
+    )
+    torch.testing.assert_close(logits[1], expected, atol=1e-5, rtol=1e-5)
+    reference = _gradients(model, F.cross_entropy(expected, batch.labels[:, -1]), all_runs=True)
+    for name, grad in reference.items():
+        assert grad[0].abs().max() == 0 and grad[2].abs().max() == 0, name  # its slice only
+        torch.testing.assert_close(batched[name], grad[1], atol=1e-5, rtol=1e-4, msg=name)
+    return batched
+
+
+def _gradients(model, loss, all_runs=False):
+    """Each weight's gradient (zeros where the loss does not use it): run 1's, or every run's."""
+    model.zero_grad()
+    loss.backward()
+    grads = {
+        name: torch.zeros_like(p) if p.grad is None else p.grad.clone()
+        for name, p in model.weights.items()
+    }
+    return grads if all_runs else {name: g[1] for name, g in grads.items()}

@@ -3,35 +3,16 @@ reference's gradient semantics (icl_dynamics_spec.md §4, §7.9)."""
 
 import pytest
 import torch
-from conftest import clamp_state, computing_everything
-from reference_model import reference_logits
+from conftest import computing_everything
+from reference_model import SETTINGS, reference_logits
+from reference_model import tiny_group as setup
 
 from clampdsl.compile import compile_source
 from clampdsl.kinds.copy_scores import FILL as COPY_FILL
 from clampdsl.kinds.shifted_embedding import shifted as shifted_embedding
-from clampdsl.model.transformer import BatchedTransformer
 from clampdsl.model.two_pass import KEYS
-from clampdsl.tasks.fewshot import FewShotTask
 
-SETTINGS = (
-    "clampdsl 1\nmodel layers=2 heads=2 d_model=8\n"
-    "task classes=6 new_classes=4 features=synthetic(dim=6, correlation=0.3)\n"
-)
 C, HD = 8, 4
-
-
-def setup(*experiments: str, seeds=None):
-    body = "".join(f"experiment e{i}:\n{text}" for i, text in enumerate(experiments))
-    runs = compile_source(SETTINGS + body).runs
-    task = FewShotTask(runs[0].task)
-    model = BatchedTransformer(
-        runs[0].model,
-        task.table.shape[-1],
-        runs[0].task.labels,
-        seeds or [5 + i for i in range(len(runs))],
-    )
-    batch = task.sample(7, torch.Generator().manual_seed(0))
-    return model, clamp_state(runs), batch
 
 
 def grads(model, loss):

@@ -23,19 +23,26 @@ experiment b:
     clamp L2.H0 to induction
 experiment e:
     clamp logits to scores of L1.H1
+experiment f:
+    clamp L1.H0 to uniform until step 2
+    scale L1.H0 temperature 2 from step 2
+    forbid L1.H1 attending prev-token at labels
+    clamp L2.H1 to match temperature 0.2
+    restrict L2.H0 to labels from step 1
 experiment c:
     clamp L1.out to shifted-embedding
     clamp logits to scores of L2.H0
-"""  # d and c take pass 1 (b and e sit between them, inside the range it covers); e reads
-# its copy source from the final pass; c bypasses layer 1 and takes its logits from pass 1,
-# so the final pass computes both of its layers for the other runs alone
+"""  # d and c take pass 1 (b, e and f sit between them, inside the range it covers); e
+# reads its copy source from the final pass; c bypasses layer 1 and takes its logits from
+# pass 1, so the final pass computes both of its layers for the other runs alone; f edits
+# scores and patterns in windows
 STEPS = 5
 
 
 def build():
     runs = compile_source(SPEC).runs
     task = FewShotTask(runs[0].task)
-    model = BatchedTransformer(runs[0].model, task.table.shape[-1], 5, [5, 6, 7, 8, 9])
+    model = BatchedTransformer(runs[0].model, task.table.shape[-1], 5, [5, 6, 7, 8, 9, 10])
     batches = [task.sample(8, torch.Generator().manual_seed(s)) for s in range(STEPS)]
     return model, clamp_state(runs), batches
 
@@ -63,8 +70,8 @@ def test_optimised_step_matches_a_straightforward_step(mode):
     expected_losses, expected_weights = straightforward(lr)
     model, clamps, batches = build()
     first = clamps.schedule.first_pass
-    assert (first.start, first.stop) == (1, 5)
-    assert clamps.schedule.layer_one_runs == clamps.schedule.last_layer_runs == 4
+    assert (first.start, first.stop) == (1, 6)
+    assert clamps.schedule.layer_one_runs == clamps.schedule.last_layer_runs == 5
     step = TrainStep(model, clamps, lr, compile_mode=mode)
     losses = []
     for index, batch in enumerate(batches):

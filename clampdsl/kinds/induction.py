@@ -3,6 +3,9 @@
 * `clamp SEL to induction [strength s]`: s on the label tokens whose label is the query's,
   1-s on the other label tokens, 0 on exemplars. Induction strength (analysis/measures.py)
   is then 2s-1. On a last-layer head it hands the model subcircuits A and B.
+* `clamp SEL to match [temperature t]`: the label token after each context item gets
+  softmax over the items of cos(x_query, x_item) / t, on the raw input features (t = 0:
+  all on the most similar item, shared among ties), the reference's `match_heads`.
 
 Constants; only the query row is set, and in the last layer no other row reaches the
 loss, so there the head's W_Q and W_K get no gradient.
@@ -43,6 +46,33 @@ class Induction(Kind):
         return s * match.transpose(1, 2)[:, None] + (1 - s) * other.transpose(1, 2)[:, None]
 
 
+class Match(Kind):
+    name = target = "match"
+    params = {"temperature": Param(0.0, 0.0, 1e3)}
+    order = 7  # the reference's step 7
+    claims_site = True
+    example = "clamp L2.H3 to match temperature 0.1"
+
+    def lower_site(self, sites, model, span, errors):
+        return head_site(self, "pattern", sites, span, errors)
+
+    def apply(self, site, pattern, clamp, context):
+        return set_query_row(pattern, clamp, context, self.on_labels(clamp, context))
+
+    def on_labels(self, clamp, context):
+        """[R, H, K-1, B]: softmax over the context items of their cosine similarity to
+        the query / t (t [R, H]; 0: the most similar item, shared among ties)."""
+        inputs = context.inputs()  # [D, B, K, F]
+        items, query = inputs[..., :-1, :], inputs[..., -1:, :]
+        norms = items.norm(dim=-1) * query.norm(dim=-1)  # [D, B, K-1]
+        cosine = ((items * query).sum(-1) / norms.clamp(min=1e-12))[:, None]  # [D, 1, B, K-1]
+        t = clamp.temperature[:, :, None, None]  # [R, H, 1, 1]
+        hardmax = (cosine == cosine.amax(-1, keepdim=True)).float()
+        hardmax = hardmax / hardmax.sum(-1, keepdim=True)
+        softmax = (cosine / t.where(t > 0, 1.0)).softmax(-1)
+        return hardmax.where(t == 0, softmax).transpose(2, 3)
+
+
 def set_query_row(pattern, clamp, context, on_labels):
     """pattern [R, H, Nq, N, B] with its last row (the query's) := `on_labels` [R, H, K-1,
     B] at the label tokens and 0 elsewhere, where the clamp is on."""
@@ -56,4 +86,4 @@ def set_query_row(pattern, clamp, context, on_labels):
     return row[:, :, None].where(on, pattern)
 
 
-KINDS = (Induction(),)
+KINDS = (Induction(), Match())

@@ -1,0 +1,48 @@
+"""`clamp SEL to uniform` and `clamp SEL to self`: patterns that depend on nothing.
+
+uniform: row i spreads its attention evenly over tokens 0..i (what a head with constant
+scores computes); self: row i attends to itself alone (prev-token at strength 0). Both
+are constants: the heads' W_Q and W_K get no gradient through the clamped rows.
+"""
+
+from __future__ import annotations
+
+from clampdsl.kinds.base import Kind, expand, head_site
+
+
+class FixedPattern(Kind):
+    order = 5  # with the reference's pattern clamps
+    claims_site = True
+
+    def lower_site(self, sites, model, span, errors):
+        return head_site(self, "pattern", sites, span, errors)
+
+    def apply(self, site, pattern, clamp, context):
+        """pattern [R, H, Nq, N, B] (Nq: its last rows)."""
+        rows, n = pattern.shape[2:4]
+        target = self.pattern(pattern, n)[n - rows :, :, None]  # [Nq, N, 1]
+        return target.where(expand(clamp.on, pattern) > 0, pattern)
+
+    def pattern(self, like, n: int):
+        """The [n, n] pattern, on `like`'s device."""
+        raise NotImplementedError
+
+
+class Uniform(FixedPattern):
+    name = target = "uniform"
+    example = "clamp L1.H* to uniform"
+
+    def pattern(self, like, n):
+        causal = like.new_ones(n, n).tril()
+        return causal / causal.sum(-1, keepdim=True)
+
+
+class Self(FixedPattern):
+    name = target = "self"
+    example = "clamp L1.H2 to self"
+
+    def pattern(self, like, n):
+        return like.new_ones(n).diag()
+
+
+KINDS = (Uniform(), Self())
