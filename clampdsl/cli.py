@@ -35,7 +35,10 @@ def _compile(path: Path) -> Plan:
     except OSError as error:
         sys.stderr.write(f"{path}: error: cannot read spec: {error.strerror or error}\n")
         raise typer.Exit(SPEC_ERROR) from None
-    return compile_source(source, str(path))
+    plan = compile_source(source, str(path))
+    for warning in plan.warnings:
+        sys.stderr.write(warning + "\n")
+    return plan
 
 
 def _compile_or_exit(path: Path) -> Plan:

@@ -286,3 +286,24 @@ def test_statement_text_drops_trailing_comments():
     )
     assert plan.runs[0].interventions[0].text == "ablate L1.H0"
     assert plan.phase.text == "train.loss < 0.3"
+
+
+def test_a_window_bound_given_twice_is_an_error():
+    errors = errors_of("experiment e:\n    ablate L1.H2 from step 1 from step 2 until step 9\n")
+    assert [(d.span.column, d.message[:34]) for d in errors] == [
+        (35, "this window already has this bound")
+    ]
+    (error,) = errors_of("experiment e:\n    ablate L1.H2 until step 3 until step 4\n")
+    assert error.span.column == 37  # the second `until`'s point
+
+
+def test_a_window_that_opens_after_training_is_a_warning(tmp_path):
+    from conftest import clampdsl
+
+    spec = tmp_path / "late.clamp"
+    spec.write_text(HEAD + "train steps=100\nexperiment e:\n    ablate L1.H2 from step 100\n")
+    plan = compile_source(spec.read_text(), str(spec))
+    (warning,) = plan.warnings
+    assert f"{spec}:5:18: warning: this window opens at step 100" in warning
+    result = clampdsl("validate", spec)
+    assert result.returncode == 0 and "warning: this window opens at step 100" in result.stderr

@@ -13,7 +13,7 @@ from clampdsl.compile import interventions, rules, schedule, settings, subcircui
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Group, Plan, Run
 from clampdsl.lang import ast
-from clampdsl.lang.diagnostics import SpecError
+from clampdsl.lang.diagnostics import SpecError, render
 from clampdsl.lang.parser import parse
 
 
@@ -42,10 +42,11 @@ def compile_source(text: str, file: str = "<string>") -> Plan:
             spec.span,
             hint='add one: experiment baseline "no clamp":',
         )
+    ordered = sorted(errors.diagnostics, key=lambda d: (d.span.line, d.span.column))
     if errors:
-        ordered = sorted(errors.diagnostics, key=lambda d: (d.span.line, d.span.column))
         raise SpecError(ordered, {file: text})
-    return Plan(file, runs, _groups(runs), measures, phase, reports)
+    warnings = tuple(render(d, text) for d in ordered)
+    return Plan(file, runs, _groups(runs), measures, phase, reports, warnings)
 
 
 def compile_file(path: str | Path) -> Plan:

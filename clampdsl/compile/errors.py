@@ -12,10 +12,19 @@ class Collector:
     def error(self, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(message, span, hint))
 
+    def warn(self, message: str, span: Span, hint: str | None = None) -> None:
+        """Something that is legal but surely not meant: reported, and the spec still runs."""
+        self.diagnostics.append(Diagnostic(message, span, hint, severity="warning"))
+
     def unknown(self, what: str, word: str, span: Span, choices) -> None:
         choices = sorted(choices)
         hint = did_you_mean(word, choices) or f"known: {', '.join(choices)}"
         self.error(f"unknown {what} {word!r}", span, hint)
 
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
     def __bool__(self) -> bool:
-        return bool(self.diagnostics)
+        """Whether there are errors (warnings alone let the compiler go on)."""
+        return bool(self.errors)

@@ -148,6 +148,8 @@ def _source(kind: Kind, target: ast.Target, model, lets, errors) -> HeadRef | No
 
 
 def _window(window: ast.Window, settings: Settings, errors: Collector) -> Window | None:
+    for point in window.repeated:
+        errors.error("this window already has this bound (`from … to …` or `until …`)", point.span)
     batch = settings.train.batch
     start = steps_of(window.start, batch, errors) if window.start else 0
     end = steps_of(window.end, batch, errors) if window.end else None
@@ -158,5 +160,13 @@ def _window(window: ast.Window, settings: Settings, errors: Collector) -> Window
             f"this window is empty: it ends (step {end}) before it starts (step {start})",
             window.span,
         )
+        return None
+    if start >= settings.train.steps:
+        errors.warn(
+            f"this window opens at step {start}, when training has ended (step "
+            f"{settings.train.steps}): the clamp never acts",
+            window.span,
+        )
+    if window.repeated:
         return None
     return Window(start, end)

@@ -203,6 +203,7 @@ class Plan:
     measures: tuple[Measure, ...]
     phase: PhaseRule
     reports: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # rendered diagnostics of what compiled but looks amiss
     version: int = PLAN_VERSION
 
     def run(self, name: str) -> Run:
@@ -222,7 +223,7 @@ class Plan:
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
-POSITIONAL_KEYS = frozenset({"span", "text", "file", "description"})
+POSITIONAL_KEYS = frozenset({"span", "text", "file", "description", "warnings"})
 
 
 def _strip_positions(data: Any) -> Any:

@@ -155,6 +155,7 @@ class Window:
     start: StepPoint | None
     end: StepPoint | None
     span: Span | None
+    repeated: tuple[StepPoint, ...] = ()  # bounds given again (an error)
 
 
 @attrs.frozen

@@ -198,15 +198,11 @@ class _ToAst(Transformer):
         return ("until", children)
 
     def window(self, meta, children):
-        start = end = None
-        for kind, points in children:
-            if kind == "from":
-                start = points[0]
-                end = points[1] if len(points) > 1 else end
-            else:
-                end = points[0]
+        starts = [points[0] for kind, points in children if kind == "from"]
+        ends = [points[-1] for kind, points in children if kind == "until" or len(points) > 1]
         span = _span(self.file, meta) if children else None
-        return ast.Window(start, end, span)
+        repeated = tuple(starts[1:] + ends[1:])
+        return ast.Window(starts[0] if starts else None, ends[0] if ends else None, span, repeated)
 
     # top-level statements
     def header(self, meta, children):
