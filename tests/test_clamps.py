@@ -358,3 +358,16 @@ def test_a_diverged_run_does_not_touch_its_siblings():
     assert torch.isnan(losses[0]) and losses[1].item() == pytest.approx(healthy)
     g = grads(model, losses)
     assert torch.isfinite(g["qkv0"][1]).all()
+
+
+@pytest.mark.parametrize("during", ["train", "eval"])
+def test_a_clamp_during_one_phase_is_off_in_the_other(during):
+    model, clamps, batch = setup(f"    clamp L2.H* to uniform during {during}\n")
+    free = model(batch.features, batch.labels)
+    outputs = {}
+    for phase in ("train", "eval", "train"):
+        clamps.set_step(0, phase)
+        outputs[phase] = model(batch.features, batch.labels, clamps)
+    other = "eval" if during == "train" else "train"
+    torch.testing.assert_close(outputs[other], free)
+    assert not torch.allclose(outputs[during], free)

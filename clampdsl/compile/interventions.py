@@ -16,6 +16,8 @@ from clampdsl.compile.settings import Settings, steps_of
 from clampdsl.kinds import Kind
 from clampdsl.lang import ast
 
+DURING = ("train", "eval", "both")  # `during …`: when a clamp acts
+
 
 def lower_statement(
     statement: ast.Clamp | ast.Action,
@@ -167,6 +169,16 @@ def _window(window: ast.Window, settings: Settings, errors: Collector) -> Window
             f"{settings.train.steps}): the clamp never acts",
             window.span,
         )
-    if window.repeated:
+    during = _during(window.during, errors)
+    if window.repeated or during is None:
         return None
-    return Window(start, end)
+    return Window(start, end, during)
+
+
+def _during(name: ast.Name | None, errors: Collector) -> str | None:
+    if name is None:
+        return "both"
+    if name.value not in DURING:
+        errors.unknown("phase", name.value, name.span, DURING)
+        return None
+    return name.value

@@ -77,17 +77,26 @@ class EvalConfig:
 
 @attrs.frozen
 class Window:
-    """Active for start <= step < end (end None: until training stops)."""
+    """Active for start <= step < end (end None: until training stops), in training steps,
+    evals, or both (`during`)."""
 
     start: int = 0
     end: int | None = None
+    during: str = "both"  # "train" | "eval" | "both"
 
     def is_always(self) -> bool:
-        return self.start == 0 and self.end is None
+        """Active at every step of training and in every eval."""
+        return self.start == 0 and self.end is None and self.during == "both"
+
+    def is_active(self, step: int, phase: str) -> bool:
+        """At `step` of training ("train") or in the eval before it ("eval")."""
+        in_phase = self.during in ("both", phase)
+        return in_phase and self.start <= step and (self.end is None or step < self.end)
 
     def overlaps(self, other: Window) -> bool:
         ends = [float("inf") if w.end is None else w.end for w in (self, other)]
-        return self.start < ends[1] and other.start < ends[0]
+        phases = {self.during, other.during}
+        return self.start < ends[1] and other.start < ends[0] and phases != {"train", "eval"}
 
 
 @attrs.frozen

@@ -156,6 +156,7 @@ class Window:
     end: StepPoint | None
     span: Span | None
     repeated: tuple[StepPoint, ...] = ()  # bounds given again (an error)
+    during: Name | None = None  # `during train|eval|both`
 
 
 @attrs.frozen

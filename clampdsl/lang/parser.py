@@ -198,11 +198,17 @@ class _ToAst(Transformer):
         return ("until", children)
 
     def window(self, meta, children):
-        starts = [points[0] for kind, points in children if kind == "from"]
-        ends = [points[-1] for kind, points in children if kind == "until" or len(points) > 1]
+        during = next((c for c in children if isinstance(c, ast.Name)), None)
+        bounds = [c for c in children if not isinstance(c, ast.Name)]
+        starts = [points[0] for kind, points in bounds if kind == "from"]
+        ends = [points[-1] for kind, points in bounds if kind == "until" or len(points) > 1]
         span = _span(self.file, meta) if children else None
         repeated = tuple(starts[1:] + ends[1:])
-        return ast.Window(starts[0] if starts else None, ends[0] if ends else None, span, repeated)
+        start, end = starts[0] if starts else None, ends[0] if ends else None
+        return ast.Window(start, end, span, repeated, during)
+
+    def during(self, meta, children):
+        return children[0]
 
     # top-level statements
     def header(self, meta, children):

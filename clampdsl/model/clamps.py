@@ -114,11 +114,9 @@ class ClampState:
         """Whether some run clamps (layer, site) in the final pass."""
         return (layer, site) in self.final
 
-    def set_step(self, step: int) -> None:
-        active = tuple(
-            item.window.start <= step and (item.window.end is None or step < item.window.end)
-            for item in self.items
-        )
+    def set_step(self, step: int, phase: str = "train") -> None:
+        """The clamps of training step `step` ("train"), or of the eval before it ("eval")."""
+        active = tuple(item.window.is_active(step, phase) for item in self.items)
         if active == self._active:
             return
         self._active = active

@@ -151,6 +151,8 @@ def _describe(item) -> str:
     source = f" of L{item.source.layer + 1}.H{item.source.head}" if item.source else ""
     end = "end" if item.window.end is None else f"step {item.window.end}"
     window = "" if item.window.is_always() else f" [steps {item.window.start}→{end})"
+    if item.window.during != "both":
+        window += f" during {item.window.during}"
     return f"{item.kind:<17} {where}{source}{params}{window}{index}"
 
 

@@ -120,7 +120,7 @@ class GroupSession:
             self._eager_eval_pending = self._warmer is not None
 
     def evaluate(self, step: int) -> dict[str, torch.Tensor]:
-        self.clamps.set_step(step)
+        self.clamps.set_step(step, "eval")
         sums, prepare = self._eval_sums(), self.model.prepare_evals
         return evaluate(sums, prepare, self.clamps, self.eval_sets, self.measures)
 
