@@ -29,6 +29,8 @@ experiment f:
     forbid L1.H1 attending prev-token at labels
     clamp L2.H1 to match temperature 0.2
     restrict L2.H0 to labels from step 1
+    freeze L1.H1 from step 1 until step 3
+    freeze logits until step 2
 experiment c:
     clamp L1.out to shifted-embedding
     clamp logits to scores of L2.H0
@@ -47,6 +49,14 @@ def build():
     return model, clamp_state(runs), batches
 
 
+def _with_moments(optimizer, weight, copy=True):
+    """A weight and torch Adam's moments of it (zeros before its first step)."""
+    state = optimizer.state.get(weight, {})
+    moments = [state.get(k, torch.zeros_like(weight)) for k in ("exp_avg", "exp_avg_sq")]
+    tensors = [weight.data, *moments]
+    return [t.clone() for t in tensors] if copy else tensors
+
+
 def straightforward(lr):
     model, clamps, batches = build()
     # Every layer for every run, bypassed or replaced or not: what the optimised step
@@ -59,7 +69,14 @@ def straightforward(lr):
         loss = model.loss(batch.features, batch.labels, clamps)
         optimizer.zero_grad()
         loss.sum().backward()
+        weights = {name: p.detach() for name, p in model.weights.items()}
+        frozen = clamps.frozen_weights(model.weights_of, weights)
+        held = {name: _with_moments(optimizer, model.weights[name]) for name in frozen}
         optimizer.step()
+        for name, mask in frozen.items():  # freeze, by hand: weights and moments held back
+            after = _with_moments(optimizer, model.weights[name], copy=False)
+            for tensor, before in zip(after, held[name], strict=True):
+                tensor.copy_(torch.where(mask > 0, before, tensor))
         losses.append(loss.detach())
     return torch.stack(losses), model.state_dict()
 

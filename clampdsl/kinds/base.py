@@ -114,6 +114,11 @@ class Kind:
         """What it reads from the unclamped first pass."""
         return ()
 
+    def freezes(self, item: Intervention, model: ModelConfig) -> tuple[Write, ...]:
+        """The weights it holds back from updates (sites naming them: a head's q, k, v, z;
+        "layer"; embed; logits), for `weight_masks`."""
+        return ()
+
     def first_pass_writes(self, item: Intervention) -> tuple[Write, ...]:
         """The sites it sets in the first pass (which is otherwise unclamped)."""
         return ()

@@ -84,6 +84,7 @@ class ClampState:
         self.items = [item for run in runs for item in run.interventions]
         self.final = self._site_clamps(runs, lambda kind, item: kind.writes(item, model))
         self.first = self._site_clamps(runs, lambda kind, item: kind.first_pass_writes(item))
+        self.frozen = self._site_clamps(runs, lambda kind, item: kind.freezes(item, model))
         self.reads_first_pass = torch.tensor([r.first_pass for r in schedule.runs])
         self._active: tuple[bool, ...] | None = None
         self.set_step(0)
@@ -124,17 +125,28 @@ class ClampState:
         for clamp in self._all():
             clamp.set(on, self.model)
 
+    def frozen_weights(self, layout, weights: dict) -> dict[str, torch.Tensor]:
+        """{weight name: mask [R, …], 1 where a freeze clamp holds it back now}; empty
+        when no run freezes anything."""
+        masks: dict[str, torch.Tensor] = {}
+        for clamps in self.frozen.values():
+            for clamp in clamps:
+                for name, mask in clamp.kind.weight_masks(clamp, layout, weights).items():
+                    masks[name] = mask if name not in masks else masks[name].maximum(mask)
+        return masks
+
     def _all(self) -> list[SiteClamps]:
-        return [c for table in (self.final, self.first) for cs in table.values() for c in cs]
+        tables = (self.final, self.first, self.frozen)
+        return [c for table in tables for cs in table.values() for c in cs]
 
     def for_runs(self, runs: slice) -> ClampState:
         """The same clamps for a range of the runs: every per-run tensor a view of this
         state's (so `set_step` reaches it)."""
         part = copy.copy(self)
         part.n_runs = len(range(*runs.indices(self.n_runs)))
-        part.final, part.first = (
+        part.final, part.first, part.frozen = (
             {key: [c.for_runs(runs) for c in cs] for key, cs in table.items()}
-            for table in (self.final, self.first)
+            for table in (self.final, self.first, self.frozen)
         )
         part.reads_first_pass = self.reads_first_pass[runs]
         return part

@@ -76,6 +76,24 @@ class BatchedTransformer(nn.Module):
         self.register_buffer("rope_cos_rows", cos_rows, persistent=False)
         self.register_buffer("rope_sin_rows", sin_rows, persistent=False)
 
+    def weights_of(self, layer: int | None, part: str) -> list[tuple]:
+        """The weights a part of the model is made of, as (name, dim, start, width): a
+        head's `width` entries along `dim` (of [R, …]) from `start`, one block per head in
+        head order; dim None: the whole weight. Parts: a head's q, k, v (columns of W_QKV)
+        and z (its rows of W_O); a layer; embed; logits (the readout)."""
+        c, hd = self.config.d_model, self.config.head_dim
+        offsets = {"q": 0, "k": c, "v": 2 * c}
+        if part in offsets:
+            return [(f"qkv{layer}", 2, offsets[part], hd)]
+        if part == "z":
+            return [(f"proj{layer}", 1, 0, hd)]
+        names = {
+            "layer": [f"ln_g{layer}", f"ln_b{layer}", f"qkv{layer}", f"proj{layer}"],
+            "embed": ["embed_w", "embed_b", "label_embed"],
+            "logits": ["final_ln_g", "final_ln_b", "unembed_w", "unembed_b"],
+        }[part]
+        return [(name, None, 0, 0) for name in names]
+
     @torch.no_grad()
     def _init_run(self, r: int, seed: int) -> None:
         # Each run's slice is drawn from its own generator, in a fixed order, so a run gets

@@ -34,6 +34,8 @@ class TrainStep:
         # Views sharing storage with the module's Parameters: updated in place, so the
         # module (and its state_dict) always holds the current weights.
         self.params = {name: p.detach() for name, p in model.named_parameters()}
+        # The same tensors by the model's own names (`qkv0`, not `weights.qkv0`)
+        self.weights = {name.removeprefix("weights."): p for name, p in self.params.items()}
         self.exp_avg = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self.exp_avg_sq = {name: torch.zeros_like(p) for name, p in self.params.items()}
         device = next(iter(self.params.values())).device
@@ -79,6 +81,24 @@ class TrainStep:
     def _step(self, features, labels):
         gradient = grad_and_value(self._losses, has_aux=True)
         grads, (_, losses) = gradient(self.params, features, labels)
+        frozen = {
+            f"weights.{name}": mask
+            for name, mask in self.clamps.frozen_weights(
+                self.model.weights_of, self.weights
+            ).items()
+        }
+        held = {name: [t.clone() for t in self._state_of(name)] for name in frozen}
+        self._adam(grads)
+        for name, mask in frozen.items():  # frozen weights and their moments stay as they were
+            for tensor, before in zip(self._state_of(name), held[name], strict=True):
+                tensor.copy_(before.where(mask > 0, tensor))
+        return losses
+
+    def _state_of(self, name: str) -> tuple[torch.Tensor, ...]:
+        """A weight and its Adam moments."""
+        return tuple(t[name] for t in (self.params, self.exp_avg, self.exp_avg_sq))
+
+    def _adam(self, grads: dict) -> None:
         names = list(self.params)
         params = [self.params[n] for n in names]
         grads = [grads[n] for n in names]
@@ -94,7 +114,6 @@ class TrainStep:
         updates = torch._foreach_div(exp_avg, denominator)
         torch._foreach_mul_(updates, self.step_size)
         torch._foreach_sub_(params, updates)
-        return losses
 
     def state_dict(self) -> dict:
         count = torch.tensor(float(self.count))  # a tensor, as checkpoints have always held it
