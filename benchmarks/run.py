@@ -77,6 +77,7 @@ def measure(name: str, device: str, compile_choice: str, repeats: int, steps: in
     """Runs in a worker process: one configuration, one compile setting."""
     import torch
 
+    from clampdsl import accel
     from clampdsl.compile import compile_source
     from clampdsl.compile.plan import EvalConfig
     from clampdsl.train.session import GroupSession
@@ -85,6 +86,7 @@ def measure(name: str, device: str, compile_choice: str, repeats: int, steps: in
     bodies = CONFIGS[name]
     # A long schedule, so that compile="auto" behaves as it would for a real run.
     plan = compile_source(spec_for(bodies, steps=100_000), f"{name}.clamp")
+    accel.enable()  # as `clampdsl run` does
     session = GroupSession(plan, 0, device, compile_choice)
     synchronize = torch.cuda.synchronize if session.device.type == "cuda" else (lambda: None)
 

@@ -59,11 +59,13 @@ def run(
     """
     import shutil
 
+    from clampdsl import accel
     from clampdsl.train.checkpoint import Checkpointer
     from clampdsl.train.loop import train_group
     from clampdsl.train.session import resolve_device
 
     plan, store = _plan_and_store(spec, out)
+    accel.enable()  # the process-wide workarounds (accel/), once
     if fresh and store.directory.exists():
         shutil.rmtree(store.directory)
     if store.is_complete():

@@ -1,4 +1,4 @@
-"""Freed activations are reused without page faults (host_memory.py)."""
+"""Freed activations are reused without page faults (accel/host_memory.py)."""
 
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pytest
 FORWARDS = """
 import resource, sys, torch
 torch.set_num_threads(1)  # no thread stacks faulted in while measuring
-from clampdsl.train.host_memory import keep_freed_memory
+from clampdsl.accel.host_memory import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def forward():

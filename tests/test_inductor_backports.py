@@ -1,4 +1,4 @@
-"""The compile-time backport (train/inductor_backports.py): inductor's vector-range index
+"""The compile-time backport (accel/inductor_backports.py): inductor's vector-range index
 analysis gives the answers it gave with sympy's full `simplify`, without calling it."""
 
 import types
@@ -8,7 +8,7 @@ import sympy
 from torch._inductor import sizevars
 from torch.utils._sympy.functions import FloorDiv, ModularIndexing
 
-from clampdsl.train.inductor_backports import skip_full_simplify_in_vector_index_analysis
+from clampdsl.accel.inductor_backports import skip_full_simplify_in_vector_index_analysis
 
 lane, d0, d1, d2 = sympy.symbols("lane d0 d1 d2", integer=True, nonnegative=True)
 

@@ -1,4 +1,4 @@
-"""Inductor's load probes answered from disk (train/vec_isa.py): each test library is
+"""Inductor's load probes answered from disk (accel/vec_isa.py): each test library is
 loaded by a child process once per machine, and its answer, yes or no, is what later
 processes get."""
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch._inductor import cpu_vec_isa
 
-from clampdsl.train import vec_isa
+from clampdsl.accel import vec_isa
 
 pytestmark = pytest.mark.skipif(
     platform.system() != "Linux" or platform.machine() != "x86_64",

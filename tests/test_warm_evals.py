@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
+from clampdsl import accel
 from clampdsl.compile import compile_file
 from clampdsl.train.session import GroupSession
 
@@ -25,6 +26,7 @@ def test_the_trainer_loads_the_eval_graphs_a_child_process_compiled(
     # An empty inductor cache: a hit can only be the child's graph.
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     plan = compile_file(tiny_spec)
+    assert accel.enable(["warm-evals"])["warm-evals"]
     session = GroupSession(plan, 0, "cpu", "on")
     session.compile_evals_in_background()
     eager = session.evaluate(0)  # while the child compiles
@@ -44,7 +46,7 @@ def test_no_child_when_nothing_compiles(tiny_spec):
 
 
 def test_a_child_that_cannot_start_leaves_the_compile_to_the_trainer(monkeypatch, tiny_spec):
-    from clampdsl.train import warm_evals
+    from clampdsl.accel import warm_evals
 
     monkeypatch.setattr(warm_evals.sys, "executable", "/nonexistent/python")
     assert warm_evals.start_warming(compile_file(tiny_spec), 0, torch.device("cpu")) is None

@@ -22,10 +22,6 @@ import warnings
 from collections.abc import Callable
 
 import torch
-from torch._inductor import list_mode_options
-
-from clampdsl.train.inductor_backports import skip_full_simplify_in_vector_index_analysis
-from clampdsl.train.vec_isa import remember_load_probes
 
 # Dynamo's guards already check every input's size and stride before a compiled call, so
 # the generated code's own checks are skipped: ~50 calls per step, 1-3% of a small group's
@@ -45,15 +41,21 @@ def _isolation() -> tuple[dict, dict]:
 ISOLATE, GUARD_OPTIONS = _isolation()
 
 
+def _modes(mode: str) -> dict:
+    """torch.compile's `mode`, or the options it stands for with ours added (it takes one
+    or the other); the mode alone where inductor no longer lists them."""
+    try:
+        from torch._inductor import list_mode_options
+    except ImportError:
+        return {"mode": mode}
+    return {"options": list_mode_options(mode) | OPTIONS | GUARD_OPTIONS}
+
+
 class CompiledOrEager:
     def __init__(self, function: Callable, mode: str | None, dynamic: bool | None = None):
         self.function = function
-        options = list_mode_options(mode) | OPTIONS | GUARD_OPTIONS if mode else None
-        if mode:
-            skip_full_simplify_in_vector_index_analysis()  # up to a fifth less compile time
-            remember_load_probes()  # ~2 s less in every process after the first (vec_isa.py)
         self._compiled = (
-            torch.compile(function, fullgraph=True, dynamic=dynamic, options=options, **ISOLATE)
+            torch.compile(function, fullgraph=True, dynamic=dynamic, **_modes(mode), **ISOLATE)
             if mode
             else None
         )

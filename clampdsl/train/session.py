@@ -12,6 +12,7 @@ from functools import partial
 
 import torch
 
+from clampdsl import accel
 from clampdsl.compile.plan import Plan
 from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import BatchedTransformer
@@ -20,9 +21,7 @@ from clampdsl.tasks.per_run import distinct, for_runs
 from clampdsl.tasks.stream import BatchStream
 from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import chunk_sums, evaluate
-from clampdsl.train.host_memory import keep_freed_memory
 from clampdsl.train.step import TrainStep
-from clampdsl.train.warm_evals import EvalGraphWarmer, start_warming
 
 # Compiling the step costs ~20-40 s on a 2-core CPU and pays back after ~3k steps there.
 COMPILE_AUTO_MIN_STEPS = 3000
@@ -50,8 +49,6 @@ def compile_mode(choice: str, device: torch.device, steps: int) -> str | None:
 class GroupSession:
     def __init__(self, plan: Plan, group_index: int, device="cpu", compile: str = "off"):
         self.device = resolve_device(device)
-        if self.device.type == "cpu":
-            keep_freed_memory()  # evals' activations reuse pages (host_memory.py)
         self.plan, self.group_index = plan, group_index
         group = plan.groups[group_index]
         self.plan_order, schedule = group.runs, group.schedule
@@ -84,7 +81,7 @@ class GroupSession:
             for measures in dict.fromkeys([self.measures, ()])
         ]
         self.eval_sums = (graphs[0], graphs[-1])
-        self._warmer: EvalGraphWarmer | None = None
+        self._warmer = None  # accel/warm_evals.py's child, while it compiles
         self._eager_eval_pending = False
 
     def _eval_sets(self, tasks: dict) -> dict[str, Batch]:
@@ -115,7 +112,9 @@ class GroupSession:
         """Has a second process compile the eval graphs while this one compiles the step
         (warm_evals.py). The next eval runs eagerly, so that this process goes on to the
         step; the one after waits for the child and loads the graphs it compiled."""
-        if self.eval_sums[0].compiled:
+        if self.eval_sums[0].compiled and accel.enabled("warm-evals"):
+            from clampdsl.accel.warm_evals import start_warming
+
             self._warmer = start_warming(self.plan, self.group_index, self.device)
             self._eager_eval_pending = self._warmer is not None
 

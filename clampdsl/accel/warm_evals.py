@@ -31,13 +31,18 @@ PATIENCE_S = 300
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_warming(plan: Plan, group_index: int, device: torch.device) -> EvalGraphWarmer | None:
-    """The child compiling the group's eval graphs; None where it cannot help (its graphs
-    must land in inductor's FX graph cache; on a GPU the step does not keep a core busy
-    for a minute) or cannot start."""
+def allow_warming() -> bool:
+    """Whether a child's compiled graphs can reach this process: through inductor's FX
+    graph cache, which must be on."""
     from torch._inductor import config
 
-    if device.type != "cpu" or not config.fx_graph_cache:
+    return bool(config.fx_graph_cache)
+
+
+def start_warming(plan: Plan, group_index: int, device: torch.device) -> EvalGraphWarmer | None:
+    """The child compiling the group's eval graphs; None where it cannot help (on a GPU the
+    step does not keep a core busy for a minute) or cannot start."""
+    if device.type != "cpu":
         return None
     try:
         return EvalGraphWarmer(plan, group_index, device)
@@ -86,8 +91,10 @@ class EvalGraphWarmer:
 
 
 def _compile_requested_graphs() -> None:
+    from clampdsl import accel
     from clampdsl.train.session import GroupSession
 
+    accel.enable()  # as the trainer compiles: the same generated code, sooner
     request = json.load(sys.stdin)
     torch.set_num_threads(request["threads"])
     plan = Plan.from_json(request["plan"])

@@ -26,7 +26,6 @@ import shutil
 from pathlib import Path
 
 import torch
-from torch._inductor import cpu_vec_isa
 
 RECORD_NAME = "clampdsl-vec-isa.json"
 
@@ -35,6 +34,8 @@ def remember_load_probes() -> bool:
     """Wraps inductor's load probe (`VecISA._probe_load`) so that its answers are kept on
     disk (once; later calls do nothing). Returns whether the probe is now wrapped: not off
     x86 Linux, without a compiler, or on a torch that probes otherwise."""
+    from torch._inductor import cpu_vec_isa
+
     probe = getattr(cpu_vec_isa.VecISA, "_probe_load", None)
     if probe is None:
         return False
@@ -70,6 +71,7 @@ def _machine_key() -> str | None:
     or without a compiler (compiling then falls back to eager anyway)."""
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         return None
+    from torch._inductor import cpu_vec_isa
     from torch._inductor.cpp_builder import get_cpp_compiler
 
     try:
