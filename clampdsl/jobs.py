@@ -6,13 +6,11 @@ process draws every group's bar and prints each spec's results as it finishes. N
 pickles pass between the processes: a child gets its spec's path and the options on its
 command line, and writes its run directory as `clampdsl run FILE` would.
 
-Why: on a CPU a batched group's step is many small kernels, and a second core makes it
-only ~1.4× faster (the Fig. 5b group: 3.08 ms a step on two threads, 4.38 ms on one). Two
-specs, one core each, train ~36% more run-steps per second than one after the other on
-both (2,651 against 1,948 for two Fig. 5b groups), and their compiles, mostly
-single-threaded Python, overlap (docs/performance.md). Large groups are the exception: a
-32-run group's step is 2.2× faster on two cores than on one (the caches of both), and two
-side by side train fewer run-steps per second than one after the other.
+Why: on a CPU a batched group's step is many small kernels, which a second core speeds up
+little; two specs, one core each, train more run-steps per second than one after the
+other on both, and their compiles, mostly single-threaded Python, overlap. Large groups
+are the exception: their step gains from both cores' caches, and two side by side train
+fewer run-steps per second than one after the other (docs/performance.md, "--jobs").
 """
 
 from __future__ import annotations
@@ -34,9 +32,8 @@ from clampdsl.compile.plan import Plan
 
 POLL_S = 0.1
 # A rough cost model for starting the longest specs first (so that none starts last and
-# runs alone): a step costs about as much as 2 runs' share of a batched step on a 2-core
-# CPU (the 6-run group: 3.1 ms, a single run 1.1 ms), and compiling a group as much as
-# ~150,000 run-steps.
+# runs alone): a step's fixed cost is about 2 runs' share of a batched step on a 2-core
+# CPU, and compiling a group costs about as much as training 150,000 run-steps.
 STEP_OVERHEAD_RUNS = 2
 COMPILE_RUN_STEPS = 150_000
 

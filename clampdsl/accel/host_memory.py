@@ -4,9 +4,9 @@ A forward allocates its activations anew on every call. glibc's malloc serves a 
 its mmap threshold (128 KiB, raised only when such a block is freed) with fresh pages from
 the kernel and returns it at free, and it hands the top of its heap back past a trim
 threshold: every eval chunk then touches megabytes of new pages, each a page fault that
-zeroes 4 KiB. An eval of a 6-run group took 3,000-33,000 faults, ~1.2 us each, on a 2-core
-CPU (docs/performance.md). Raising both thresholds keeps those pages for the next
-call. Peak memory is unchanged: what is kept was in use a moment before.
+zeroes 4 KiB: thousands of faults per eval (docs/performance.md, "Accelerations").
+Raising both thresholds keeps those pages for the next call. Peak memory is unchanged:
+what is kept was in use a moment before.
 
 The setting is process-wide and harmless to other code; where the C library is not glibc
 (macOS, musl: no `mallopt`, or one that does nothing) nothing changes.

@@ -8,12 +8,11 @@ then runs sympy's general `simplify` over the whole expression, which tries doze
 rewrites (trigonometric, hypergeometric, …) on what is a sum of integer multiples.
 pytorch/pytorch#186319 (fixing #133734) drops that last pass.
 
-Measured on a 2-core CPU (docs/performance.md): compiling the Fig. 5b group's train step
-calls `sympy.simplify` 2,731 times, 12 s of a 61 s compile, and not one call changes its
-expression. Without the pass the generated C++ and Python are byte-identical (the same
-content-hashed files in inductor's cache) for every graph compared (five groups' steps and
-evals), and compiling from an empty cache takes 0-18% less for a step (Fig. 5b 67 -> 56 s)
-and 7-32% less for an eval graph.
+Compiling the Fig. 5b group's train step calls `sympy.simplify` thousands of times, and not
+one call changes its expression. Without the pass the generated C++ and Python are
+byte-identical (the same content-hashed files in inductor's cache) for every graph
+compared (five groups' steps and evals), and compiling takes less time
+(docs/performance.md, "Accelerations").
 
 The function is rebuilt from its own code with a `sympy` whose `simplify` returns its
 argument, and put back where its callers look it up; nothing else in torch or sympy

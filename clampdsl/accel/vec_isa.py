@@ -4,8 +4,8 @@ time on a machine.
 Before its first CPU compile, every process asks which vector instruction sets (AVX-512
 with AMX, VNNI or BF16, AVX-512, AVX2) its kernels may use. For each one the CPU reports,
 it builds a test library (cached on disk) and starts a child process that loads it (not
-cached): 1.8-2.3 s a process on a 2-core CPU, paid by the trainer, by its eval-compiling
-child and by every `--jobs` worker (docs/performance.md).
+cached): seconds in every process, paid by the trainer, by its eval-compiling child and by
+every `--jobs` worker (docs/performance.md, "Accelerations").
 
 Whether a given test library loads depends on the library, the CPU, the compiler and the
 torch that built it, no more. So each answer is recorded in inductor's cache directory

@@ -1,11 +1,11 @@
 """Compile a group's eval graphs in a second process while this one compiles the step.
 
 Most of a CPU compile is inductor's single-threaded Python (scheduling and code
-generation), so on a 2-core machine the step graph (~50 s) and the eval graphs (~10-30 s
-each: with the measures, and without) would compile one after the other on one core. A
-child process compiles the eval graphs alongside, into the inductor cache both processes
-read, and the trainer's first compiled eval loads them from there (~1 s); the eval before
-it runs eagerly, needing no graph.
+generation), so on a 2-core machine the step graph and the eval graphs (with the measures,
+and without) would compile one after the other on one core. A child process compiles the
+eval graphs alongside, into the inductor cache both processes read, and the trainer's
+first compiled eval loads them from there; the eval before it runs eagerly, needing no
+graph (docs/performance.md, "Accelerations").
 
 The child gets the plan as JSON on stdin and runs one eval of a session built from it: no
 code or pickles pass between the processes. If it fails or hangs, the trainer compiles the
@@ -25,7 +25,7 @@ import torch
 
 from clampdsl.compile.plan import Plan
 
-# Far longer than the eval graphs take to compile (~60 s on a busy 2-core CPU); past it the
+# Far longer than the eval graphs take to compile, even on a busy 2-core CPU; past it the
 # trainer stops waiting and compiles the graphs itself.
 PATIENCE_S = 300
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]

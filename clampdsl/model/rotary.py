@@ -32,8 +32,7 @@ def rotated_qkv(weight: torch.Tensor, cos_rows: torch.Tensor, sin_rows: torch.Te
     As `rotate` does to q and k, each row of a pair (2i, 2i+1) becomes cos · itself ∓
     sin · its partner, the same products and sums (so the same floats); written as two
     broadcast products over whole [R, N, 3C, C] blocks, with the v rows turned by 0, it is
-    a few eager ops instead of ~25 (this runs eagerly, once per eval: 2.4 → ~1 ms for
-    the 6-run group's two layers)."""
+    a few eager ops instead of dozens (this runs eagerly, once per eval)."""
     rows = weight.transpose(1, 2).contiguous()  # [R, 3C, C]: W^T, a row per output feature
     pairs = rows.unflatten(1, (-1, 2))
     partners = torch.stack((-pairs[:, :, 1], pairs[:, :, 0]), 2).flatten(1, 2)
@@ -79,10 +78,9 @@ def qkv_from_rotated_weights(h: torch.Tensor, rotated: torch.Tensor, heads: int,
     then None): one GEMM per run and position gives q and k already rotated, and with
     `query_only` q comes from the query row alone.
     Rotating weights of N × C × 2C instead of q and k of an eval chunk (2C × N × hundreds
-    of sequences) saves a pass over them: evals ~10% faster. A training step is slower
-    this way (2.8 → 3.7 ms for the 6-run group: 32 sequences make narrow GEMMs, and the
-    backward goes through the rotation), so it keeps `qkv_then_rotate`
-    (docs/performance.md)."""
+    of sequences) saves a pass over them. A training step is slower this way (32
+    sequences make narrow GEMMs, and the backward goes through the rotation), so it keeps
+    `qkv_then_rotate` (docs/performance.md)."""
     r, n, b, c = h.shape
     size = c // heads
     if query_only:

@@ -8,7 +8,7 @@ Layouts are chosen for the CPU's vector units, which the tiny dimensions (N = 5,
 would leave mostly idle: the residual stream is position-major, [R, N, B, C] (norms reduce
 over the contiguous C), and everything per head keeps the batch innermost, q/k/v as
 [R, H, hd, N, B] and scores and patterns as [R, H, Nq, N, B], so attention is elementwise
-work over 32 contiguous sequences (a ~1.8× faster step than batch-major; docs/performance.md).
+work over 32 contiguous sequences (much faster than batch-major; docs/architecture.md).
 The projections switch between the two layouts for free, as transposed GEMM operands.
 Recorded patterns are handed out as [R, B, H, Nq, N].
 
@@ -178,9 +178,9 @@ class BatchedTransformer(nn.Module):
     ):
         """Residual [R, N, B, C] → (pre-softmax scores [R, H, Nq, N, B], values
         [R, H, hd, N, B], or None without `values`: where only the scores are read, a
-        forward without gradient leaves out the values' third of the projection, 2 ms of
-        the 6-run group's eval; a training step still computes it, as the gradient of a
-        slice of W_QKV, a zero-padded copy, costs more).
+        forward without gradient leaves out the values' third of the projection; a
+        training step still computes it, as the gradient of a slice of W_QKV, a
+        zero-padded copy, costs more).
 
         Nq = N, or 1 with `query_only`: keys and values at every position, the query row
         alone (the last layer's other rows reach neither the loss nor any metric). With

@@ -38,7 +38,7 @@ class Batch:
     @property
     def features(self) -> torch.Tensor:
         """[B, K, F] (or [R, B, K, F]): the items' feature vectors. (Every training step
-        gathers them: `index_select` takes 10 µs where `table[items]` takes 28.)"""
+        gathers them: `index_select` is cheaper than `table[items]`.)"""
         rows = self.table.index_select(0, self.items.reshape(-1))
         return rows.view(*self.items.shape, self.table.shape[-1])
 
@@ -55,8 +55,8 @@ class Batch:
         """The same batch with items and labels stored position by position ([K, B] in
         memory, [B, K] in shape), as the model reads them: the clamps that read labels
         (induction, copy-scores) then load 16 sequences' labels at once instead of one by
-        one. Eval sets are kept so (the 6-run group's eval: 2 ms of 63); a training
-        step, 32 sequences, gains nothing measurable."""
+        one. Eval sets are kept so; a training step, 32 sequences, gains nothing
+        measurable."""
 
         def by_position(t: torch.Tensor) -> torch.Tensor:
             return t.transpose(-1, -2).contiguous().transpose(-1, -2)

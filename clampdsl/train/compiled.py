@@ -6,8 +6,9 @@ step that mutates weights is never half-applied.
 
 Guards. Before every call dynamo checks that the compiled code still fits: the inputs'
 tensor metadata, the global state (grad mode, …), and every Python value the trace read
-on the way (the model's and the clamps' attributes, dict keys, constants): ~400 checks
-for a 6-run step, 60-120 µs a call on a 2-core CPU. A `CompiledOrEager` is called with the
+on the way (the model's and the clamps' attributes, dict keys, constants): hundreds of
+checks for a group's step, a sizeable share of a small step's time on a CPU
+(docs/performance.md). A `CompiledOrEager` is called with the
 same Python objects every time (a session's model and clamps; clamp windows are masks
 changed in place), so where torch can keep its compiled code apart from every other
 `torch.compile` of the same function (its `isolate_recompiles`, in recent torch), only the
@@ -24,8 +25,7 @@ from collections.abc import Callable
 import torch
 
 # Dynamo's guards already check every input's size and stride before a compiled call, so
-# the generated code's own checks are skipped: ~50 calls per step, 1-3% of a small group's
-# step on a 2-core CPU.
+# the generated code's own checks, dozens of calls per step, are skipped.
 OPTIONS = {"size_asserts": False}
 
 

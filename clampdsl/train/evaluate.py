@@ -15,9 +15,8 @@ from clampdsl.tasks.fewshot import Batch
 # Sequences × runs per forward. Fewer pay the per-call overhead more often; many more make
 # activations of tens of MB that stream through memory instead of staying in the caches.
 # Yet a chunk needs some width: the no-gradient forward's GEMMs are per run and position,
-# one column per sequence. Measured on a 2-core CPU (docs/performance.md): a set of 1000
-# sequences evaluates fastest whole for one run, in chunks of 500 for 6 runs and of 200-250
-# for 32 (100: 18% slower).
+# one column per sequence. On a 2-core CPU a set of 1000 sequences evaluates fastest whole
+# for one run, and in chunks of a few hundred for groups (docs/performance.md).
 RUN_SEQUENCES_PER_FORWARD = 3200
 MIN_SEQUENCES_PER_FORWARD = 200
 
@@ -72,11 +71,10 @@ def chunk_sums(
 ) -> list[torch.Tensor]:
     """Sums over a chunk's sequences, per run: query loss [R], correct answers [R], and
     each measure's value [R, H]; sums, so that chunks add up. This is what an eval compiles:
-    losses and measures fuse into the forward instead of running eagerly after it (~3 ms of
-    a 50 ms eval of the 6-run group). A group with measures compiles it twice, with them for
-    the first set and without for the others: recording patterns keeps the whole of layer
-    1 (measures read it even where runs bypass it), and unrecorded the other two sets
-    evaluate 13% faster for the three-subcircuits group."""
+    losses and measures fuse into the forward instead of running eagerly after it. A group
+    with measures compiles it twice, with them for the first set and without for the
+    others: recording patterns keeps the whole of layer 1 (measures read it even where
+    runs bypass it), and unrecorded the other sets evaluate faster."""
     record = {} if measures else None
     logits = model(chunk.table, chunk.labels, clamps, record, chunk.items, prepared)
     targets = chunk.labels[..., -1]  # [B], or [R, B] when runs have their own data

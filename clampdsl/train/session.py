@@ -23,7 +23,8 @@ from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import chunk_sums, evaluate
 from clampdsl.train.step import TrainStep
 
-# Compiling the step costs ~20-40 s on a 2-core CPU and pays back after ~3k steps there.
+# Compiling the step takes tens of seconds on a 2-core CPU and pays back after a few
+# thousand steps there (docs/performance.md).
 COMPILE_AUTO_MIN_STEPS = 3000
 
 

@@ -42,7 +42,7 @@ class TrainStep:
         self.count = 0  # steps taken
         # This step's bias corrections, written before each call: computed inside the
         # graph, inductor inlined them (two `pow`s) into every element's update, which
-        # doubled the cost of Adam (the 6-run group's embedding: 268 -> 126 us).
+        # about doubled the cost of Adam.
         self.step_size = torch.zeros((), device=device)
         self.bias_correction2_sqrt = torch.zeros((), device=device)
         if compile_mode == "reduce-overhead":
