@@ -58,7 +58,8 @@ def reference_logits(
     `edit(site, layer, head, i, value, b)` is a clamp written by hand: it returns what the
     site becomes, for "scores" and "pattern" (row i of a head, keys 0..i), "out" (the
     residual after a layer, [N, C]) and "logits" ([L]) of sequence b. `record`, a dict,
-    receives each row's scores before any edit, at (layer, head, b, i)."""
+    receives each row's scores before any edit, at (layer, head, b, i), and the residual
+    after each layer and the logits, at ("out", layer, b) and ("logits", b)."""
     edit = edit or (lambda site, layer, head, i, value, b: value)
     zero_layer, zero_site, zero_head = zero or (None, None, None)
 
@@ -102,11 +103,17 @@ def reference_logits(
                     scores = edit("scores", layer, head, i, scores, b)
                     pattern = edit("pattern", layer, head, i, torch.softmax(scores, 0), b)
                     z[i, head * hd : (head + 1) * hd] = pattern @ v[: i + 1]
-            x = edit("out", layer, None, None, x + z @ w[f"proj{layer}"], b)
+            x = x + z @ w[f"proj{layer}"]
+            if record is not None:
+                record[("out", layer, b)] = x
+            x = edit("out", layer, None, None, x, b)
             if zeroed(layer, "out"):
                 x = torch.zeros_like(x)
         query = layer_norm(x[-1], w["final_ln_g"], w["final_ln_b"])
-        logits = edit("logits", None, None, None, query @ w["unembed_w"] + w["unembed_b"], b)
+        logits = query @ w["unembed_w"] + w["unembed_b"]
+        if record is not None:
+            record[("logits", b)] = logits
+        logits = edit("logits", None, None, None, logits, b)
         out.append(0 * logits if zeroed(None, "logits") else logits)
     return torch.stack(out)
 

@@ -102,7 +102,7 @@ def single_error(body: str):
             "experiment e:\n    clamp L1.H2.scores to zero\n",
             4,
             11,
-            "zeroed scores would unmask",
+            "zero cannot be clamped at .scores: it would unmask",
             "zero one of .q, .k, .v, .pattern, .z",
         ),
         # values out of range, combinations the reference rejects

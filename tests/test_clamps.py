@@ -371,3 +371,22 @@ def test_a_clamp_during_one_phase_is_off_in_the_other(during):
     other = "eval" if during == "train" else "train"
     torch.testing.assert_close(outputs[other], free)
     assert not torch.allclose(outputs[during], free)
+
+
+@pytest.mark.parametrize(
+    ("clamp", "cut"),
+    [
+        # the source head's queries and keys learn only through the copied scores
+        ("    clamp logits to scores of L2.H1 detached\n", [("qkv1", "q", 1), ("qkv1", "k", 1)]),
+        # the last layer's queries and keys learn only through the first pass's patterns
+        ("    clamp L1.out to shifted-embedding detached\n", [("qkv1", "q", 0), ("qkv1", "k", 0)]),
+    ],
+)
+def test_detached_cuts_the_gradient_through_what_the_clamp_reads(clamp, cut):
+    model, clamps, batch = setup(clamp, clamp.replace(" detached", ""), seeds=[5, 5])
+    losses = model.loss(batch.features, batch.labels, clamps)
+    torch.testing.assert_close(losses[0], losses[1])  # the same forward
+    g = grads(model, losses)
+    for name, part, head in cut:
+        assert g[name][0, :, columns(part, head)].abs().max() == 0, (name, part)
+        assert g[name][1, :, columns(part, head)].abs().max() > 0, (name, part)

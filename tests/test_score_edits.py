@@ -130,3 +130,11 @@ def test_forbidding_renormalises_over_the_other_keys():
     pattern = recorded[0][0, :, 0]  # [B, N, N]
     assert torch.all(pattern.diagonal(-1, 1, 2) < 1e-6)
     torch.testing.assert_close(pattern.sum(-1), torch.ones(7, 5))
+
+
+def test_scale_detached_passes_no_gradient_through_the_scores():
+    grads = check_against_reference(
+        "    scale L2.H1 temperature 2.5 detached\n",
+        _edit_scores(1, 1, lambda i, scores: scores.detach() / 2.5),
+    )
+    assert grads["qkv1"][:, HD : 2 * HD].abs().max() == 0  # L2.H1's queries: none

@@ -76,6 +76,7 @@ class Kind:
     claims_site: bool = False  # one such clamp per head and site at a time
     hands_nothing: bool = False  # an experiment of only these is a baseline
     form: tuple[str, ...] = ()  # the words that follow the target or selector, in order
+    detachable: bool = False  # takes `detached`: no gradient through what it reads
     example: str = ""  # a statement of this kind, for hints
 
     def describe(self) -> str:
@@ -91,8 +92,14 @@ class Kind:
 
     def read_words(self, words: tuple, span: Span, errors: Collector) -> dict | None:
         """Parameters from the words after the target or selector; None after an error.
-        By default the words must be `form`, exactly."""
-        return {} if expect_words(self, self.form, words, span, errors) else None
+        By default the words must be `form`, exactly, then `detached` where the kind
+        takes it."""
+        detached = self.detachable and bool(words) and _text(words[-1]) == "detached"
+        if detached:
+            words = words[:-1]
+        if not expect_words(self, self.form, words, span, errors):
+            return None
+        return {"detached": 1.0} if detached else {}
 
     def check_source(self, sites: Sites, span: Span, errors: Collector) -> HeadRef | None:
         """The head an `… of SEL` source names (kinds that take one), or None after an error."""
@@ -162,7 +169,7 @@ def head_site(kind: Kind, site: str, sites: Sites, span: Span, errors: Collector
 
 def expect_words(kind: Kind, expected: tuple[str, ...], words, span, errors) -> bool:
     """Whether `words` (ast Names and stray Numbers) are `expected`; else an error."""
-    given = tuple(w.text if isinstance(w, ast.Number) else w.value for w in words)
+    given = tuple(_text(w) for w in words)
     if given == expected:
         return True
     matched = len(_common_prefix(given, expected))
@@ -175,11 +182,24 @@ def expect_words(kind: Kind, expected: tuple[str, ...], words, span, errors) -> 
     return False
 
 
+def _text(word) -> str:
+    """A word as written (ast Names, and stray Numbers among the words)."""
+    return word.text if isinstance(word, ast.Number) else word.value
+
+
 def _common_prefix(a: tuple, b: tuple) -> tuple:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
     return a[:n]
+
+
+def detached_where(clamp, value):
+    """`value` without its gradient in the runs and heads whose clamp is `detached`."""
+    detached = clamp.get("detached")
+    if detached is None:
+        return value
+    return value.detach().where(expand(detached, value) > 0, value)
 
 
 def expand(mask, x):

@@ -1,6 +1,7 @@
 """`clamp logits to scores of L2.H3`: perfect copy (subcircuit C), the reference's
 `perfect_copy_from_head_pattern`. The query's logits are -1e9 except the context labels,
 which get the source head's pre-softmax query-row scores at the label tokens.
+`detached`: no gradient through those scores.
 
 The scores come from the unclamped first pass, so gradient reaches the source head's W_Q
 and W_K, layer 1 and the embeddings, but not the last layer's W_V, W_O or the
@@ -12,7 +13,7 @@ the same values and gradients without the first pass.
 from __future__ import annotations
 
 from clampdsl.compile.plan import HeadRef
-from clampdsl.kinds.base import Kind, PassRead, expand
+from clampdsl.kinds.base import Kind, PassRead, detached_where, expand
 
 FILL = -1e9  # the reference's fill for the logits of labels not in the context
 
@@ -21,6 +22,7 @@ class CopyScores(Kind):
     name = "copy-scores"
     target = "scores"
     takes_source = True
+    detachable = True
     order = 10  # the reference's perfect copy, before a zero clamp of the logits
 
     def lower_site(self, sites, model, span, errors):
@@ -51,12 +53,13 @@ class CopyScores(Kind):
     def values(self, item, model):
         source = [[0.0] * model.heads for _ in range(model.layers)]
         source[item.source.layer][item.source.head] = 1.0
-        return {"source": source}  # [layers, H]: 1 at the source head
+        return dict(item.params) | {"source": source}  # [layers, H]: 1 at the source head
 
     def apply(self, site, logits, clamp, context):
         """Query logits [R, B, L]."""
         labels = context.labels
-        rows = source_rows(clamp, context)[:, context.label_positions].transpose(1, 2)
+        rows = detached_where(clamp, source_rows(clamp, context))
+        rows = rows[:, context.label_positions].transpose(1, 2)
         where = labels[..., :-1].expand(logits.shape[0], -1, -1)  # the context's labels
         target = logits.new_full(logits.shape, FILL).scatter(-1, where, rows)
         return target.where(expand(clamp.on, logits) > 0, logits)

@@ -6,7 +6,8 @@
   := -1e9), the reference's `silence_non_label_attn`, here in any layer;
 * `scale SEL temperature t`: scores / t, the reference's `set_head_temperature`, which
   divides the unclamped first pass's scores; where no other clamp of the run changes what
-  the layer's scores are computed from, the final pass's are the same, and serve.
+  the layer's scores are computed from, the final pass's are the same, and serve;
+  `detached`: no gradient through those scores.
 
 -1e9 is a constant: no gradient through the elements it sets. A pattern clamp on the same
 head would override these, so the combination is refused (the reference asserts it).
@@ -14,7 +15,7 @@ head would override these, so the combination is refused (the reference asserts 
 
 from __future__ import annotations
 
-from clampdsl.kinds.base import Kind, Param, PassRead, expand, head_site
+from clampdsl.kinds.base import Kind, Param, PassRead, detached_where, expand, head_site
 
 FORBIDDEN = -1e9  # the reference's fill for forbidden scores
 
@@ -83,6 +84,7 @@ class Scale(ScoreEdit):
     name = statement = "scale"
     params = {"temperature": Param(None, 1e-3, 1e3)}
     example = "scale L2.H3 temperature 2"
+    detachable = True
     order = 1  # the reference's first step: it divides the unclamped scores
 
     def first_pass_reads(self, item, model):
@@ -91,7 +93,7 @@ class Scale(ScoreEdit):
     def apply(self, site, scores, clamp, context):
         on = expand(clamp.on, scores)
         temperature = expand(clamp.temperature, scores) + (1 - on)  # 1 where off: no 0/0
-        divided = context.scores_read(clamp.layer) / temperature
+        divided = detached_where(clamp, context.scores_read(clamp.layer)) / temperature
         return divided.where(on > 0, scores)
 
 

@@ -5,7 +5,8 @@ Three passes in the reference, two here: the first pass sets L1.out := e' = [e0,
 e1, …, eq] (each middle token carries only its predecessor's embedding, no residual) and
 records the last layer's patterns; the final pass sets L1.out := e (layer 1 bypassed) and
 the last layer's patterns := the first pass's. Layer 1 gets no gradient; the last layer's
-W_Q and W_K learn through the first pass, its W_V and W_O through the final pass.
+W_Q and W_K learn through the first pass, its W_V and W_O through the final pass;
+`detached`: W_Q and W_K get no gradient through the first pass's patterns.
 
 The reference runs this as a separate forward that honours only the last layer's
 ablations and the copy readout and silently drops everything else; here anything else
@@ -14,11 +15,12 @@ is refused.
 
 from __future__ import annotations
 
-from clampdsl.kinds.base import Kind, PassRead, Write, expand
+from clampdsl.kinds.base import Kind, PassRead, Write, detached_where, expand
 
 
 class ShiftedEmbedding(Kind):
     name = target = "shifted-embedding"
+    detachable = True
     order = 10  # after the pattern clamps: the reference's separate forward replaces them
 
     def lower_site(self, sites, model, span, errors):
@@ -70,7 +72,7 @@ class ShiftedEmbedding(Kind):
         [R, H, Nq, N, B] := the first pass's."""
         on = expand(clamp.on, x) > 0
         if site == "pattern":
-            return context.first[(clamp.layer, "pattern")].where(on, x)
+            return detached_where(clamp, context.first[(clamp.layer, "pattern")]).where(on, x)
         e = context.embedding
         return (shifted(e) if context.first_pass else e).where(on, x)
 

@@ -22,7 +22,7 @@ class Zero(Kind):
             return sites.site  # a layer's in/out, embed or logits
         if (sites.site or "v") not in ZERO_HEAD_SITES:
             errors.error(
-                f"zero cannot be clamped at .{sites.site}: zeroed scores would unmask "
+                f"{self.describe()} cannot be clamped at .{sites.site}: it would unmask "
                 "future tokens",
                 span,
                 hint=f"zero one of .{', .'.join(ZERO_HEAD_SITES)}",

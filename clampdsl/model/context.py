@@ -10,6 +10,13 @@ from __future__ import annotations
 import torch
 
 LABEL_POSITIONS = slice(1, None, 2)
+# Where the sequences of the batch lie in each site's tensor (model/transformer.py's
+# layouts: per-head values [R, H, …, B], the residual stream [R, N, B, C], logits [R, B, L]).
+BATCH_DIMS = {
+    **dict.fromkeys(("q", "k", "v", "scores", "pattern", "z"), -1),
+    **dict.fromkeys(("in", "out", "embed"), 2),
+    "logits": 1,
+}
 
 
 class Context:
@@ -23,6 +30,7 @@ class Context:
     (computed only where a clamp asks)."""
 
     label_positions = LABEL_POSITIONS
+    batch_dims = BATCH_DIMS
 
     def __init__(self, labels, embedding, first: dict, reads_first_pass, first_pass=False):
         self.labels, self.embedding, self.first = labels, embedding, first
