@@ -58,8 +58,9 @@ def reference_logits(
     `edit(site, layer, head, i, value, b)` is a clamp written by hand: it returns what the
     site becomes, for "scores" and "pattern" (row i of a head, keys 0..i), "out" (the
     residual after a layer, [N, C]) and "logits" ([L]) of sequence b. `record`, a dict,
-    receives each row's scores before any edit, at (layer, head, b, i), and the residual
-    after each layer and the logits, at ("out", layer, b) and ("logits", b)."""
+    receives each row's scores before any edit, at (layer, head, b, i), its pattern at
+    ("pattern", layer, head, b, i), and the residual after each layer and the logits, at
+    ("out", layer, b) and ("logits", b)."""
     edit = edit or (lambda site, layer, head, i, value, b: value)
     zero_layer, zero_site, zero_head = zero or (None, None, None)
 
@@ -101,7 +102,10 @@ def reference_logits(
                     if record is not None:
                         record[(layer, head, b, i)] = scores
                     scores = edit("scores", layer, head, i, scores, b)
-                    pattern = edit("pattern", layer, head, i, torch.softmax(scores, 0), b)
+                    pattern = torch.softmax(scores, 0)
+                    if record is not None:
+                        record[("pattern", layer, head, b, i)] = pattern
+                    pattern = edit("pattern", layer, head, i, pattern, b)
                     z[i, head * hd : (head + 1) * hd] = pattern @ v[: i + 1]
             x = x + z @ w[f"proj{layer}"]
             if record is not None:

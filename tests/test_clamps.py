@@ -334,6 +334,8 @@ def test_batched_runs_equal_the_same_runs_alone(clamp):
         "    clamp L2.H0 to induction\n",
         "    clamp L1.out to shifted-embedding\n",
         "    clamp L1.out to shifted-embedding\n    clamp logits to scores of L2.H0\n",
+        "    ablate L1.H0 keeping values\n",
+        "    ablate L1.H1 keeping queries\n    ablate L2.H0 keeping keys\n",
     ],
 )
 def test_the_forward_without_gradient_equals_the_training_forward(clamp):

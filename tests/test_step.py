@@ -21,6 +21,7 @@ experiment d:
 experiment b:
     clamp L1.H0 to prev-token strength 0.8 until step 3
     clamp L2.H0 to induction
+    ablate L2.H1 keeping values from step 1
 experiment e:
     clamp logits to scores of L1.H1
 experiment f:

@@ -50,7 +50,8 @@ def lower_statement(
     params = _arguments(kind, args, statement.span, errors)
     if site is None or params is None:
         return []
-    return _interventions(kind, sites, site, params, window, source, text, statement.span)
+    items = _interventions(kind, sites, site, params, window, source, text, statement.span)
+    return items + _companions(kind, items, model)
 
 
 def _interventions(kind, sites: Sites, site, params, window, source, text, span):
@@ -59,6 +60,15 @@ def _interventions(kind, sites: Sites, site, params, window, source, text, span)
         Intervention(kind.name, layer, sites.heads, site, params, window, source, text, span)
         for layer in sites.layers or (None,)
     ]
+
+
+def _companions(kind: Kind, items: list[Intervention], model) -> list[Intervention]:
+    """What the statement's interventions also ask for, once per statement."""
+    found: dict[tuple, Intervention] = {}
+    for item in items:
+        for companion in kind.companions(item, model):
+            found.setdefault((companion.kind, companion.layer, companion.site), companion)
+    return list(found.values())
 
 
 def _arguments(kind: Kind, args: ast.Arguments, span, errors: Collector) -> dict | None:

@@ -148,8 +148,8 @@ class FirstPass:
     """The unclamped first pass: computed for the runs [start, stop) of the batching order
     (a range: its weights are views, whose gradient is dense), layers from_layer to
     layers - 1 (the last of them to its scores only, and at the query row only unless
-    `every_row_last`), recording `records`: (layer, what) pairs, what = "pattern" (after
-    softmax) or "scores" (before)."""
+    `every_row_last`), recording `records`: (layer, site) pairs, of a head's sites q, k, v,
+    scores or pattern."""
 
     start: int
     stop: int

@@ -37,7 +37,7 @@ def targets() -> dict[str, Kind]:
 @cache
 def verbs() -> dict[str, Kind]:
     """Kinds with a statement of their own (`ablate SEL`): verb → kind."""
-    return {kind.statement: kind for kind in all_kinds() if kind.statement != "clamp"}
+    return {kind.statement: kind for kind in all_kinds() if kind.statement not in (None, "clamp")}
 
 
 def of(item) -> Kind:

@@ -47,10 +47,10 @@ class Write:
 
 @attrs.frozen
 class PassRead:
-    """What a clamp reads from the unclamped first pass: `what` ("pattern" or "scores") of
-    `layer`, its query row or (`every_row`) all of its rows. `unless_unchanged`: the final
-    pass computes the same values, and serves instead, when no other clamp of the run
-    changes what the layer's scores are computed from."""
+    """What a clamp reads from the unclamped first pass: the head site `what` (q, k, v,
+    scores or pattern) of `layer`, its query row or (`every_row`) all of its rows.
+    `unless_unchanged`: the final pass computes the same values, and serves instead, when
+    no other clamp of the run changes what the layer's scores are computed from."""
 
     layer: int
     what: str
@@ -100,6 +100,10 @@ class Kind:
         if not expect_words(self, self.form, words, span, errors):
             return None
         return {"detached": 1.0} if detached else {}
+
+    def companions(self, item: Intervention, model: ModelConfig) -> tuple[Intervention, ...]:
+        """Interventions of other kinds that the statement also asks for."""
+        return ()
 
     def check_source(self, sites: Sites, span: Span, errors: Collector) -> HeadRef | None:
         """The head an `… of SEL` source names (kinds that take one), or None after an error."""

@@ -175,6 +175,7 @@ class BatchedTransformer(nn.Module):
         query_only: bool = False,
         values: bool = True,
         context: Context | None = None,
+        keep: dict | None = None,
     ):
         """Residual [R, N, B, C] → (pre-softmax scores [R, H, Nq, N, B], values
         [R, H, hd, N, B], or None without `values`: where only the scores are read, a
@@ -184,7 +185,8 @@ class BatchedTransformer(nn.Module):
 
         Nq = N, or 1 with `query_only`: keys and values at every position, the query row
         alone (the last layer's other rows reach neither the loss nor any metric). With
-        clamps (and the pass's context), the clamps of the q, k and v sites apply."""
+        clamps (and the pass's context), the clamps of the q, k and v sites apply. `keep`,
+        a dict, receives q, k and v as computed (the first pass's records)."""
         w = weights or self.weights
         n = x.shape[1]
         h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
@@ -199,6 +201,8 @@ class BatchedTransformer(nn.Module):
         rows = q.shape[3]
         if not values:
             v = None
+        if keep is not None:
+            keep.update(q=q, k=k, v=v)
         if clamps is not None:
             q, k = clamps.at("q", layer, q, context), clamps.at("k", layer, k, context)
             v = None if v is None else clamps.at("v", layer, v, context)

@@ -21,8 +21,9 @@ KEYS = 3  # the key dimension of scores and patterns [R, H, Nq, N, B]
 
 
 def first_pass(model: BatchedTransformer, e, labels, clamps: ClampState, weights) -> dict:
-    """The first pass's records, by (layer, "pattern" | "scores"), as the schedule asks:
-    [R, H, Nq, N, B] after and before softmax (Nq: the rows it computes there).
+    """The first pass's records, by (layer, site), as the schedule asks: "scores" and
+    "pattern" [R, H, Nq, N, B] (Nq: the rows it computes there), "q" [R, H, hd, Nq, B],
+    "k" and "v" [R, H, hd, N, B].
 
     Only the runs that take it compute it: the schedule's contiguous range of runs, whose
     weights are views and whose records are padded back into [R, …] tensors with zeros
@@ -44,16 +45,22 @@ def first_pass(model: BatchedTransformer, e, labels, clamps: ClampState, weights
         # every row of it.
         last = layer == plan.layers - 1
         query_only = model.is_last(layer) or (last and not plan.every_row_last)
+        computed: dict = {}
         scores, v = model.attention_scores(
-            layer, x, weights=weights, query_only=query_only, values=not last
+            layer,
+            x,
+            weights=weights,
+            query_only=query_only,
+            values=not last or (layer, "v") in wanted,
+            keep=computed,
         )
-        pattern = torch.softmax(scores, KEYS)
-        for what, value in (("scores", scores), ("pattern", pattern)):
+        computed.update(scores=scores, pattern=torch.softmax(scores, KEYS))
+        for what, value in computed.items():
             if (layer, what) in wanted:
                 records[(layer, what)] = value
         if last:
             break
-        x = model.mix(layer, x, pattern, v, weights=weights)
+        x = model.mix(layer, x, computed["pattern"], v, weights=weights)
         x = part.at("out", layer, x, context)
     return {key: scatter_runs(value, runs, n_runs) for key, value in records.items()}
 

@@ -133,7 +133,7 @@ def _passes(passes: RunPasses) -> str:
 
 def _describe(item) -> str:
     where = (
-        item.site
+        (f"L*.H*.{item.site}" if item.heads else item.site)
         if item.layer is None
         else (
             f"L{item.layer + 1}.{item.site}"
