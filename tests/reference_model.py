@@ -11,8 +11,9 @@ SETTINGS = (
 )
 
 
-def tiny_group(*experiments: str, seeds=None):
-    """(model, clamps, batch of 7 sequences) for experiments batched on a tiny model."""
+def tiny_group(*experiments: str, seeds=None, settings: str = ""):
+    """(model, clamps, batch of 7 sequences) for experiments batched on a tiny model;
+    `settings`, lines added to the tiny model's (`task context=3`)."""
     from conftest import clamp_state
 
     from clampdsl.compile import compile_source
@@ -20,7 +21,7 @@ def tiny_group(*experiments: str, seeds=None):
     from clampdsl.tasks.fewshot import FewShotTask
 
     body = "".join(f"experiment e{i}:\n{text}" for i, text in enumerate(experiments))
-    runs = compile_source(SETTINGS + body).runs
+    runs = compile_source(SETTINGS + settings + body).runs
     task = FewShotTask(runs[0].task)
     model = BatchedTransformer(
         runs[0].model,
@@ -122,7 +123,7 @@ def reference_logits(
     return torch.stack(out)
 
 
-def check_against_reference(experiment: str, edit_of):
+def check_against_reference(experiment: str, edit_of, settings: str = ""):
     """The batched model with `experiment`'s clamps against the reference forward with the
     clamp written by hand (`edit_of(model, batch)` → an `edit`): logits and every
     gradient. The experiment is batched between two others, whose slices it must not
@@ -130,7 +131,7 @@ def check_against_reference(experiment: str, edit_of):
     import torch.nn.functional as F
 
     model, clamps, batch = tiny_group(
-        "    ablate L1.H1\n", experiment, "    clamp L2.H0.q to zero\n"
+        "    ablate L1.H1\n", experiment, "    clamp L2.H0.q to zero\n", settings=settings
     )
     c = model.config
     logits = model(batch.features, batch.labels, clamps)

@@ -6,6 +6,8 @@ one loop checks every setting and can say what the section accepts.
 
 from __future__ import annotations
 
+import math
+
 import attrs
 
 from clampdsl.compile.errors import Collector
@@ -29,6 +31,7 @@ class Key:
 
 
 POSITIVE_INT = Key("int", low=1)
+MAX_CONTEXT = 30  # items before the query: 2K+1 tokens, within the model's 64 positions
 SECTIONS: dict[str, dict[str, Key]] = {
     "model": {
         "layers": POSITIVE_INT,
@@ -41,7 +44,7 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "classes": Key("int", low=2),
         "new_classes": Key("int", low=2),
         "labels": Key("int", low=2),
-        "context": Key("int", low=2, high=2),
+        "context": Key("int", low=2, high=MAX_CONTEXT),
         "pair_split": Key("float", low=0.0, high=1.0),
         "seed": Key("int", low=0),
         "features": Key("features"),
@@ -67,6 +70,26 @@ FEATURE_KEYS: dict[str, Key] = {
 }
 FLAGS = {"model": {"attention-only"}, "task": {"fewshot"}, "train": set()}
 EVAL_SETS = ("train", "relabel", "new-classes")
+
+
+def check_task(task: TaskConfig, span, errors: Collector) -> None:
+    """What the task's numbers must satisfy together: each sequence takes `context`
+    distinct classes and labels, and the label sets split into training and held-out."""
+    k = task.context
+    for count, what in ((task.classes, "classes"), (task.new_classes, "new_classes")):
+        if count < k:
+            errors.error(
+                f"task {what}={count} is fewer than context={k}: a sequence shows "
+                f"{k} distinct classes",
+                span,
+            )
+    if math.comb(task.labels, k) < 2:
+        errors.error(
+            f"task labels={task.labels} gives fewer than 2 sets of context={k} labels: "
+            "nothing to hold out for the relabel set",
+            span,
+            hint=f"use labels={k + 1} or more",
+        )
 
 
 @attrs.frozen

@@ -5,6 +5,11 @@ then the query, whose feature vector equals its matching context item's (exempla
 are a label pair drawn per sequence and randomly ordered, so the task is in-context only:
 chance is ln 2 once the model answers with a label from the context.
 
+With `context=K` items (K ≥ 2; the reference has 2): the query class and K-1 distinct
+distractors in random order, `[x0, y0, …, x_{K-1}, y_{K-1}, xq]`, their labels a set of K
+distinct labels drawn per sequence (from the training or held-out sets of K labels) in
+random order; chance is ln K. K = 2 draws exactly as the reference's sampler.
+
 The Omniglot ResNet features of the paper are not available, so class prototypes are
 correlated Gaussians (icl_dynamics_spec.md §2, "synthetic stand-in"): high inter-class
 correlation makes matching hard, which is what keeps the loss plateau.
@@ -21,6 +26,12 @@ import torch
 from clampdsl.compile.plan import TaskConfig
 
 EXEMPLARS_PER_CLASS = 5
+
+
+def label_sets(labels: int, size: int) -> torch.Tensor:
+    """Every set of `size` distinct labels out of `labels`, [S, size] (the reference's
+    label pairs for size 2)."""
+    return torch.tensor(list(itertools.combinations(range(labels), size)))
 
 
 @attrs.frozen
@@ -71,11 +82,9 @@ class Batch:
 
 
 class FewShotTask:
-    """Features, class and label-pair splits, and samplers for training and eval sets."""
+    """Features, class and label-set splits, and samplers for training and eval sets."""
 
     def __init__(self, config: TaskConfig):
-        if config.context != 2:
-            raise ValueError("the few-shot task has exactly two context items")
         self.config = config
         generator = torch.Generator().manual_seed(config.seed)
         features = config.features
@@ -93,14 +102,16 @@ class FewShotTask:
         self.table = self.features[:, 0].contiguous()
         self.train_classes = torch.arange(config.classes)
         self.new_classes = torch.arange(config.classes, n_classes)
-        pairs = torch.tensor(list(itertools.combinations(range(config.labels), 2)))
-        pairs = pairs[torch.randperm(len(pairs), generator=generator)]
-        n_train = max(1, min(len(pairs) - 1, round(config.pair_split * len(pairs))))
-        self.train_pairs, self.heldout_pairs = pairs[:n_train], pairs[n_train:]
+        sets = label_sets(config.labels, config.context)
+        sets = sets[torch.randperm(len(sets), generator=generator)]
+        n_train = max(1, min(len(sets) - 1, round(config.pair_split * len(sets))))
+        self.train_pairs, self.heldout_pairs = sets[:n_train], sets[n_train:]
 
     def sample(self, size: int, generator: torch.Generator, classes=None, pairs=None) -> Batch:
         classes = self.train_classes if classes is None else classes
         pairs = self.train_pairs if pairs is None else pairs
+        if self.config.context > 2:
+            return self._sample_context(size, generator, classes, pairs)
         n = len(classes)
         query = torch.randint(n, (size,), generator=generator)
         # A distractor different from the query: shift by 1..n-1 around the class ring.
@@ -130,6 +141,27 @@ class FewShotTask:
             1,
         )
         return Batch(classes[item_classes], labels, match, self.table)
+
+    def _sample_context(self, size: int, generator, classes, sets) -> Batch:
+        """`sample` for K > 2 context items."""
+        n, k = len(classes), self.config.context
+        query = torch.randint(n, (size,), generator=generator)
+        # K-1 distinct distractors, none the query: distinct shifts 1..n-1 around the ring
+        shifts = torch.rand(size, n - 1, generator=generator).argsort(-1)[:, : k - 1] + 1
+        distractors = (query[:, None] + shifts) % n  # [B, K-1]
+        match = torch.randint(k, (size,), generator=generator)
+        order = torch.rand(size, k, generator=generator).argsort(-1)
+        labels = sets[torch.randint(len(sets), (size,), generator=generator)].gather(1, order)
+        # the distractors fill the items other than the match, in order
+        slot = torch.arange(k)[None] - (torch.arange(k)[None] > match[:, None]).long()
+        items = torch.where(
+            torch.arange(k)[None] == match[:, None],
+            query[:, None],
+            distractors.gather(1, slot.clamp(max=k - 2)),
+        )
+        query_label = labels.gather(1, match[:, None])
+        item_classes = torch.cat([items, query[:, None]], 1)
+        return Batch(classes[item_classes], torch.cat([labels, query_label], 1), match, self.table)
 
     def eval_sets(self, names, size: int, seed: int) -> dict[str, Batch]:
         """Fixed eval sets, drawn once from the eval seed (as the reference)."""
