@@ -130,6 +130,10 @@ class Kind:
         "layer"; embed; logits), for `weight_masks`."""
         return ()
 
+    def weight_masks(self, clamp, layout, weights) -> dict:
+        """{weight name: mask [R, …], 1 where held back now}, for kinds that freeze."""
+        raise NotImplementedError
+
     def first_pass_writes(self, item: Intervention) -> tuple[Write, ...]:
         """The sites it sets in the first pass (which is otherwise unclamped)."""
         return ()
@@ -163,10 +167,11 @@ def head_site(kind: Kind, site: str, sites: Sites, span: Span, errors: Collector
     """`site` for a selector of heads that names no site or that one; else an error."""
     if sites.is_heads and sites.site in (None, site):
         return site
+    example = kind.example or f"clamp L1.H2 to {kind.describe()}"
     errors.error(
-        f"{kind.target} is {SITE_NOUNS[site]}; it cannot be clamped at {sites.describe()}",
+        f"{kind.describe()} is {SITE_NOUNS[site]}; it cannot be clamped at {sites.describe()}",
         span,
-        hint=f"clamp heads' .{site}, as in `clamp L1.H2 to {kind.target}`",
+        hint=f"clamp heads' .{site}, as in `{example}`",
     )
     return None
 

@@ -111,10 +111,6 @@ class ClampState:
             x = clamp.kind.apply(site, x, clamp, context)
         return x
 
-    def writes(self, site: str, layer: int | None) -> bool:
-        """Whether some run clamps (layer, site) in the final pass."""
-        return (layer, site) in self.final
-
     def set_step(self, step: int, phase: str = "train") -> None:
         """The clamps of training step `step` ("train"), or of the eval before it ("eval")."""
         active = tuple(item.window.is_active(step, phase) for item in self.items)

@@ -23,8 +23,8 @@ class Context:
     """One pass of a forward, for the runs it computes.
 
     labels [D, B, K] (D: 1 for data the runs share, else R); embedding e [R, N, B, C];
-    first: the first pass's records by (layer, "pattern" | "scores"), [R, H, Nq, N, B],
-    zeros for runs that do not take it; reads_first_pass [R] bool, per run; first_pass:
+    first: the first pass's records by (layer, head site), as `two_pass.first_pass` makes
+    them, zeros for runs that do not take it; reads_first_pass [R] bool, per run; first_pass:
     whether this is the first pass. The final pass adds each layer's scores, before any
     clamp of them, to `final_scores`. `inputs()` gives the raw feature vectors [D, B, K, F]
     (computed only where a clamp asks)."""
@@ -37,9 +37,13 @@ class Context:
         self.reads_first_pass, self.first_pass = reads_first_pass, first_pass
         self.final_scores: dict[int, torch.Tensor] = {}  # layer → [R, H, Nq, N, B]
         self.inputs = None
-        n = embedding.shape[1]
-        self.label_rows = torch.zeros(n, device=embedding.device)
-        self.label_rows[LABEL_POSITIONS] = 1.0
+
+    @property
+    def label_rows(self) -> torch.Tensor:
+        """[N]: 1.0 at the label tokens' positions."""
+        rows = self.embedding.new_zeros(self.embedding.shape[1])
+        rows[LABEL_POSITIONS] = 1.0
+        return rows
 
     def query_scores(self) -> dict[int, torch.Tensor]:
         """Each layer's pre-softmax query-row scores [R, H, N, B] (before any clamp of the
@@ -65,17 +69,17 @@ class Context:
     def for_runs(self, runs: slice) -> Context:
         """The same pass for a range of its runs (views)."""
         part = Context(
-            _of_runs(self.labels, runs),
+            of_runs(self.labels, runs),
             self.embedding[runs],
             {key: value[runs] for key, value in self.first.items()},
             self.reads_first_pass[runs],
             self.first_pass,
         )
         part.final_scores = {layer: s[runs] for layer, s in self.final_scores.items()}
-        part.inputs = self.inputs and (lambda: _of_runs(self.inputs(), runs))
+        part.inputs = self.inputs and (lambda: of_runs(self.inputs(), runs))
         return part
 
 
-def _of_runs(data: torch.Tensor, runs: slice) -> torch.Tensor:
+def of_runs(data: torch.Tensor, runs: slice) -> torch.Tensor:
     """Data with a leading run dimension D, for a range of the runs (D = 1: shared)."""
     return data if data.shape[0] == 1 else data[runs]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from clampdsl.model.clamps import ClampState
-from clampdsl.model.context import Context
+from clampdsl.model.context import Context, of_runs
 
 if TYPE_CHECKING:
     from clampdsl.model.transformer import BatchedTransformer
@@ -35,7 +35,7 @@ def first_pass(model: BatchedTransformer, e, labels, clamps: ClampState, weights
     part = clamps.for_runs(runs)
     if runs != slice(0, n_runs):
         weights = {name: w[runs] for name, w in weights.items()}
-    context = Context(*of_runs(runs, labels, e), {}, part.reads_first_pass, first_pass=True)
+    context = Context(of_runs(labels, runs), e[runs], {}, part.reads_first_pass, first_pass=True)
     wanted, records = set(plan.records), {}
     x = e[runs]
     if plan.from_layer:
@@ -72,8 +72,3 @@ def scatter_runs(values: torch.Tensor, runs: slice, n_runs: int) -> torch.Tensor
         values.new_zeros(n_runs - runs.stop, *values.shape[1:]),
     )
     return torch.cat([before, values, after]) if before.numel() + after.numel() else values
-
-
-def of_runs(runs: slice, labels, e) -> tuple:
-    """Labels and embedding of a range of the runs (views)."""
-    return labels if labels.shape[0] == 1 else labels[runs], e[runs]
