@@ -31,27 +31,37 @@ def lower_statement(
     window = _window(statement.window, settings, errors)
     if sites is None or window is None:
         return []
-    if isinstance(statement, ast.Action):
-        verb = statement.verb
-        kind, args, source = kinds.verbs().get(verb.value), statement.args, None
-        if kind is None:
-            errors.unknown("statement", verb.value, verb.span, [*kinds.verbs(), "clamp"])
-            return []
-    else:
-        name, args = statement.target.name, statement.target.args
-        kind = kinds.targets().get(name.value)
-        if kind is None:
-            errors.unknown("clamp target", name.value, name.span, kinds.targets())
-            return []
-        source = _source(kind, statement.target, model, lets, errors)
-        if kind.takes_source and source is None:
-            return []
+    found = _kind_of(statement, model, lets, errors)
+    if found is None:
+        return []
+    kind, args, source = found
     site = kind.lower_site(sites, model, statement.selector.span, errors)
     params = _arguments(kind, args, statement.span, errors)
     if site is None or params is None:
         return []
     items = _interventions(kind, sites, site, params, window, source, text, statement.span)
     return items + _companions(kind, items, model)
+
+
+def _kind_of(statement, model, lets, errors) -> tuple[Kind, ast.Arguments, HeadRef | None] | None:
+    """The statement's kind (by its verb, or its target), its arguments and its source
+    head; None after an error."""
+    if isinstance(statement, ast.Action):
+        verb = statement.verb
+        kind = kinds.verbs().get(verb.value)
+        if kind is None:
+            errors.unknown("statement", verb.value, verb.span, [*kinds.verbs(), "clamp"])
+            return None
+        return kind, statement.args, None
+    name = statement.target.name
+    kind = kinds.targets().get(name.value)
+    if kind is None:
+        errors.unknown("clamp target", name.value, name.span, kinds.targets())
+        return None
+    source = _source(kind, statement.target, model, lets, errors)
+    if kind.takes_source and source is None:
+        return None
+    return kind, statement.target.args, source
 
 
 def _interventions(kind, sites: Sites, site, params, window, source, text, span):
