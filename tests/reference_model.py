@@ -60,8 +60,8 @@ def reference_logits(
     site becomes, for "scores" and "pattern" (row i of a head, keys 0..i), "out" (the
     residual after a layer, [N, C]) and "logits" ([L]) of sequence b. `record`, a dict,
     receives each row's scores before any edit, at (layer, head, b, i), its pattern at
-    ("pattern", layer, head, b, i), and the residual after each layer and the logits, at
-    ("out", layer, b) and ("logits", b)."""
+    ("pattern", layer, head, b, i), the embedding at ("embed", b), and the residual after
+    each layer and the logits, at ("out", layer, b) and ("logits", b)."""
     edit = edit or (lambda site, layer, head, i, value, b: value)
     zero_layer, zero_site, zero_head = zero or (None, None, None)
 
@@ -81,6 +81,8 @@ def reference_logits(
         x = torch.stack(tokens)
         if zeroed(None, "embed"):
             x = torch.zeros_like(x)
+        if record is not None:
+            record[("embed", b)] = x
         n = x.shape[0]
         for layer in range(layers):
             if zeroed(layer, "in"):
