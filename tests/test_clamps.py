@@ -313,6 +313,12 @@ def test_windows_switch_in_place_without_new_tensors():
         "    clamp L2.H0 to induction\n",
         "    clamp L1.out to shifted-embedding\n",
         "    clamp logits to scores of L2.H0\n",
+        "    clamp L2.H1 to match temperature 0.2\n",
+        "    clamp L1.H0 to uniform\n    clamp L1.H1 to self\n",
+        "    forbid L1.H0 attending prev-token at labels\n    restrict L2.H1 to labels\n",
+        "    ablate L1.H0\n    scale L2.H1 temperature 3\n",
+        "    clamp L1.H0.z to mean\n",
+        "    ablate L1.H0 keeping patterns\n",
     ],
 )
 def test_batched_runs_equal_the_same_runs_alone(clamp):
