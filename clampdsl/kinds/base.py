@@ -163,6 +163,16 @@ class Kind:
         raise NotImplementedError
 
 
+class PatternTarget(Kind):
+    """A target that sets heads' patterns whole (`clamp SEL to TARGET`): one per head at a
+    time."""
+
+    claims_site = True
+
+    def lower_site(self, sites, model, span, errors):
+        return head_site(self, "pattern", sites, span, errors)
+
+
 def head_site(kind: Kind, site: str, sites: Sites, span: Span, errors: Collector) -> str | None:
     """`site` for a selector of heads that names no site or that one; else an error."""
     if sites.is_heads and sites.site in (None, site):

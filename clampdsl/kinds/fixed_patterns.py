@@ -7,15 +7,11 @@ are constants: the heads' W_Q and W_K get no gradient through the clamped rows.
 
 from __future__ import annotations
 
-from clampdsl.kinds.base import Kind, expand, head_site
+from clampdsl.kinds.base import PatternTarget, expand
 
 
-class FixedPattern(Kind):
+class FixedPattern(PatternTarget):
     order = 5  # with the reference's pattern clamps
-    claims_site = True
-
-    def lower_site(self, sites, model, span, errors):
-        return head_site(self, "pattern", sites, span, errors)
 
     def apply(self, site, pattern, clamp, context):
         """pattern [R, H, Nq, N, B] (Nq: its last rows)."""

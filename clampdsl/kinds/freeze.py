@@ -58,9 +58,8 @@ class Freeze(Kind):
             per_head = clamp.on.repeat_interleave(width, 1)  # [R, H * width]
             shape = [per_head.shape[0]] + [1] * (weight.dim() - 1)
             shape[dim] = per_head.shape[1]
-            mask.narrow(dim, start, per_head.shape[1]).copy_(
-                per_head.view(shape).expand_as(mask.narrow(dim, start, per_head.shape[1]))
-            )
+            block = mask.narrow(dim, start, per_head.shape[1])  # a view: written in place
+            block.copy_(per_head.view(shape).expand_as(block))
             masks[name] = mask
         return masks
 

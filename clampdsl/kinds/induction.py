@@ -13,25 +13,29 @@ loss, so there the head's W_Q and W_K get no gradient.
 
 from __future__ import annotations
 
-from clampdsl.kinds.base import Kind, Param, expand, head_site
+from clampdsl.kinds.base import Param, PatternTarget, expand
 
 
-class Induction(Kind):
+class QueryRowTarget(PatternTarget):
+    """Sets the query row of the pattern from `on_labels`, the attention to each context
+    label."""
+
+    def apply(self, site, pattern, clamp, context):
+        return set_query_row(pattern, clamp, context, self.on_labels(clamp, context))
+
+    def on_labels(self, clamp, context):
+        raise NotImplementedError
+
+
+class Induction(QueryRowTarget):
     name = target = "induction"
     example = "clamp L2.H3 to induction strength 0.9"
     params = {"strength": Param(1.0, 0.0, 1.0)}
     order = 6  # the reference's step 6
-    claims_site = True
-
-    def lower_site(self, sites, model, span, errors):
-        return head_site(self, "pattern", sites, span, errors)
 
     def gives(self, item, model):
         last = item.layer == model.layers - 1
         return ("1", "2", "3qk", "4") if last else ()
-
-    def apply(self, site, pattern, clamp, context):
-        return set_query_row(pattern, clamp, context, self.on_labels(clamp, context))
 
     def on_labels(self, clamp, context):
         """[R, H, K-1, B]: the query's attention to each context label (strengths [R, H];
@@ -46,18 +50,11 @@ class Induction(Kind):
         return s * match.transpose(1, 2)[:, None] + (1 - s) * other.transpose(1, 2)[:, None]
 
 
-class Match(Kind):
+class Match(QueryRowTarget):
     name = target = "match"
     params = {"temperature": Param(0.0, 0.0, 1e3)}
     order = 7  # the reference's step 7
-    claims_site = True
     example = "clamp L2.H3 to match temperature 0.1"
-
-    def lower_site(self, sites, model, span, errors):
-        return head_site(self, "pattern", sites, span, errors)
-
-    def apply(self, site, pattern, clamp, context):
-        return set_query_row(pattern, clamp, context, self.on_labels(clamp, context))
 
     def on_labels(self, clamp, context):
         """[R, H, K-1, B]: softmax over the context items of their cosine similarity to

@@ -7,18 +7,14 @@ A constant: the head's W_Q and W_K get no gradient through the clamped rows.
 
 from __future__ import annotations
 
-from clampdsl.kinds.base import Kind, Param, expand, head_site
+from clampdsl.kinds.base import Param, PatternTarget, expand
 
 
-class PrevToken(Kind):
+class PrevToken(PatternTarget):
     name = target = "prev-token"
     params = {"strength": Param(1.0, 0.0, 1.0)}
     rows = ("labels",)
     order = 5  # the reference's step 5
-    claims_site = True
-
-    def lower_site(self, sites, model, span, errors):
-        return head_site(self, "pattern", sites, span, errors)
 
     def gives(self, item, model):
         return ("1",) if item.layer == 0 else ()  # the previous-token head attends
