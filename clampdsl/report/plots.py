@@ -44,7 +44,11 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
         title="Strongest measured induction head",
     )
     loss_axis.legend(fontsize=8)
-    strength_axis.legend(fontsize=8)
+    if strength_axis.lines:
+        strength_axis.legend(fontsize=8)
+    else:
+        note = "no induction strength measured"
+        strength_axis.text(0.5, 0.5, note, ha="center", transform=strength_axis.transAxes)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
