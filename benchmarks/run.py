@@ -37,6 +37,7 @@ measure induction-strength of L2.H*
 measure prev-token-strength of L1.H*
 """
 OTHERS = "L2.H* except H3"
+DONOR = "donor"  # the saved run grafts take, written beside the spec (`with_donor`)
 THREE_SUBCIRCUITS = [
     f"ablate {OTHERS}",
     f"clamp L1.H2 to prev-token\n    ablate {OTHERS}",
@@ -62,6 +63,7 @@ CONFIGS: dict[str, list[str | None]] = {
     "scale": ["scale L2.H3 temperature 2"],
     "scale after ablate (2 passes)": ["ablate L1.H0\n    scale L2.H3 temperature 2"],
     "freeze": ["freeze L1.H* from step 1000"],
+    "graft in": [f'graft L1 from "{DONOR}"'],
     "layer1+copy (3 passes)": [THREE_SUBCIRCUITS[5]],
     "group of 6 (three subcircuits)": THREE_SUBCIRCUITS,
     "group of 32": [None] * 32,
@@ -92,7 +94,8 @@ def measure(name: str, device: str, compile_choice: str, repeats: int, steps: in
     torch.manual_seed(0)
     bodies = CONFIGS[name]
     # A long schedule, so that compile="auto" behaves as it would for a real run.
-    plan = compile_source(spec_for(bodies, steps=100_000), f"{name}.clamp")
+    folder = with_donor(spec_for([None], steps=100_000))
+    plan = compile_source(spec_for(bodies, steps=100_000), str(folder / f"{name}.clamp"))
     accel.enable()  # as `clampdsl run` does
     session = GroupSession(plan, 0, device, compile_choice)
     synchronize = torch.cuda.synchronize if session.device.type == "cuda" else (lambda: None)
@@ -155,6 +158,30 @@ def measure(name: str, device: str, compile_choice: str, repeats: int, steps: in
         "eval_share_main_spec": eval_share(MAIN_SPEC_EVERY),
         "peak_mb": peak,
     }
+
+
+def with_donor(spec: str) -> Path:
+    """A temporary folder holding a finished run of `spec` (at its initial weights) in
+    DONOR, for the grafts' configurations."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from clampdsl.compile import compile_source
+    from clampdsl.report.store import RunStore
+    from clampdsl.train.checkpoint import Checkpointer
+    from clampdsl.train.session import GroupSession
+
+    folder = Path(tempfile.mkdtemp(prefix="clampdsl-bench-"))
+    atexit.register(shutil.rmtree, folder, True)
+    plan = compile_source(spec, str(folder / "donor.clamp"))
+    store = RunStore(folder, plan, spec)
+    store.directory = folder / DONOR
+    store.prepare()
+    store.write_text("summary.json", "{}")
+    session = GroupSession(plan, 0)
+    Checkpointer(store.checkpoints, 0).keep(0, plan.runs[0].train.steps, session.state_dict())
+    return folder
 
 
 def describe(device) -> str:

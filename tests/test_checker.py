@@ -217,12 +217,14 @@ def test_valid_fixture_compiles_to_the_expected_interventions():
         ("prev-token", 0, (2,)),
         ("prev-token", 0, (3,)),
         ("induction", 1, (3,)),
+        ("freeze", 1, ()),  # L2..: in a 2-layer model, L2
     ]
     windows = [(i.window.start, i.window.end) for i in selectors.interventions[4:]]
-    assert windows == [(100, 200), (0, 3125), (500, None)]
+    assert windows == [(100, 200), (0, 3125), (500, None), (1000, None)]
     assert selectors.interventions[4].params == {"strength": 0.8}
     assert selectors.interventions[5].params == {"strength": 1.0, "at_labels": 1.0}
     assert plan.run("selectors").eval.every == 1000  # 32k sequences at batch 32
+    assert plan.run("selectors").train.keep_every == 100_000
     assert plan.run("selectors").train.steps == 2_000_000
     copy = plan.run("copy").interventions[0]
     assert (copy.kind, copy.source.layer, copy.source.head) == ("copy-scores", 1, 3)

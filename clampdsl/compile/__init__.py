@@ -5,6 +5,7 @@ Never imports torch: `clampdsl validate` works without it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import attrs
@@ -15,6 +16,8 @@ from clampdsl.compile.plan import Group, Plan, Run
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import SpecError, render
 from clampdsl.lang.parser import parse
+
+CODE = re.compile(r'(?:[^#"]|"(?:[^"\\\n]|\\.)*")*')  # a line up to its comment
 
 
 def compile_source(text: str, file: str = "<string>") -> Plan:
@@ -27,8 +30,9 @@ def compile_source(text: str, file: str = "<string>") -> Plan:
     lets = toplevel.collect_lets(spec, errors)
     base = _top_settings(spec, errors)
     evaluated = _with_eval(base, spec, errors)
+    folder = Path(file).parent  # where paths in the spec start (a donor's)
     runs = tuple(
-        _lower_experiment(e, base, spec, lets, lines, errors)
+        _lower_experiment(e, base, spec, lets, lines, folder, errors)
         for e in _of_type(spec, ast.Experiment)
     )
     _check_names(spec, errors)
@@ -69,7 +73,7 @@ def _with_eval(resolved: settings.Settings, spec: ast.Spec, errors) -> settings.
     return resolved
 
 
-def _lower_experiment(experiment: ast.Experiment, base, spec, lets, lines, errors) -> Run:
+def _lower_experiment(experiment: ast.Experiment, base, spec, lets, lines, folder, errors) -> Run:
     resolved = base
     for item in experiment.body:
         if isinstance(item, ast.Setting):
@@ -81,7 +85,7 @@ def _lower_experiment(experiment: ast.Experiment, base, spec, lets, lines, error
     for item in experiment.body:
         if not isinstance(item, ast.Setting):
             lowered += interventions.lower_statement(
-                item, resolved, lets, _line(lines, item.span), errors
+                item, resolved, lets, _line(lines, item.span), folder, errors
             )
     rules.check_experiment(lowered, resolved.model, errors)
     gives = subcircuits.steps_given(tuple(lowered), resolved.model)
@@ -135,10 +139,10 @@ def _groups(runs: tuple[Run, ...]) -> tuple[Group, ...]:
 
 
 def _line(lines: list[str], span) -> str:
-    """A statement's source text without its trailing comment (statements hold no strings)."""
+    """A statement's source text without its trailing comment (a `#` in a string stays)."""
     if not 1 <= span.line <= len(lines):
         return ""
-    return lines[span.line - 1].split("#", 1)[0].strip()
+    return CODE.match(lines[span.line - 1]).group(0).strip()
 
 
 def _of_type(spec: ast.Spec, kind):

@@ -7,8 +7,12 @@ the kind for the site it writes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import attrs
+
 from clampdsl import kinds
-from clampdsl.compile import selectors
+from clampdsl.compile import donors, selectors
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import HeadRef, Intervention, Window
 from clampdsl.compile.selectors import Sites
@@ -24,8 +28,11 @@ def lower_statement(
     settings: Settings,
     lets: dict[str, ast.Let],
     text: str,
+    folder: Path,
     errors: Collector,
 ) -> list[Intervention]:
+    """The statement's interventions (with the ones it brings along); `folder`, the spec
+    file's directory, is where a donor's path starts."""
     model = settings.model
     sites = selectors.resolve(statement.selector, model, lets, errors)
     window = _window(statement.window, settings, errors)
@@ -40,6 +47,12 @@ def lower_statement(
     if site is None or params is None:
         return []
     items = _interventions(kind, sites, site, params, window, source, text, statement.span)
+    if kind.takes_donor:
+        lent = donors.lend(kind, items[0], args, settings, folder, errors)
+        if lent is None:
+            return []
+        donor, brought = lent
+        items = [attrs.evolve(item, donor=donor) for item in items] + brought
     return items + _companions(kind, items, model)
 
 
@@ -65,10 +78,12 @@ def _kind_of(statement, model, lets, errors) -> tuple[Kind, ast.Arguments, HeadR
 
 
 def _interventions(kind, sites: Sites, site, params, window, source, text, span):
-    """One intervention per layer the selector names (one for a model-level site)."""
+    """One intervention per layer the selector names (one for a model-level site, and for
+    kinds that take the layers as one, at the first)."""
+    layers = sites.layers if kind.one_per_layer else sites.layers[:1]
     return [
         Intervention(kind.name, layer, sites.heads, site, params, window, source, text, span)
-        for layer in sites.layers or (None,)
+        for layer in layers or (None,)
     ]
 
 
@@ -87,9 +102,21 @@ def _arguments(kind: Kind, args: ast.Arguments, span, errors: Collector) -> dict
     words = kind.read_words(args.words, span, errors)
     params = _params(kind, args.params, span, errors)
     rows = _rows(kind, args.rows, errors)
-    if words is None or params is None or rows is None:
+    if words is None or params is None or rows is None or not _no_donor(kind, args, errors):
         return None
     return words | params | rows
+
+
+def _no_donor(kind: Kind, args: ast.Arguments, errors: Collector) -> bool:
+    """Whether a kind that takes no donor was given none (`from "…"`, `at step N`)."""
+    extra = (*args.paths, *args.steps)
+    if extra and not kind.takes_donor:
+        errors.error(
+            f'{kind.describe()} takes no saved run (`from "…"`, `at step`)',
+            extra[0].span,
+            hint='a saved run lends weights with `graft L1 from "RUN_DIR"`',
+        )
+    return not extra or kind.takes_donor
 
 
 def _params(kind: Kind, given: tuple[ast.Param, ...], span, errors: Collector) -> dict | None:

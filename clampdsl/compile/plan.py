@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import types
 import typing
 from typing import Any
@@ -65,6 +66,7 @@ class TrainConfig:
     seed: int = 5
     data_seed: int = 0
     eval_seed: int = 1
+    keep_every: int = 0  # keep the weights every N steps, for grafts `at step N` (0: the last)
 
 
 @attrs.frozen
@@ -106,8 +108,41 @@ class HeadRef:
 
 
 @attrs.frozen
+class Donor:
+    """A finished or checkpointed run that lends a graft its weights: its run directory
+    (relative to the spec's directory, inside it), the run's name and group there, the step
+    its weights are from, and the hash of its plan."""
+
+    path: str
+    run: str
+    group: int
+    step: int
+    plan_hash: str
+
+    def snapshot(self) -> str:
+        """The file of its weights, relative to its run directory."""
+        return f"{SNAPSHOTS}/{snapshot_name(self.group, self.step)}"
+
+
+SNAPSHOTS = "checkpoints"  # a run directory's folder of checkpoints and kept weights
+
+
+def snapshot_name(group: int, step: int) -> str:
+    """The file a run directory keeps a group's weights at a step in (`train keep_every`)."""
+    return f"group{group}-step{step}.pt"
+
+
+def kept_steps(names: list[str], group: int) -> list[int]:
+    """The steps of a group's kept weights, among file names."""
+    found = (re.fullmatch(rf"group{group}-step(\d+)\.pt", name) for name in names)
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+@attrs.frozen
 class Intervention:
-    """One lowered clamp. `kind` is one of INTERVENTION_KINDS; heads are 0-based."""
+    """One lowered clamp, of a kind of clampdsl/kinds; heads are 0-based. `donor`: the run
+    a graft takes its weights from, or that a clamp comes with (the donor's own clamps on
+    the layers it lends)."""
 
     kind: str
     layer: int | None
@@ -118,6 +153,7 @@ class Intervention:
     source: HeadRef | None
     text: str
     span: Span
+    donor: Donor | None = None
 
 
 @attrs.frozen

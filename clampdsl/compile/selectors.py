@@ -1,4 +1,4 @@
-"""Selectors (`L2.H* except H3`, `L1.out`, `logits`, a `let` name) → concrete sites.
+"""Selectors (`L2.H* except H3`, `L1.out`, `L2..`, `logits`, a `let` name) → concrete sites.
 
 Layers are written as in the paper (L1 is the first layer) and lowered to 0-based indices;
 heads count from 0 in both.
@@ -28,6 +28,7 @@ class Sites:
     heads: tuple[int, ...]  # empty for layer- and model-level sites
     site: str | None  # explicit site, or None to let the target choose
     span: Span
+    onward: bool = False  # `L2..`: written as a layer and every later one
 
     @property
     def is_heads(self) -> bool:
@@ -37,6 +38,8 @@ class Sites:
         layers = ",".join(f"L{layer + 1}" for layer in self.layers)
         if not self.layers:
             return self.site or "?"
+        if self.onward:
+            return f"L{self.layers[0] + 1}.."
         heads = ".H{" + ",".join(map(str, self.heads)) + "}" if self.heads else ""
         return f"{layers}{heads}" + (f".{self.site}" if self.site else "")
 
@@ -55,6 +58,8 @@ def resolve(
     layers = _layers(selector, model, errors)
     if layers is None:
         return None
+    if selector.onward:
+        return Sites(tuple(range(layers[0], model.layers)), (), "out", selector.span, True)
     site = selector.site.value if selector.site else None
     if selector.heads is None:
         if selector.except_heads is not None:
@@ -87,6 +92,9 @@ def resolve(
 
 def _layers(selector: ast.SiteSelector, model: ModelConfig, errors: Collector):
     if selector.layer == "*":
+        if selector.onward:
+            errors.error("`L*..` says no more than `L*`", selector.span, hint="write L*")
+            return None
         return tuple(range(model.layers))
     number = int(selector.layer)
     if 1 <= number <= model.layers:

@@ -57,6 +57,7 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "seed": Key("int", low=0),
         "data_seed": Key("int", low=0),
         "eval_seed": Key("int", low=0),
+        "keep_every": Key("int", low=0),
     },
     "eval": {
         "size": Key("int", low=2),

@@ -77,6 +77,8 @@ class Kind:
     hands_nothing: bool = False  # an experiment of only these is a baseline
     form: tuple[str, ...] = ()  # the words that follow the target or selector, in order
     detachable: bool = False  # takes `detached`: no gradient through what it reads
+    takes_donor: bool = False  # takes `from "RUN_DIR"` and `at step N` (compile/donors.py)
+    one_per_layer: bool = True  # one intervention per layer its selector names
     example: str = ""  # a statement of this kind, for hints
 
     def describe(self) -> str:
@@ -94,7 +96,7 @@ class Kind:
         """Parameters from the words after the target or selector; None after an error.
         By default the words must be `form`, exactly, then `detached` where the kind
         takes it."""
-        detached = self.detachable and bool(words) and _text(words[-1]) == "detached"
+        detached = self.detachable and bool(words) and word_text(words[-1]) == "detached"
         if detached:
             words = words[:-1]
         if not expect_words(self, self.form, words, span, errors):
@@ -133,6 +135,19 @@ class Kind:
     def weight_masks(self, clamp, layout, weights) -> dict:
         """{weight name: mask [R, …], 1 where held back now}, for kinds that freeze."""
         raise NotImplementedError
+
+    def lends(self, item: Intervention, model: ModelConfig) -> tuple[Write, ...]:
+        """The weights its donor lends (sites naming them, as `freezes`), copied into the
+        run before it trains."""
+        return ()
+
+    def donor_run(self, words) -> str | None:
+        """Which run of the donor's directory its words name (kinds that take a donor)."""
+        return None
+
+    def brings_clamps(self, item: Intervention) -> bool:
+        """Whether the donor's clamps on what it lends come along (kinds that take one)."""
+        return False
 
     def first_pass_writes(self, item: Intervention) -> tuple[Write, ...]:
         """The sites it sets in the first pass (which is otherwise unclamped)."""
@@ -188,7 +203,7 @@ def head_site(kind: Kind, site: str, sites: Sites, span: Span, errors: Collector
 
 def expect_words(kind: Kind, expected: tuple[str, ...], words, span, errors) -> bool:
     """Whether `words` (ast Names and stray Numbers) are `expected`; else an error."""
-    given = tuple(_text(w) for w in words)
+    given = tuple(word_text(w) for w in words)
     if given == expected:
         return True
     matched = len(_common_prefix(given, expected))
@@ -201,7 +216,7 @@ def expect_words(kind: Kind, expected: tuple[str, ...], words, span, errors) -> 
     return False
 
 
-def _text(word) -> str:
+def word_text(word) -> str:
     """A word as written (ast Names, and stray Numbers among the words)."""
     return word.text if isinstance(word, ast.Number) else word.value
 

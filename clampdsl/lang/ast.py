@@ -92,6 +92,7 @@ class SiteSelector:
     site: Name | None
     except_heads: str | None
     span: Span
+    onward: bool = False  # `L2..`: that layer and every later one
 
 
 @attrs.frozen
@@ -137,6 +138,8 @@ class Arguments:
     words: tuple[Name | Number, ...] = ()
     params: tuple[Param, ...] = ()
     rows: tuple[Rows, ...] = ()
+    paths: tuple[String, ...] = ()  # `from "runs/x"`
+    steps: tuple[StepPoint, ...] = ()  # `at step N`
 
 
 @attrs.frozen

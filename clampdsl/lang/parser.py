@@ -256,13 +256,23 @@ class _ToAst(Transformer):
         (name,) = children
         return ast.Rows(name, _span(self.file, meta))
 
+    def at_point(self, meta, children):
+        return children[0]
+
+    def from_path(self, meta, children):
+        return children[0]
+
     def _arguments(self, items: list) -> ast.Arguments:
-        """Words, numbers and row sets → Arguments: a word followed by a number is a
-        parameter (`strength 0.8`)."""
-        words, params, rows = [], [], []
+        """Words, numbers, row sets, steps and paths → Arguments: a word followed by a
+        number is a parameter (`strength 0.8`)."""
+        words, params, rows, paths, steps = [], [], [], [], []
         for item in items:
             if isinstance(item, ast.Rows):
                 rows.append(item)
+            elif isinstance(item, ast.String):
+                paths.append(item)
+            elif isinstance(item, ast.StepPoint):
+                steps.append(item)
             elif isinstance(item, ast.Number) and words and isinstance(words[-1], ast.Name):
                 name = words.pop()
                 start, end = name.span, item.span
@@ -270,7 +280,7 @@ class _ToAst(Transformer):
                 params.append(ast.Param(name, item, span))
             else:
                 words.append(item)
-        return ast.Arguments(tuple(words), tuple(params), tuple(rows))
+        return ast.Arguments(*map(tuple, (words, params, rows, paths, steps)))
 
     def clamp_stmt(self, meta, children):
         selector, _to, target, window = children
@@ -298,6 +308,10 @@ class _ToAst(Transformer):
             else:
                 except_heads = child
         return ast.SiteSelector(layer, heads, site, except_heads, _span(self.file, meta))
+
+    def onward_selector(self, meta, children):
+        layer = str(children[0])[1:]
+        return ast.SiteSelector(layer, None, None, None, _span(self.file, meta), onward=True)
 
     def except_clause(self, meta, children):
         return str(children[0])

@@ -91,7 +91,8 @@ def print_plan(console: Console, plan: Plan) -> None:
                 f"seed {run.train.seed}, {run.task.classes} classes · {_passes(passes[name])}"
             )
             for item in run.interventions:
-                console.print(f"    {_describe(item)}   [dim]line {item.span.line}[/]")
+                where = "" if item.span.file == plan.file else f"{item.span.file} "
+                console.print(f"    {_describe(item)}   [dim]{where}line {item.span.line}[/]")
     if plan.measures:
         console.print(
             "\nmeasures: "
@@ -153,7 +154,15 @@ def _describe(item) -> str:
     window = "" if item.window.is_always() else f" [steps {item.window.start}→{end})"
     if item.window.during != "both":
         window += f" during {item.window.during}"
-    return f"{item.kind:<17} {where}{source}{params}{window}{index}"
+    return f"{item.kind:<17} {where}{source}{params}{window}{index}{_donor(item)}"
+
+
+def _donor(item) -> str:
+    """Where a graft's weights come from, or which donor brought a clamp along."""
+    if item.donor is None:
+        return ""
+    d = item.donor
+    return f" · donor {d.path} run {d.run} step {d.step:,} (plan {d.plan_hash[:12]})"
 
 
 def print_results(console: Console, plan: Plan, summaries: list[RunSummary]) -> None:

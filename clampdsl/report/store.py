@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from clampdsl.compile.plan import Plan
+from clampdsl.compile.plan import SNAPSHOTS, Plan
 
 HASH_PREFIX = 12
 
@@ -31,7 +31,7 @@ class RunStore:
 
     @property
     def checkpoints(self) -> Path:
-        return self.directory / "checkpoints"
+        return self.directory / SNAPSHOTS
 
     @property
     def summary_path(self) -> Path:

@@ -2,7 +2,8 @@
 
 A killed run resumes from its last checkpoint: weights, Adam state and the eval records
 so far (the data stream needs no state: a step's batch depends only on the step). Nothing
-is unpickled beyond what `weights_only` allows.
+is unpickled beyond what `weights_only` allows. Kept weights (`train keep_every`, and the
+last step's) stay beside them, for grafts to take.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 from pathlib import Path
 
 import torch
+
+from clampdsl.compile.plan import Donor, snapshot_name
 
 
 class Checkpointer:
@@ -25,15 +28,35 @@ class Checkpointer:
         return step > start and self.every > 0 and step % self.every == 0
 
     def save(self, group: int, step: int, session_state: dict, records) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         state = {"step": step, "session": session_state, "records": list(records)}
-        target = self.path(group)
-        temporary = target.with_suffix(".tmp")
-        torch.save(state, temporary)
-        os.replace(temporary, target)
+        _write(self.path(group), state)
+
+    def keep(self, group: int, step: int, session_state: dict) -> None:
+        """The weights at `step`, kept for good (a graft's donor)."""
+        state = {"step": step, "runs": session_state["runs"], "model": session_state["model"]}
+        _write(self.directory / snapshot_name(group, step), state)
 
     def load(self, group: int) -> dict | None:
         target = self.path(group)
         if not target.is_file():
             return None
         return torch.load(target, map_location="cpu", weights_only=True)
+
+
+def donor_weights(run_directory: Path, donor: Donor) -> dict[str, torch.Tensor]:
+    """The donor run's weights at its step, by the model's names (`qkv0`)."""
+    file = Path(run_directory) / donor.snapshot()
+    if not file.is_file():
+        raise FileNotFoundError(f"the donor's weights are gone: {file}")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    if int(state["step"]) != donor.step or donor.run not in state["runs"]:
+        raise ValueError(f"{file} holds other weights than the donor's at step {donor.step}")
+    index = state["runs"].index(donor.run)
+    return {name.removeprefix("weights."): w[index] for name, w in state["model"].items()}
+
+
+def _write(target: Path, state: dict) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, target)

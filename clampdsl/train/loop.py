@@ -49,6 +49,7 @@ def train_group(
         # evals are the compiled ones an unbroken run computes (no eager eval in between).
         session.compile_evals_in_background()
     steps, every = session.config.train.steps, session.config.eval.every
+    keep_every = session.config.train.keep_every
     eval_seconds = 0.0
 
     def run_eval(step: int) -> None:
@@ -70,6 +71,8 @@ def train_group(
             run_eval(step)
         if checkpointer is not None and checkpointer.due(step, start):
             checkpointer.save(group_index, step, session.state_dict(), records)
+        if checkpointer is not None and keep_every and step % keep_every == 0 and step:
+            checkpointer.keep(group_index, step, session.state_dict())
         session.train_step(step)
         if on_progress and (step + 1) % every:
             on_progress(step + 1, {})
@@ -77,6 +80,7 @@ def train_group(
         run_eval(steps)
     if checkpointer is not None:
         checkpointer.save(group_index, steps, session.state_dict(), records)
+        checkpointer.keep(group_index, steps, session.state_dict())
     runs = tuple(r.name for r in session.runs)
     return GroupResult(runs, tuple(records), session.compiled, eval_seconds)
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 import shutil
 import warnings
 from functools import partial
+from pathlib import Path
 
 import torch
 
-from clampdsl import accel
+from clampdsl import accel, kinds
 from clampdsl.compile.plan import Plan
 from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import BatchedTransformer
 from clampdsl.tasks.fewshot import Batch, FewShotTask
 from clampdsl.tasks.per_run import distinct, for_runs
 from clampdsl.tasks.stream import BatchStream
+from clampdsl.train.checkpoint import donor_weights
 from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import chunk_sums, evaluate
 from clampdsl.train.step import TrainStep
@@ -64,6 +66,7 @@ class GroupSession:
             first.task.labels,
             [r.train.seed for r in self.runs],
         ).to(self.device)
+        self._graft()
         self.clamps = ClampState(self.runs, first.model, schedule).to(self.device)
         mode = compile_mode(compile, self.device, first.train.steps)
         self.step_function = TrainStep(self.model, self.clamps, first.train.lr, mode)
@@ -84,6 +87,19 @@ class GroupSession:
         self.eval_sums = (graphs[0], graphs[-1])
         self._warmer = None  # accel/warm_evals.py's child, while it compiles
         self._eager_eval_pending = False
+
+    @torch.no_grad()
+    def _graft(self) -> None:
+        """Copies into each run's slice what its donors lend (kinds/graft.py), before it
+        trains; a resumed run's checkpoint then loads the same weights over them."""
+        folder = Path(self.plan.file).parent  # where the spec's donor paths start
+        for r, run in enumerate(self.runs):
+            for item in run.interventions:
+                lent = kinds.of(item).lends(item, run.model)
+                weights = donor_weights(folder / item.donor.path, item.donor) if lent else {}
+                for write in lent:
+                    for name, *_ in self.model.weights_of(write.layer, write.site):
+                        self.model.weights[name][r].copy_(weights[name])
 
     def _eval_sets(self, tasks: dict) -> dict[str, Batch]:
         """Fixed eval sets, drawn once per distinct (task, eval seed) of the runs."""
