@@ -149,6 +149,18 @@ def test_a_grafted_run_batched_with_others_equals_it_alone(donor):
         torch.testing.assert_close(losses[0][0], losses[1][0])
 
 
+def test_the_compiled_step_grafts_as_the_eager_one(donor):
+    plan = compile_file(_graft_in(donor))
+    sessions = [GroupSession(plan, 0, compile=choice) for choice in ("off", "on")]
+    for step in range(3):
+        losses = [session.train_step(step) for session in sessions]
+        torch.testing.assert_close(losses[1], losses[0], atol=1e-5, rtol=1e-5)
+    assert sessions[1].compiled
+    weights = [_weights(session, "grafted") for session in sessions]
+    for name in weights[0]:
+        torch.testing.assert_close(weights[1][name], weights[0][name], atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
