@@ -309,3 +309,26 @@ def test_a_window_that_opens_after_training_is_a_warning(tmp_path):
     assert f"{spec}:5:18: warning: this window opens at step 100" in warning
     result = clampdsl("validate", spec)
     assert result.returncode == 0 and "warning: this window opens at step 100" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("model heads=3 d_model=16\nexperiment e\n", "heads=3 does not divide d_model=16"),
+        ("model heads=8 d_model=8\nexperiment e\n", "head size d_model / heads = 1 is odd"),
+        ("train seed=1e20\nexperiment e\n", "seed=1e20 is out of range"),
+        ("model d_model=65536\nexperiment e\n", "d_model=65536 is out of range"),
+        ("task labels=1e6\nexperiment e\n", "labels=1e6 is out of range"),
+        ("train steps=1e9\nexperiment e\n", "steps=1e9 is out of range"),
+        ("model layers=10000\nexperiment e\n", "layers=10000 is out of range"),
+        ("train steps=1e999\nexperiment e\n", "too large to be read"),
+        ("experiment e:\n    ablate L2.H0-999999999\n", "head H999999999 does not exist"),
+        ("let A = A\nexperiment e:\n    ablate A\n", "'A' is not defined before this line"),
+        ("let A = B\nlet B = A\nexperiment e:\n    ablate A\n", "'B' is not defined before"),
+    ],
+)
+def test_what_the_trainer_could_not_run_is_refused_when_checked(body, message):
+    """Shapes the model cannot take, numbers beyond any experiment, and inputs that would
+    make the checker itself run away (a huge head range, a let naming itself)."""
+    diagnostics = errors_of(body)
+    assert any(message in d.message for d in diagnostics), [d.message for d in diagnostics]

@@ -36,7 +36,7 @@ def compile_source(text: str, file: str = "<string>") -> Plan:
         for e in _of_type(spec, ast.Experiment)
     )
     _check_names(spec, errors)
-    _check_tasks(runs, errors)
+    _check_shapes(runs, errors)
     measures = toplevel.lower_measures(spec, base.model, lets, errors)
     phase = toplevel.lower_phase(spec, evaluated.eval.sets, lambda s: _line(lines, s), errors)
     reports = toplevel.lower_reports(spec, errors)
@@ -114,13 +114,14 @@ def _check_names(spec: ast.Spec, errors: Collector) -> None:
         seen[name] = experiment
 
 
-def _check_tasks(runs: tuple[Run, ...], errors: Collector) -> None:
-    """Each distinct task once, at the first experiment that uses it."""
+def _check_shapes(runs: tuple[Run, ...], errors: Collector) -> None:
+    """Each distinct model and task once, at the first experiment that uses it."""
     seen = set()
     for run in runs:
-        if run.task not in seen:
-            seen.add(run.task)
-            settings.check_task(run.task, run.span, errors)
+        for config, check in ((run.model, settings.check_model), (run.task, settings.check_task)):
+            if config not in seen:
+                seen.add(config)
+                check(config, run.span, errors)
 
 
 def _groups(runs: tuple[Run, ...]) -> tuple[Group, ...]:

@@ -120,15 +120,15 @@ def _heads(text: str, span: Span, model: ModelConfig, errors: Collector):
     if body == "*":
         return tuple(range(model.heads))
     if body.startswith("{"):
-        heads = tuple(int(h) for h in re.findall(r"\d+", body))
+        heads = [int(h) for h in re.findall(r"\d+", body)]
     elif "-" in body:
         low, high = (int(h) for h in body.split("-"))
         if low > high:
             errors.error(f"head range {text} runs backwards", span, hint=f"write H{high}-{low}")
             return None
-        heads = tuple(range(low, high + 1))
+        heads = [low, high]  # its ends: checked before the range is made
     else:
-        heads = (int(body),)
+        heads = [int(body)]
     missing = [h for h in heads if h >= model.heads]
     if missing:
         errors.error(
@@ -137,4 +137,6 @@ def _heads(text: str, span: Span, model: ModelConfig, errors: Collector):
             span,
         )
         return None
+    if "-" in body and not body.startswith("{"):
+        heads = range(heads[0], heads[1] + 1)
     return tuple(sorted(set(heads)))

@@ -32,45 +32,68 @@ class Key:
 
 POSITIVE_INT = Key("int", low=1)
 MAX_CONTEXT = 30  # items before the query: 2K+1 tokens, within the model's 64 positions
+# Bounds far beyond any experiment of this kind, so that a number a spec gets wrong by
+# orders of magnitude is refused here rather than when the trainer allocates it.
+SEED = Key("int", low=0, high=2**32 - 1)
+SIZE = 100_000
 SECTIONS: dict[str, dict[str, Key]] = {
     "model": {
-        "layers": POSITIVE_INT,
-        "heads": POSITIVE_INT,
-        "d_model": POSITIVE_INT,
+        "layers": Key("int", low=1, high=64),
+        "heads": Key("int", low=1, high=256),
+        "d_model": Key("int", low=2, high=8192),
         "pos": Key("choice", choices=("rope",)),
         "norm": Key("choice", choices=("pre",)),
     },
     "task": {
-        "classes": Key("int", low=2),
-        "new_classes": Key("int", low=2),
-        "labels": Key("int", low=2),
+        "classes": Key("int", low=2, high=SIZE),
+        "new_classes": Key("int", low=2, high=SIZE),
+        "labels": Key("int", low=2, high=SIZE),
         "context": Key("int", low=2, high=MAX_CONTEXT),
         "pair_split": Key("float", low=0.0, high=1.0),
-        "seed": Key("int", low=0),
+        "seed": SEED,
         "features": Key("features"),
     },
     "train": {
-        "steps": POSITIVE_INT,
-        "batch": POSITIVE_INT,
+        "steps": Key("int", low=1, high=100_000_000),
+        "batch": Key("int", low=1, high=65_536),
         "optimizer": Key("choice", choices=("adam",)),
         "lr": Key("float", low=0.0, high=1.0),
-        "seed": Key("int", low=0),
-        "data_seed": Key("int", low=0),
-        "eval_seed": Key("int", low=0),
-        "keep_every": Key("int", low=0),
+        "seed": SEED,
+        "data_seed": SEED,
+        "eval_seed": SEED,
+        "keep_every": Key("int", low=0, high=100_000_000),
+        "checkpoint_every": Key("int", low=1, high=100_000_000),
     },
     "eval": {
-        "size": Key("int", low=2),
+        "size": Key("int", low=2, high=SIZE),
     },
 }
 FEATURE_KEYS: dict[str, Key] = {
-    "dim": POSITIVE_INT,
+    "dim": Key("int", low=1, high=8192),
     "correlation": Key("float", low=0.0, high=0.999),
     "scale": Key("float", low=0.0),
     "noise": Key("float", low=0.0, field="exemplar_noise"),
 }
 FLAGS = {"model": {"attention-only"}, "task": {"fewshot"}, "train": set()}
 EVAL_SETS = ("train", "relabel", "new-classes")
+
+
+def check_model(model: ModelConfig, span, errors: Collector) -> None:
+    """What the model's numbers must satisfy together: heads split the width evenly, into
+    head sizes RoPE can rotate (pairs of dimensions)."""
+    if model.d_model % model.heads:
+        errors.error(
+            f"heads={model.heads} does not divide d_model={model.d_model}: each head takes "
+            "d_model / heads dimensions",
+            span,
+        )
+    elif model.head_dim % 2:
+        errors.error(
+            f"the head size d_model / heads = {model.head_dim} is odd: RoPE rotates pairs "
+            "of dimensions",
+            span,
+            hint=f"use d_model={model.d_model + model.heads}, or another number of heads",
+        )
 
 
 def check_task(task: TaskConfig, span, errors: Collector) -> None:

@@ -36,9 +36,26 @@ def collect_lets(spec: ast.Spec, errors: Collector) -> dict[str, ast.Let]:
             errors.error(f"{name} is already defined (line {lets[name].span.line})", let.name.span)
         elif name in selectors.MODEL_SITES or re.fullmatch(r"L\d+\w*", name):
             errors.error(f"{name!r} cannot be a let name: it reads as a site", let.name.span)
+        elif _names_a_later_let(let, lets):
+            errors.error(
+                f"{let.value.name.value!r} is not defined before this line: a let names a model "
+                "site or an earlier let",
+                let.value.span,
+            )
         else:
             lets[name] = let
     return lets
+
+
+def _names_a_later_let(let: ast.Let, earlier: dict[str, ast.Let]) -> bool:
+    """Whether a let is bound to a name that is neither a model site nor an earlier let
+    (so no chain of lets can loop)."""
+    value = let.value
+    return (
+        isinstance(value, ast.NameSelector)
+        and value.name.value not in selectors.MODEL_SITES
+        and value.name.value not in earlier
+    )
 
 
 def lower_measures(spec: ast.Spec, model: ModelConfig, lets, errors: Collector):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -51,7 +52,11 @@ def parse(text: str, file: str = "<string>") -> ast.Spec:
         raise SpecError([_syntax_diagnostic(error, file, text)], {file: text}) from None
     except DedentError:
         raise SpecError([_dedent_diagnostic(lark_parser, file)], {file: text}) from None
-    return _ToAst(file).transform(tree)
+    builder = _ToAst(file)
+    spec = builder.transform(tree)
+    if builder.problems:
+        raise SpecError(builder.problems, {file: text})
+    return spec
 
 
 def parse_file(path: str | Path) -> ast.Spec:
@@ -144,6 +149,7 @@ class _ToAst(Transformer):
     def __init__(self, file: str):
         super().__init__(visit_tokens=True)
         self.file = file
+        self.problems: list[Diagnostic] = []  # what is well-formed but unreadable
 
     # tokens
     def NAME(self, token):  # noqa: N802
@@ -154,7 +160,11 @@ class _ToAst(Transformer):
 
     def number(self, meta, children):
         (token,) = children
-        return ast.Number(parse_number(str(token)), str(token), _span(self.file, token))
+        value, span = parse_number(str(token)), _span(self.file, token)
+        if not math.isfinite(value):
+            self.problems.append(Diagnostic("this number is too large to be read", span))
+            value = 0.0
+        return ast.Number(value, str(token), span)
 
     # values and settings
     def name_value(self, meta, children):
