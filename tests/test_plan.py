@@ -4,10 +4,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 from clampdsl.compile import compile_file, compile_source
 from clampdsl.compile.plan import Plan
+from clampdsl.report.store import run_directory
 
 MAIN = ROOT / "specs" / "three_subcircuits.clamp"
 
@@ -55,3 +57,15 @@ def test_language_half_never_imports_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "file", ["...clamp", "..clamp", "../up/x.clamp", "/abs/x.clamp", "a b$(rm).clamp", ".clamp"]
+)
+def test_a_run_directory_lies_two_levels_inside_the_output_root_whatever_the_spec_name(
+    tmp_path, file
+):
+    plan = compile_source("clampdsl 1\nexperiment e\n", file)
+    directory = run_directory(tmp_path, plan)
+    assert directory.resolve().parent.parent == tmp_path.resolve()
+    assert directory.parent.name not in ("", ".", "..")

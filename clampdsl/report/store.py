@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from clampdsl.compile.plan import SNAPSHOTS, Plan
@@ -17,7 +18,14 @@ HASH_PREFIX = 12
 
 
 def run_directory(root: str | Path, plan: Plan) -> Path:
-    return Path(root) / Path(plan.file).stem / plan.content_hash()[:HASH_PREFIX]
+    """Always a folder two levels inside `root`, whatever the spec file is called."""
+    return Path(root) / folder_name(Path(plan.file).stem) / plan.content_hash()[:HASH_PREFIX]
+
+
+def folder_name(stem: str) -> str:
+    """A spec's stem as one plain folder name: no separators, no leading dots (the stem of
+    `...clamp` is `..`), nothing a shell would trip on."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", stem).lstrip(".") or "spec"
 
 
 class RunStore:
