@@ -180,7 +180,7 @@ def with_donor(spec: str) -> Path:
     store.prepare()
     store.write_text("summary.json", "{}")
     session = GroupSession(plan, 0)
-    Checkpointer(store.checkpoints, 0).keep(0, plan.runs[0].train.steps, session.state_dict())
+    Checkpointer(store.checkpoints).keep(0, plan.runs[0].train.steps, session.state_dict())
     return folder
 
 

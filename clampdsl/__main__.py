@@ -1,3 +1,3 @@
-from clampdsl.cli import app
+from clampdsl.cli import main
 
-app(prog_name="clampdsl")
+main()

@@ -23,8 +23,6 @@ from clampdsl.report.plots import plot_curves
 from clampdsl.report.store import RunStore
 from clampdsl.report.summary import RunSummary, summarize
 
-CHECKPOINT_EVERY = 1000  # steps
-
 
 @attrs.frozen
 class RunResult:
@@ -48,7 +46,6 @@ def run(
     device: str = "auto",
     fresh: bool = False,
     on_group: GroupCallback | None = None,
-    checkpoint_every: int = CHECKPOINT_EVERY,
     compile: str = "auto",
 ) -> RunResult:
     """Compile and train a spec, write its run directory, and return the summaries.
@@ -72,13 +69,14 @@ def run(
         return _load(plan, store)
     store.prepare()
     target = resolve_device(device)
-    checkpointer = Checkpointer(store.checkpoints, checkpoint_every)
+    checkpointer = Checkpointer(store.checkpoints)
     started, compiled, eval_seconds = time.perf_counter(), [], 0.0
     for index, group in enumerate(plan.groups):
         saved = checkpointer.load(index)
         start = int(saved["step"]) if saved else 0
-        if saved:
-            store.reset_records(group.runs, saved["records"])
+        # What an earlier, killed try wrote beyond its last checkpoint goes: those evals
+        # are computed again, and never appended twice.
+        store.reset_records(group.runs, saved["records"] if saved else [])
         progress = (
             on_group(index, group.runs, plan.run(group.runs[0]).train.steps, start)
             if on_group

@@ -1,6 +1,7 @@
 """`clampdsl validate | plan | run`: thin commands over the stages.
 
-Spec errors print as `file:line:col` diagnostics and exit 2; never a traceback.
+Spec errors print as `file:line:col` diagnostics; never a traceback. Exit codes: 0 done,
+1 a run failed, 2 a spec error, 64 a usage error (a bad option or value), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ app = typer.Typer(
     help="Declarative clamping experiments on small transformers.",
 )
 SPEC_ERROR = 2
+INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
+USAGE_ERROR = 64  # EX_USAGE (sysexits.h): the command line is wrong, not a spec
+COMPILE_CHOICES = ("auto", "on", "off")
+# click's UsageError (bad options and values), from wherever this typer takes click
+USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 SpecFile = Annotated[Path, typer.Argument(help="the .clamp file")]
 # Off a terminal (CI logs, pipes) Rich would assume 80 columns and fold the results table.
 out = Console(width=None if sys.stdout.isatty() else 132)
@@ -113,7 +119,10 @@ def run(
     ] = False,
     compile: Annotated[
         str,
-        typer.Option(help="torch.compile the train step: auto (CUDA, or long CPU runs), on, off"),
+        typer.Option(
+            callback=lambda value: _one_of(value, COMPILE_CHOICES, "--compile"),
+            help="torch.compile the train step: auto (CUDA, or long CPU runs), on, off",
+        ),
     ] = "auto",
     jobs: Annotated[
         int,
@@ -126,19 +135,46 @@ def run(
     events: Annotated[bool, typer.Option(hidden=True)] = False,  # progress as JSON (jobs.py)
 ) -> None:
     """Train every experiment of each spec and report when induction heads formed."""
+    _check_device(device)
     plans = _compile_all_or_exit(files, out_dir)
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
     options = {"device": device, "fresh": fresh, "compile": compile}
-    if events:
-        _run_reporting_events(files, out_dir, options)
-    elif jobs > 1 and len(files) > 1:
-        _run_in_children(files, plans, out_dir, jobs, options)
-    else:
-        for file, compiled in zip(files, plans, strict=True):
-            _run_here(file, compiled, out_dir, options)
+    try:
+        if events:
+            _run_reporting_events(files, out_dir, options)
+        elif jobs > 1 and len(files) > 1:
+            _run_in_children(files, plans, out_dir, jobs, options)
+        else:
+            for file, compiled in zip(files, plans, strict=True):
+                _run_here(file, compiled, out_dir, options)
+    except KeyboardInterrupt as stop:
+        step = getattr(stop, "step", None)  # train/loop.py's Interrupted: checkpoint saved
+        saved = f" at step {step:,}: checkpoint saved," if step is not None else ";"
+        err.print(f"interrupted{saved} the same command resumes", highlight=False)
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def _one_of(value: str, choices: tuple[str, ...], option: str) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=option)
+    return value
+
+
+def _check_device(device: str) -> None:
+    """Before anything is compiled or written: a device this machine has."""
+    if device in ("auto", "cpu"):
+        return
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise typer.BadParameter(f"{device!r} is not a device", param_hint="--device") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise typer.BadParameter("no CUDA device here", param_hint="--device")
 
 
 def _compile_all_or_exit(files: list[Path], out_dir: Path) -> list[Plan]:
@@ -236,5 +272,13 @@ def _run_in_children(
         raise typer.Exit(1)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:
+    """The `clampdsl` command: the app, with usage errors told apart from spec errors."""
+    try:
+        code = app(prog_name="clampdsl", standalone_mode=False)
+    except USAGE_ERRORS as error:
+        error.show()
+        code = USAGE_ERROR
+    except typer.Abort:
+        code = INTERRUPTED
+    sys.exit(code if isinstance(code, int) else 0)

@@ -87,3 +87,53 @@ def test_run_end_to_end_writes_the_run_directory(tmp_path, tiny_spec):
     assert (directory / "spec.clamp").read_text() == tiny_spec.read_text()
     again = clampdsl("run", tiny_spec, "--out", tmp_path, "--device", "cpu")
     assert "reusing the finished run" in again.stdout
+
+
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    path = tmp_path / "long.clamp"
+    path.write_text(
+        "clampdsl 1\nmodel layers=2 heads=2 d_model=16\n"
+        "task classes=10 new_classes=10 features=synthetic(dim=16, correlation=0.5)\n"
+        "train steps=2000 batch=8 lr=1e-3 checkpoint_every=100000\n"
+        "eval every 250 steps on train size=64\nexperiment base\n"
+    )
+    command = [sys.executable, "-m", "clampdsl", "run", path, "--out", tmp_path, "--compile"]
+    child = subprocess.Popen([*command, "off"], stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "long"
+    deadline = time.monotonic() + 60
+    while not any(m.stat().st_size for m in metrics.rglob("metrics.jsonl")):  # training began
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert "checkpoint saved, the same command resumes" in stderr
+    assert "Traceback" not in stderr
+    (checkpoint,) = metrics.rglob("group0.pt")
+    step = int(torch.load(checkpoint, weights_only=True)["step"])
+    assert 0 <= step < 2000  # saved where it stopped, not at a checkpoint of the cadence
+    resumed = subprocess.run([*command, "off"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = [json.loads(line) for line in next(metrics.rglob("metrics.jsonl")).open()]
+    assert [r["step"] for r in rows] == list(range(0, 2001, 250))
+
+
+def test_usage_errors_exit_64_before_anything_is_written(tmp_path):
+    good = ROOT / "specs" / "three_subcircuits.clamp"
+    for args in (
+        ["run", good, "--compile", "maybe"],
+        ["run", good, "--device", "banana"],
+        ["validate", "--bogus"],
+    ):
+        result = clampdsl(*args, "--out", tmp_path) if args[0] == "run" else clampdsl(*args)
+        assert result.returncode == 64, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir())
+    assert clampdsl("validate", tmp_path / "missing.clamp").returncode == 2  # a spec error

@@ -70,7 +70,7 @@ def test_runs_with_different_tasks_train_together_as_they_would_alone():
 
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
     path = tmp_path / "tiny.clamp"
-    path.write_text(spec(["base", "copy"]))
+    path.write_text(spec(["base", "copy"]) + "train checkpoint_every=10\n")
     reference = api.run(path, tmp_path / "a", device="cpu").records
 
     class Killed(Exception):
@@ -84,16 +84,14 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
         return on_progress
 
     with pytest.raises(Killed):
-        api.run(path, tmp_path / "b", device="cpu", on_group=kill_at_step_25, checkpoint_every=10)
+        api.run(path, tmp_path / "b", device="cpu", on_group=kill_at_step_25)
     started = []
 
     def record_start(index, runs, total, start):
         started.append(start)
         return lambda step, losses: None
 
-    resumed = api.run(
-        path, tmp_path / "b", device="cpu", on_group=record_start, checkpoint_every=10
-    )
+    resumed = api.run(path, tmp_path / "b", device="cpu", on_group=record_start)
     assert started == [20]
     assert [(r["run"], r["step"]) for r in resumed.records] == [
         (r["run"], r["step"]) for r in reference
@@ -102,6 +100,29 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
         assert losses(resumed.records, run) == pytest.approx(losses(reference, run), abs=1e-5)
     again = api.run(path, tmp_path / "b", device="cpu")
     assert again.reused and again.summaries == resumed.summaries
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over_without_duplicate_rows(tmp_path):
+    path = tmp_path / "tiny.clamp"
+    path.write_text(spec(["base"]) + "train checkpoint_every=20\n")
+    reference = api.run(path, tmp_path / "a", device="cpu").records
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_step_15(index, runs, total, start):
+        def on_progress(step, losses):
+            if step == 15:  # evals at 0 and 10 are written; no checkpoint yet
+                raise Killed
+
+        return on_progress
+
+    with pytest.raises(Killed):
+        api.run(path, tmp_path / "b", device="cpu", on_group=kill_at_step_15)
+    resumed = api.run(path, tmp_path / "b", device="cpu")
+    rows = [(r["run"], r["step"]) for r in resumed.records]
+    assert rows == [(r["run"], r["step"]) for r in reference]
+    assert losses(resumed.records, "base") == pytest.approx(losses(reference, "base"), abs=1e-6)
 
 
 def test_checkpoints_load_weights_only(tmp_path):

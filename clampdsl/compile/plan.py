@@ -67,6 +67,7 @@ class TrainConfig:
     data_seed: int = 0
     eval_seed: int = 1
     keep_every: int = 0  # keep the weights every N steps, for grafts `at step N` (0: the last)
+    checkpoint_every: int = 1000  # steps between checkpoints a killed run resumes from
 
 
 @attrs.frozen

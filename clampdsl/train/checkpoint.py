@@ -17,15 +17,15 @@ from clampdsl.compile.plan import Donor, snapshot_name
 
 
 class Checkpointer:
-    def __init__(self, directory: Path, every: int):
+    def __init__(self, directory: Path):
         self.directory = Path(directory)
-        self.every = every
 
     def path(self, group: int) -> Path:
         return self.directory / f"group{group}.pt"
 
-    def due(self, step: int, start: int) -> bool:
-        return step > start and self.every > 0 and step % self.every == 0
+    @staticmethod
+    def due(step: int, start: int, every: int) -> bool:
+        return step > start and step % every == 0
 
     def save(self, group: int, step: int, session_state: dict, records) -> None:
         state = {"step": step, "session": session_state, "records": list(records)}

@@ -9,8 +9,11 @@ are read at evals only.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 import torch
@@ -20,6 +23,14 @@ from clampdsl.train.checkpoint import Checkpointer
 from clampdsl.train.session import GroupSession
 
 Record = dict  # one eval of one run: {"run", "step", "sequences", "train.loss", …}
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the group's checkpoint at `step` was saved first."""
+
+    def __init__(self, step: int):
+        super().__init__(step)
+        self.step = step
 
 
 @attrs.frozen
@@ -50,6 +61,7 @@ def train_group(
         session.compile_evals_in_background()
     steps, every = session.config.train.steps, session.config.eval.every
     keep_every = session.config.train.keep_every
+    checkpoint_every = session.config.train.checkpoint_every
     eval_seconds = 0.0
 
     def run_eval(step: int) -> None:
@@ -66,16 +78,21 @@ def train_group(
         if on_progress:
             on_progress(step, {r["run"]: r[key] for r in new})
 
-    for step in range(start, steps):
-        if step % every == 0 and not (step == start and records):
-            run_eval(step)
-        if checkpointer is not None and checkpointer.due(step, start):
-            checkpointer.save(group_index, step, session.state_dict(), records)
-        if checkpointer is not None and keep_every and step % keep_every == 0 and step:
-            checkpointer.keep(group_index, step, session.state_dict())
-        session.train_step(step)
-        if on_progress and (step + 1) % every:
-            on_progress(step + 1, {})
+    with _deferred_interrupt() as interrupted:
+        for step in range(start, steps):
+            if step % every == 0 and not (step == start and records):
+                run_eval(step)
+            if checkpointer is not None and (
+                checkpointer.due(step, start, checkpoint_every) or interrupted.is_set()
+            ):
+                checkpointer.save(group_index, step, session.state_dict(), records)
+            if interrupted.is_set():
+                raise Interrupted(step)
+            if checkpointer is not None and keep_every and step % keep_every == 0 and step:
+                checkpointer.keep(group_index, step, session.state_dict())
+            session.train_step(step)
+            if on_progress and (step + 1) % every:
+                on_progress(step + 1, {})
     if not records or records[-1]["step"] != steps:
         run_eval(steps)
     if checkpointer is not None:
@@ -83,6 +100,28 @@ def train_group(
         checkpointer.keep(group_index, steps, session.state_dict())
     runs = tuple(r.name for r in session.runs)
     return GroupResult(runs, tuple(records), session.compiled, eval_seconds)
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[threading.Event]:
+    """A first Ctrl-C sets the event, for the loop to checkpoint between steps (a step cut
+    short would leave the weights half updated); a second one interrupts at once. Outside
+    the main thread, where no handler can be set, Ctrl-C acts as ever."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def on_interrupt(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _records(runs: list[Run], step: int, results: dict[str, torch.Tensor]) -> list[Record]:
