@@ -189,6 +189,7 @@ def test_refused(donor, line, message):
         ("    clamp L1.H0 to uniform\n", "acts on what the graft on line"),
         ("    freeze embed\n", "acts on what the graft on line"),
         ('    graft L2.. from "{d}" run plain\n', "no layer of this model trains"),
+        ('    graft L1 from "{d}" run plain\n', "a second graft in"),
     ],
 )
 def test_clamps_on_what_a_graft_lends_are_refused(donor, extra, message):

@@ -20,6 +20,7 @@ from clampdsl.kinds.base import Write, word_text
 from clampdsl.kinds.freeze import Freeze
 
 THROUGH, ONWARD = "through", "onward"  # graft in (layers ≤ L), graft out (layers ≥ L)
+SAID = {THROUGH: "in", ONWARD: "out"}
 
 
 class Graft(Freeze):
@@ -102,7 +103,7 @@ class Graft(Freeze):
     def _check_pair(self, item, other, model, errors):
         """One graft in and one graft out, with a layer between them left to train."""
         if other.site == item.site:
-            errors.error(f"a second graft {item.site} (line {other.span.line})", item.span)
+            errors.error(f"a second graft {SAID[item.site]} (line {other.span.line})", item.span)
         elif item.site == THROUGH and other.layer <= item.layer + 1:
             errors.error(
                 f"with the graft on line {other.span.line}, no layer of this model trains",
