@@ -180,7 +180,8 @@ def with_donor(spec: str) -> Path:
     store.prepare()
     store.write_text("summary.json", "{}")
     session = GroupSession(plan, 0)
-    Checkpointer(store.checkpoints).keep(0, plan.runs[0].train.steps, session.state_dict())
+    checkpointer = Checkpointer(store.checkpoints, plan.content_hash())
+    checkpointer.keep(0, plan.runs[0].train.steps, session.state_dict())
     return folder
 
 

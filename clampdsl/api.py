@@ -9,18 +9,19 @@ clampdsl.load("specs/three_subcircuits.clamp")  # a finished run, read back (or 
 
 from __future__ import annotations
 
-import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import attrs
 
+from clampdsl import failpoints
 from clampdsl.compile import compile_source
 from clampdsl.compile.plan import Plan
 from clampdsl.report.markdown import report_markdown
 from clampdsl.report.plots import plot_curves
-from clampdsl.report.store import RunStore
+from clampdsl.report.store import RunStore, digest, strict_json
 from clampdsl.report.summary import RunSummary, summarize
 
 
@@ -54,37 +55,47 @@ def run(
     one resumes from its checkpoints. `compile` is "auto" (compile the train step on CUDA,
     and on CPU for runs long enough to repay it), "on" or "off".
     """
-    import shutil
-
     from clampdsl import accel
-    from clampdsl.train.checkpoint import Checkpointer
-    from clampdsl.train.loop import train_group
     from clampdsl.train.session import resolve_device
 
     plan, store = _plan_and_store(spec, out)
     accel.enable()  # the process-wide workarounds (accel/), once
-    if fresh and store.directory.exists():
-        shutil.rmtree(store.directory)
-    if store.is_complete():
-        return _load(plan, store)
-    store.prepare()
-    target = resolve_device(device)
-    checkpointer = Checkpointer(store.checkpoints)
-    started, compiled, eval_seconds = time.perf_counter(), [], 0.0
+    with store.lock():
+        if fresh:
+            store.clear()
+        if (payload := store.finished()) is not None:
+            return _load(plan, store, payload)
+        if store.summary_path.exists():
+            warnings.warn(
+                f"{store.summary_path} does not match its metrics: rebuilt from the checkpoints",
+                stacklevel=2,
+            )
+        store.prepare()
+        return _train(plan, store, resolve_device(device), on_group, compile)
+
+
+def _train(plan: Plan, store: RunStore, target, on_group, compile: str) -> RunResult:
+    from clampdsl.train.checkpoint import Checkpointer
+    from clampdsl.train.loop import train_group
+
+    checkpointer = Checkpointer(store.checkpoints, plan.content_hash())
+    started, compiled, eval_seconds, done = time.perf_counter(), [], 0.0, []
     for index, group in enumerate(plan.groups):
         saved = checkpointer.load(index)
         start = int(saved["step"]) if saved else 0
-        # What an earlier, killed try wrote beyond its last checkpoint goes: those evals
-        # are computed again, and never appended twice.
-        store.reset_records(group.runs, saved["records"] if saved else [])
+        # The metrics are what the checkpoints hold: what an earlier, killed try wrote
+        # beyond its last checkpoint goes (those evals are computed again, never appended
+        # twice), and so does a line it tore.
+        store.write_records(done + (saved["records"] if saved else []))
         progress = (
             on_group(index, group.runs, plan.run(group.runs[0]).train.steps, start)
             if on_group
             else None
         )
         result = train_group(
-            plan, index, target, progress, store.append_records, checkpointer, compile
+            plan, index, target, progress, store.append_records, checkpointer, compile, saved
         )
+        done += result.records
         compiled.append(result.compiled)
         eval_seconds += result.eval_seconds
     seconds = time.perf_counter() - started
@@ -96,7 +107,8 @@ def load(spec: str | Path, out: str | Path = "runs") -> RunResult | None:
     """The finished run of a spec, read from its run directory under `out`; None if the
     spec has not been run to the end (nothing trains here)."""
     plan, store = _plan_and_store(spec, out)
-    return _load(plan, store) if store.is_complete() else None
+    payload = store.finished()
+    return _load(plan, store, payload) if payload is not None else None
 
 
 def _plan_and_store(spec: str | Path, out: str | Path) -> tuple[Plan, RunStore]:
@@ -121,12 +133,13 @@ def _finish(plan, store: RunStore, seconds: float, eval_seconds: float, device: 
         "device": device,
         "diverged": {s.name: s.diverged_at for s in summaries if s.diverged_at is not None},
         "runs": [s.to_json() for s in summaries],
+        "metrics_sha256": digest(store.metrics_path.read_bytes()),
     }
-    store.write_text("summary.json", json.dumps(payload, indent=2))
+    failpoints.reach("report")  # between the report and its summary
+    store.write_text("summary.json", strict_json(payload, indent=2))
     return RunResult(plan, store.directory, summaries, records, reused=False)
 
 
-def _load(plan: Plan, store: RunStore) -> RunResult:
-    payload = json.loads(store.summary_path.read_text(encoding="utf-8"))
-    summaries = [RunSummary(**s) for s in payload["runs"]]
+def _load(plan: Plan, store: RunStore, payload: dict) -> RunResult:
+    summaries = [RunSummary.from_json(s) for s in payload["runs"]]
     return RunResult(plan, store.directory, summaries, store.read_records(), reused=True)

@@ -95,8 +95,6 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_pa
     import sys
     import time
 
-    import torch
-
     path = tmp_path / "long.clamp"
     path.write_text(
         "clampdsl 1\nmodel layers=2 heads=2 d_model=16\n"
@@ -117,7 +115,7 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_pa
     assert "checkpoint saved, the same command resumes" in stderr
     assert "Traceback" not in stderr
     (checkpoint,) = metrics.rglob("group0.pt")
-    step = int(torch.load(checkpoint, weights_only=True)["step"])
+    step = json.loads(checkpoint.read_bytes().partition(b"\n")[0])["step"]  # its header
     assert 0 <= step < 2000  # saved where it stopped, not at a checkpoint of the cadence
     resumed = subprocess.run([*command, "off"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr

@@ -2,19 +2,42 @@
 
 Holds the spec text, the plan JSON, metrics (JSONL, flushed per eval), checkpoints, the
 report and figures. Same spec and seeds ⇒ same directory ⇒ `run` resumes or reuses it.
-Whole-file writes are atomic (temp file, then rename).
+Whole files are written atomically (durable.py); the metrics are rewritten whole from the
+checkpoints when a group starts, so a line torn by a crash never outlives the next try. All
+JSON is strict: a non-finite number (a diverged loss) is written as null. A finished run's
+summary carries the metrics' SHA-256, and is only reused while they match. One process at
+a time writes a run directory (an OS file lock, which a killed holder releases).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import math
 import os
 import re
+import shutil
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
+from clampdsl import failpoints
 from clampdsl.compile.plan import SNAPSHOTS, Plan
+from clampdsl.durable import write_atomically
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks here, one writer is the user's care
+    fcntl = None
 
 HASH_PREFIX = 12
+LOCK = ".lock"
+RECORD_LABELS = ("run", "step", "sequences")  # a record's fields that are not measurements
+
+
+class RunLocked(Exception):
+    """Another process is writing this run directory."""
 
 
 def run_directory(root: str | Path, plan: Plan) -> Path:
@@ -26,6 +49,25 @@ def folder_name(stem: str) -> str:
     """A spec's stem as one plain folder name: no separators, no leading dots (the stem of
     `...clamp` is `..`), nothing a shell would trip on."""
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", stem).lstrip(".") or "spec"
+
+
+def strict_json(value, **options) -> str:
+    """JSON that every parser reads: non-finite floats become null."""
+    return json.dumps(_finite(value), allow_nan=False, **options)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class RunStore:
@@ -45,8 +87,47 @@ class RunStore:
     def summary_path(self) -> Path:
         return self.directory / "summary.json"
 
-    def is_complete(self) -> bool:
-        return self.summary_path.is_file()
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Holds the directory for this process, or raises RunLocked naming the holder."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / LOCK, "a+", encoding="utf-8") as handle:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.seek(0)
+                    raise RunLocked(
+                        f"{self.directory} is being written by another clampdsl run "
+                        f"({handle.read().strip() or 'a process'}); wait for it to finish, "
+                        "or pass another --out"
+                    ) from None
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+            yield
+
+    def clear(self) -> None:
+        """Everything a run wrote here (`--fresh`), but the lock this process holds."""
+        for item in self.directory.iterdir():
+            if item.name == LOCK:
+                continue
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
+
+    def finished(self) -> dict | None:
+        """The summary of a finished run, if it and the metrics it was computed from are
+        whole; None otherwise (never run to the end, or damaged since: run it again)."""
+        try:
+            payload = json.loads(self.summary_path.read_text(encoding="utf-8"))
+            metrics = digest(self.metrics_path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(payload, dict) or payload.get("metrics_sha256") != metrics:
+            return None
+        return payload
 
     def prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -55,25 +136,30 @@ class RunStore:
 
     def write_text(self, name: str, text: str) -> Path:
         target = self.directory / name
-        temporary = target.with_name(target.name + ".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, target)
+        write_atomically(target, text.encode("utf-8"))
         return target
 
-    def append_records(self, records: list[dict]) -> None:
-        with self.metrics_path.open("a", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record) + "\n")
-            handle.flush()
+    def write_records(self, records: list[dict]) -> None:
+        self.write_text("metrics.jsonl", "".join(strict_json(r) + "\n" for r in records))
 
-    def reset_records(self, runs: tuple[str, ...], records: list[dict]) -> None:
-        """After a resume: keep other groups' rows, replace these runs' rows by `records`."""
-        kept = [r for r in self.read_records() if r["run"] not in runs]
-        text = "".join(json.dumps(r) + "\n" for r in kept + list(records))
-        self.write_text("metrics.jsonl", text)
+    def append_records(self, records: list[dict]) -> None:
+        text = "".join(strict_json(r) + "\n" for r in records)
+        with self.metrics_path.open("a", encoding="utf-8") as handle:
+            handle.write(text[: len(text) // 2])
+            failpoints.reach("append:metrics.jsonl")  # a torn line, for the next try to drop
+            handle.write(text[len(text) // 2 :])
+            handle.flush()
 
     def read_records(self) -> list[dict]:
         if not self.metrics_path.is_file():
             return []
         lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        return [_measured(json.loads(line)) for line in lines if line.strip()]
+
+
+def _measured(record: dict) -> dict:
+    """A record as read back: null measurements are the non-finite numbers they were."""
+    return {
+        key: math.nan if value is None and key not in RECORD_LABELS else value
+        for key, value in record.items()
+    }

@@ -30,6 +30,22 @@ class RunSummary:
     def to_json(self) -> dict:
         return attrs.asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict) -> RunSummary:
+        """As written to summary.json, where a non-finite number is null."""
+
+        def number(value):
+            return math.nan if value is None else value
+
+        return cls(
+            **data
+            | {
+                "start_loss": number(data["start_loss"]),
+                "final": {k: number(v) for k, v in data["final"].items()},
+                "measures": {k: number(v) for k, v in data["measures"].items()},
+            }
+        )
+
 
 def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
     by_run = {run.name: [r for r in records if r["run"] == run.name] for run in plan.runs}

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 import attrs
 import torch
 
+from clampdsl import failpoints
 from clampdsl.compile.plan import Plan, Run
 from clampdsl.train.checkpoint import Checkpointer
 from clampdsl.train.session import GroupSession
@@ -49,12 +50,14 @@ def train_group(
     on_records: Callable[[list[Record]], None] | None = None,
     checkpointer: Checkpointer | None = None,
     compile: str = "off",
+    resume: dict | None = None,
 ) -> GroupResult:
+    """Trains a group from step 0, or from `resume` (a checkpoint's state: Checkpointer.load)."""
     session = GroupSession(plan, group_index, device, compile)
     start, records = 0, []
-    if checkpointer is not None and (state := checkpointer.load(group_index)) is not None:
-        session.load_state_dict(state["session"])
-        start, records = int(state["step"]), list(state["records"])
+    if resume is not None:
+        session.load_state_dict(resume["session"])
+        start, records = int(resume["step"]), list(resume["records"])
     if start == 0:
         # Fresh groups only: a resumed group compiles its evals itself, so that its next
         # evals are the compiled ones an unbroken run computes (no eager eval in between).
@@ -70,6 +73,7 @@ def train_group(
             torch.cuda.synchronize(session.device)  # steps still queued are not the eval's
         started = time.perf_counter()
         new = _records(session.runs, step, session.evaluate(step))  # copies out: in sync
+        failpoints.reach("eval")
         eval_seconds += time.perf_counter() - started
         key = _first_loss(new[0])
         records.extend(new)
@@ -90,6 +94,7 @@ def train_group(
                 raise Interrupted(step)
             if checkpointer is not None and keep_every and step % keep_every == 0 and step:
                 checkpointer.keep(group_index, step, session.state_dict())
+            failpoints.reach("step")
             session.train_step(step)
             if on_progress and (step + 1) % every:
                 on_progress(step + 1, {})
