@@ -19,6 +19,7 @@ import attrs
 from clampdsl import failpoints
 from clampdsl.compile import compile_source
 from clampdsl.compile.plan import Plan
+from clampdsl.durable import RecoveryWarning
 from clampdsl.report.markdown import report_markdown
 from clampdsl.report.plots import plot_curves
 from clampdsl.report.store import RunStore, digest, strict_json
@@ -68,6 +69,7 @@ def run(
         if store.summary_path.exists():
             warnings.warn(
                 f"{store.summary_path} does not match its metrics: rebuilt from the checkpoints",
+                RecoveryWarning,
                 stacklevel=2,
             )
         store.prepare()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from rich.console import Console
 
 from clampdsl.compile import compile_source
 from clampdsl.compile.plan import Plan
+from clampdsl.durable import RecoveryWarning, RunError
 from clampdsl.lang.diagnostics import SpecError
 
 app = typer.Typer(
@@ -23,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Declarative clamping experiments on small transformers.",
 )
+RUN_FAILURE = 1
 SPEC_ERROR = 2
 INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
 USAGE_ERROR = 64  # EX_USAGE (sysexits.h): the command line is wrong, not a spec
@@ -155,6 +158,20 @@ def run(
         saved = f" at step {step:,}: checkpoint saved," if step is not None else ";"
         err.print(f"interrupted{saved} the same command resumes", highlight=False)
         raise typer.Exit(INTERRUPTED) from None
+    except (RunError, OSError) as error:
+        err.print(f"error: {_run_failure(error)}", style="bold red", highlight=False)
+        raise typer.Exit(RUN_FAILURE) from None
+
+
+def _run_failure(error: Exception) -> str:
+    """What stopped a run, in one line: the file and the cause, and that nothing is lost."""
+    if not isinstance(error, OSError):
+        return str(error)
+    where = error.filename or "the output directory"
+    return (
+        f"{where}: {error.strerror or error}. What was written before is kept; "
+        "the same command resumes once the cause is gone"
+    )
 
 
 def _one_of(value: str, choices: tuple[str, ...], option: str) -> str:
@@ -269,11 +286,23 @@ def _run_in_children(
             on_finished,
         )
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(RUN_FAILURE)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A RecoveryWarning as one line of the report; others as Python shows them."""
+    if issubclass(category, RecoveryWarning):
+        err.print(f"warning: {message}", style="bold yellow", highlight=False)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 
 
 def main() -> None:
     """The `clampdsl` command: the app, with usage errors told apart from spec errors."""
+    warnings.showwarning = _show_warning
     try:
         code = app(prog_name="clampdsl", standalone_mode=False)
     except USAGE_ERRORS as error:

@@ -9,6 +9,16 @@ from pathlib import Path
 from clampdsl import failpoints
 
 
+class RunError(Exception):
+    """A run that cannot go on for a reason outside its spec; the message names the file
+    and what to do."""
+
+
+class RecoveryWarning(UserWarning):
+    """Something damaged was found and worked around (a checkpoint set aside, a summary
+    rebuilt): the run goes on, and says so."""
+
+
 def write_atomically(target: Path, data: bytes) -> None:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

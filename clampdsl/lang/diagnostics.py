@@ -8,6 +8,7 @@ offending text instead of a traceback.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -53,7 +54,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 def render(diagnostic: Diagnostic, source: str | None) -> str:
     span = diagnostic.span
     text = f"{span}: {diagnostic.severity}: {diagnostic.message}"
-    lines = source.splitlines() if source is not None else []
+    lines = _lines(source) if source is not None else ()
     if 1 <= span.line <= len(lines):
         line = lines[span.line - 1]
         width = (
@@ -61,12 +62,33 @@ def render(diagnostic: Diagnostic, source: str | None) -> str:
             if span.end_line == span.line and span.end_column > span.column
             else max(1, len(line) - span.column + 1)
         )
+        line, column, width = _shown(line, span.column, width)
         gutter = f"{span.line:>5} | "
-        text += f"\n{gutter}{line}\n{' ' * (len(gutter) - 2)}| {' ' * (span.column - 1)}"
+        text += f"\n{gutter}{line}\n{' ' * (len(gutter) - 2)}| {' ' * (column - 1)}"
         text += "^" * max(1, width)
     if diagnostic.hint:
         text += f"\n      = hint: {diagnostic.hint}"
     return text
+
+
+SHOWN = 160  # at most this much of a long line is shown, around the column
+
+
+def _shown(line: str, column: int, width: int) -> tuple[str, int, int]:
+    """A long line cut to a window around the column (… where cut), with the column and
+    caret width in it: a diagnostic stays short whatever the line's length."""
+    if len(line) <= SHOWN:
+        return line, column, width
+    start = max(0, min(column - 1 - SHOWN // 4, len(line) - SHOWN))
+    left, right = "…" if start else "", "…" if start + SHOWN < len(line) else ""
+    shown = left + line[start : start + SHOWN] + right
+    column = column - start + len(left)
+    return shown, column, min(width, len(shown) - len(right) - column + 1)
+
+
+# A file's lines, split once for all its diagnostics (rendering each must not split the
+# whole file again: a spec of many errors would take quadratic time).
+_lines = functools.lru_cache(maxsize=4)(lambda source: tuple(source.splitlines()))
 
 
 def render_all(diagnostics: Sequence[Diagnostic], sources: dict[str, str]) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from clampdsl import failpoints
 from clampdsl.compile.plan import SNAPSHOTS, Plan
-from clampdsl.durable import write_atomically
+from clampdsl.durable import RunError, write_atomically
 
 try:
     import fcntl
@@ -36,7 +36,7 @@ LOCK = ".lock"
 RECORD_LABELS = ("run", "step", "sequences")  # a record's fields that are not measurements
 
 
-class RunLocked(Exception):
+class RunLocked(RunError):
     """Another process is writing this run directory."""
 
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 
 from clampdsl.compile.plan import Donor, snapshot_name
-from clampdsl.durable import write_atomically
+from clampdsl.durable import RecoveryWarning, RunError, write_atomically
 
 MAGIC = "clampdsl-checkpoint"
 FORMAT = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(RunError):
     """A checkpoint that cannot be used, with the file and what to do about it."""
 
 
@@ -80,6 +80,7 @@ class Checkpointer:
             current.replace(current.with_name(current.name + ".damaged"))
             warnings.warn(
                 f"{error}; resuming from the previous checkpoint, at step {state['step']:,}",
+                RecoveryWarning,
                 stacklevel=2,
             )
             return state
