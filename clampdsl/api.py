@@ -22,7 +22,7 @@ from clampdsl.compile.plan import Plan
 from clampdsl.durable import RecoveryWarning
 from clampdsl.report.markdown import report_markdown
 from clampdsl.report.plots import plot_curves
-from clampdsl.report.store import RunStore, digest, strict_json
+from clampdsl.report.store import RunStore
 from clampdsl.report.summary import RunSummary, summarize
 
 
@@ -135,10 +135,9 @@ def _finish(plan, store: RunStore, seconds: float, eval_seconds: float, device: 
         "device": device,
         "diverged": {s.name: s.diverged_at for s in summaries if s.diverged_at is not None},
         "runs": [s.to_json() for s in summaries],
-        "metrics_sha256": digest(store.metrics_path.read_bytes()),
     }
     failpoints.reach("report")  # between the report and its summary
-    store.write_text("summary.json", strict_json(payload, indent=2))
+    store.write_summary(payload)
     return RunResult(plan, store.directory, summaries, records, reused=False)
 
 

@@ -127,7 +127,15 @@ class RunStore:
             return None
         if not isinstance(payload, dict) or payload.get("metrics_sha256") != metrics:
             return None
-        return payload
+        return payload if payload.pop("sha256", None) == _own_digest(payload) else None
+
+    def write_summary(self, payload: dict) -> None:
+        """summary.json: the payload, the SHA-256 of the metrics it was computed from, and
+        its own (of its other fields), so that an edit or a flipped bit is noticed."""
+        payload = payload | {"metrics_sha256": digest(self.metrics_path.read_bytes())}
+        self.write_text(
+            "summary.json", strict_json(payload | {"sha256": _own_digest(payload)}, indent=2)
+        )
 
     def prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -155,6 +163,10 @@ class RunStore:
             return []
         lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
         return [_measured(json.loads(line)) for line in lines if line.strip()]
+
+
+def _own_digest(payload: dict) -> str:
+    return digest(strict_json(payload, sort_keys=True).encode())
 
 
 def _measured(record: dict) -> dict:

@@ -71,12 +71,12 @@ class Checkpointer:
         try:
             return read(current, self.plan_hash)
         except CheckpointError as error:
-            if not previous.is_file():
+            state = self._good_or_none(previous)
+            if state is None:
                 raise CheckpointError(
-                    f"{error}; no earlier checkpoint of this group is left: delete it to train "
-                    "the group again from step 0, or rerun with --fresh"
+                    f"{error}; no earlier good checkpoint of this group is left: delete it to "
+                    "train the group again from step 0, or rerun with --fresh"
                 ) from None
-            state = read(previous, self.plan_hash)
             current.replace(current.with_name(current.name + ".damaged"))
             warnings.warn(
                 f"{error}; resuming from the previous checkpoint, at step {state['step']:,}",
@@ -84,6 +84,12 @@ class Checkpointer:
                 stacklevel=2,
             )
             return state
+
+    def _good_or_none(self, file: Path) -> dict | None:
+        try:
+            return read(file, self.plan_hash) if file.is_file() else None
+        except CheckpointError:
+            return None
 
 
 def encode(state: dict, plan_hash: str, step: int) -> bytes:
