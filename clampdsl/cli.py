@@ -39,8 +39,10 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
 
 
 def _compile(path: Path) -> Plan:
+    from clampdsl.lang.source import read_spec  # a regular file of at most 1 MiB, UTF-8
+
     try:
-        source = path.read_text(encoding="utf-8")
+        source = read_spec(path)
     except OSError as error:
         sys.stderr.write(f"{path}: error: cannot read spec: {error.strerror or error}\n")
         raise typer.Exit(SPEC_ERROR) from None
@@ -159,7 +161,9 @@ def run(
         err.print(f"interrupted{saved} the same command resumes", highlight=False)
         raise typer.Exit(INTERRUPTED) from None
     except (RunError, OSError) as error:
-        err.print(f"error: {_run_failure(error)}", style="bold red", highlight=False)
+        err.print(
+            f"error: {_run_failure(error)}", style="bold red", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(RUN_FAILURE) from None
 
 
@@ -292,7 +296,7 @@ def _run_in_children(
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A RecoveryWarning as one line of the report; others as Python shows them."""
     if issubclass(category, RecoveryWarning):
-        err.print(f"warning: {message}", style="bold yellow", highlight=False)
+        err.print(f"warning: {message}", style="bold yellow", highlight=False, soft_wrap=True)
     else:
         _python_show_warning(message, category, filename, lineno, file, line)
 

@@ -3,7 +3,9 @@ the target, reach the disk, and are renamed over it (atomic on POSIX)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from clampdsl import failpoints
@@ -23,10 +25,27 @@ def write_atomically(target: Path, data: bytes) -> None:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data[: len(data) // 2])
-        failpoints.reach(f"write:{target.name}")  # killed here, only the temporary is torn
-        handle.write(data[len(data) // 2 :])
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
+    with naming(target):
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data[: len(data) // 2])
+                failpoints.reach(f"write:{target.name}")  # killed here: the temporary is torn
+                handle.write(data[len(data) // 2 :])
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            temporary.unlink(missing_ok=True)  # a full disk gets its room back
+            raise
+        os.replace(temporary, target)
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """An OSError from writing `path` names it (a failed `write()` of an open file, as on
+    a full disk, does not by itself)."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error

@@ -3,9 +3,11 @@ induction head's strength over training."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from clampdsl.compile.plan import Plan
+from clampdsl.durable import write_atomically
 
 
 def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
@@ -50,6 +52,8 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
         note = "no induction strength measured"
         strength_axis.text(0.5, 0.5, note, ha="center", transform=strength_axis.transAxes)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
     plt.close(figure)
+    write_atomically(path, image.getvalue())
     return path

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from clampdsl import failpoints
 from clampdsl.compile.plan import SNAPSHOTS, Plan
-from clampdsl.durable import RunError, write_atomically
+from clampdsl.durable import RunError, naming, write_atomically
 
 try:
     import fcntl
@@ -152,7 +152,7 @@ class RunStore:
 
     def append_records(self, records: list[dict]) -> None:
         text = "".join(strict_json(r) + "\n" for r in records)
-        with self.metrics_path.open("a", encoding="utf-8") as handle:
+        with naming(self.metrics_path), self.metrics_path.open("a", encoding="utf-8") as handle:
             handle.write(text[: len(text) // 2])
             failpoints.reach("append:metrics.jsonl")  # a torn line, for the next try to drop
             handle.write(text[len(text) // 2 :])
