@@ -115,6 +115,49 @@ def plan(
 
 
 @app.command()
+def fmt(
+    files: Annotated[list[Path], typer.Argument(help=".clamp files to format")],
+    check: Annotated[
+        bool, typer.Option("--check", help="change nothing; exit 1 if any file would change")
+    ] = False,
+    write: Annotated[bool, typer.Option("--write", help="rewrite the files in place")] = False,
+) -> None:
+    """Print specs in their canonical form (comments kept), or check or rewrite them.
+
+    Example: clampdsl fmt --check specs/*.clamp
+    """
+    from clampdsl.durable import write_atomically
+    from clampdsl.lang.format import FormatError, format_source
+
+    changed, failed = [], False
+    for path in files:
+        try:
+            source = path.read_text(encoding="utf-8")
+            formatted = format_source(source, str(path))
+        except SpecError as error:
+            _report_spec_error(error)
+            failed = True
+            continue
+        except (OSError, FormatError) as error:
+            sys.stderr.write(f"{path}: error: {getattr(error, 'strerror', None) or error}\n")
+            failed = True
+            continue
+        if formatted != source:
+            changed.append(path)
+            if write:
+                write_atomically(path, formatted.encode("utf-8"))
+        if not (check or write):
+            sys.stdout.write(formatted)
+    if check:
+        for path in changed:
+            sys.stderr.write(f"{path}: would be reformatted\n")
+    if failed:
+        raise typer.Exit(SPEC_ERROR)
+    if check and changed:
+        raise typer.Exit(RUN_FAILURE)
+
+
+@app.command()
 def run(
     files: Annotated[list[Path], typer.Argument(help=".clamp files, each its own run")],
     out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
