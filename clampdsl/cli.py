@@ -1,4 +1,4 @@
-"""`clampdsl validate | plan | run`: thin commands over the stages.
+"""`clampdsl validate | plan | fmt | run`: thin commands over the stages.
 
 Spec errors print as `file:line:col` diagnostics; never a traceback. Exit codes: 0 done,
 1 a run failed, 2 a spec error, 64 a usage error (a bad option or value), 130 interrupted.
@@ -23,7 +23,6 @@ from clampdsl.lang.diagnostics import SpecError
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="Declarative clamping experiments on small transformers.",
 )
 RUN_FAILURE = 1
 SPEC_ERROR = 2
@@ -32,7 +31,7 @@ USAGE_ERROR = 64  # EX_USAGE (sysexits.h): the command line is wrong, not a spec
 COMPILE_CHOICES = ("auto", "on", "off")
 # click's UsageError (bad options and values), from wherever this typer takes click
 USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-SpecFile = Annotated[Path, typer.Argument(help="the .clamp file")]
+SpecFile = Annotated[Path, typer.Argument(metavar="FILE", help="the .clamp file")]
 # Off a terminal (CI logs, pipes) Rich would assume 80 columns and fold the results table.
 out = Console(width=None if sys.stdout.isatty() else 132)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
@@ -84,9 +83,37 @@ def _compile_each(files: list[Path]) -> list[Plan | None]:
     return plans
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from clampdsl import __version__
+
+        out.print(f"clampdsl {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Declarative clamping experiments on small transformers.
+
+    Example: clampdsl run specs/three_subcircuits.clamp
+    """
+
+
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help=".clamp files to check")]) -> None:
-    """Check specs against the language and the model; exit 2 if any has errors."""
+def validate(
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help=".clamp files to check")],
+) -> None:
+    """Check specs against the language and the model; exit 2 if any has errors.
+
+    Example: clampdsl validate specs/*.clamp specs/paper/*.clamp
+    """
     plans = _compile_each(files)
     for path, plan in zip(files, plans, strict=True):
         if plan is not None:
@@ -104,7 +131,10 @@ def plan(
     file: SpecFile,
     as_json: Annotated[bool, typer.Option("--json", help="print the Plan as JSON")] = False,
 ) -> None:
-    """Print the compiled plan: groups, runs and every intervention."""
+    """Print the compiled plan: groups, runs and every intervention.
+
+    Example: clampdsl plan specs/three_subcircuits.clamp
+    """
     compiled = _compile_or_exit(file)
     if as_json:
         sys.stdout.write(json.dumps(compiled.to_json(), indent=2) + "\n")
@@ -116,7 +146,7 @@ def plan(
 
 @app.command()
 def fmt(
-    files: Annotated[list[Path], typer.Argument(help=".clamp files to format")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help=".clamp files to format")],
     check: Annotated[
         bool, typer.Option("--check", help="change nothing; exit 1 if any file would change")
     ] = False,
@@ -159,30 +189,44 @@ def fmt(
 
 @app.command()
 def run(
-    files: Annotated[list[Path], typer.Argument(help=".clamp files, each its own run")],
-    out_dir: Annotated[Path, typer.Option("--out", help="where run directories go")] = Path("runs"),
-    device: Annotated[str, typer.Option(help="auto (CUDA if present), cpu or cuda")] = "auto",
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE", help=".clamp files, each its own run")
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="where run directories go")
+    ] = Path("runs"),
+    device: Annotated[
+        str, typer.Option(metavar="DEVICE", help="auto (CUDA if present), cpu or cuda")
+    ] = "auto",
     fresh: Annotated[
         bool, typer.Option("--fresh", help="discard an earlier run of this plan")
     ] = False,
     compile: Annotated[
         str,
         typer.Option(
+            metavar="MODE",
             callback=lambda value: _one_of(value, COMPILE_CHOICES, "--compile"),
             help="torch.compile the train step: auto (CUDA, or long CPU runs), on, off",
         ),
     ] = "auto",
     jobs: Annotated[
         int,
-        typer.Option(min=1, help="specs to train at once, each on an equal share of the cores"),
+        typer.Option(
+            min=1, metavar="N", help="specs to train at once, each on an equal share of the cores"
+        ),
     ] = 1,
     threads: Annotated[
         int | None,
-        typer.Option(min=1, help="torch threads (default: torch's choice; --jobs shares them)"),
+        typer.Option(
+            min=1, metavar="N", help="torch threads (default: torch's choice; --jobs shares them)"
+        ),
     ] = None,
     events: Annotated[bool, typer.Option(hidden=True)] = False,  # progress as JSON (jobs.py)
 ) -> None:
-    """Train every experiment of each spec and report when induction heads formed."""
+    """Train every experiment of each spec and report when induction heads formed.
+
+    Example: clampdsl run specs/three_subcircuits.clamp --out runs
+    """
     _check_device(device)
     plans = _compile_all_or_exit(files, out_dir)
     if threads is not None:

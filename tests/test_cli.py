@@ -135,3 +135,13 @@ def test_usage_errors_exit_64_before_anything_is_written(tmp_path):
         assert "Traceback" not in result.stderr
     assert not any(tmp_path.iterdir())
     assert clampdsl("validate", tmp_path / "missing.clamp").returncode == 2  # a spec error
+
+
+def test_version_and_every_commands_help_has_an_example():
+    from clampdsl import __version__
+
+    version = clampdsl("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"clampdsl {__version__}"
+    for command in ([], ["validate"], ["plan"], ["fmt"], ["run"]):
+        shown = clampdsl(*command, "--help")
+        assert shown.returncode == 0 and "Example: clampdsl" in shown.stdout, command
