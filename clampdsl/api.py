@@ -89,6 +89,10 @@ def _train(plan: Plan, store: RunStore, target, on_group, compile: str) -> RunRe
         # beyond its last checkpoint goes (those evals are computed again, never appended
         # twice), and so does a line it tore.
         store.write_records(done + (saved["records"] if saved else []))
+        if start == plan.run(group.runs[0]).train.steps:  # trained to the end before
+            done += saved["records"]
+            compiled.append(saved["session"].get("compiled", False))
+            continue
         progress = (
             on_group(index, group.runs, plan.run(group.runs[0]).train.steps, start)
             if on_group
@@ -114,7 +118,9 @@ def load(spec: str | Path, out: str | Path = "runs") -> RunResult | None:
 
 
 def _plan_and_store(spec: str | Path, out: str | Path) -> tuple[Plan, RunStore]:
-    source = Path(spec).read_text(encoding="utf-8")
+    from clampdsl.lang.source import read_spec  # a regular file of at most 1 MiB, UTF-8
+
+    source = read_spec(spec)
     plan = compile_source(source, str(spec))
     return plan, RunStore(out, plan, source)
 

@@ -154,6 +154,7 @@ class GroupSession:
             "runs": [run.name for run in self.runs],  # the order of every leading R dimension
             "model": self.model.state_dict(),
             "optimizer": self.step_function.state_dict(),
+            "compiled": self.compiled,  # how it trained, for a report rebuilt from it
         }
 
     def load_state_dict(self, state: dict) -> None:
