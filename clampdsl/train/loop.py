@@ -20,6 +20,7 @@ import torch
 
 from clampdsl import failpoints
 from clampdsl.compile.plan import Plan, Run
+from clampdsl.timing import Phases
 from clampdsl.train.checkpoint import Checkpointer
 from clampdsl.train.session import GroupSession
 
@@ -39,7 +40,11 @@ class GroupResult:
     runs: tuple[str, ...]
     records: tuple[Record, ...]
     compiled: bool  # whether the train step ran compiled
-    eval_seconds: float  # wall time spent in this session's evals
+    phases: dict[str, float]  # wall seconds: build, first step, train, evals, checkpoints
+
+    @property
+    def eval_seconds(self) -> float:
+        return self.phases.get("evals", 0.0)
 
 
 def train_group(
@@ -52,12 +57,15 @@ def train_group(
     compile: str = "off",
     resume: dict | None = None,
 ) -> GroupResult:
-    """Trains a group from step 0, or from `resume` (a checkpoint's state: Checkpointer.load)."""
-    session = GroupSession(plan, group_index, device, compile)
-    start, records = 0, []
-    if resume is not None:
-        session.load_state_dict(resume["session"])
-        start, records = int(resume["step"]), list(resume["records"])
+    """Trains a group from step 0, or from `resume` (a checkpoint's state: Checkpointer.load).
+    The first step is timed apart from the others: it is where the step compiles."""
+    phases, started = Phases(), time.perf_counter()
+    with phases("build"):  # model, clamps, data and eval sets
+        session = GroupSession(plan, group_index, device, compile)
+        start, records = 0, []
+        if resume is not None:
+            session.load_state_dict(resume["session"])
+            start, records = int(resume["step"]), list(resume["records"])
     if start == 0:
         # Fresh groups only: a resumed group compiles its evals itself, so that its next
         # evals are the compiled ones an unbroken run computes (no eager eval in between).
@@ -65,16 +73,13 @@ def train_group(
     steps, every = session.config.train.steps, session.config.eval.every
     keep_every = session.config.train.keep_every
     checkpoint_every = session.config.train.checkpoint_every
-    eval_seconds = 0.0
 
     def run_eval(step: int) -> None:
-        nonlocal eval_seconds
         if session.device.type == "cuda":
             torch.cuda.synchronize(session.device)  # steps still queued are not the eval's
-        started = time.perf_counter()
-        new = _records(session.runs, step, session.evaluate(step))  # copies out: in sync
+        with phases("evals"):
+            new = _records(session.runs, step, session.evaluate(step))  # copies out: in sync
         failpoints.reach("eval")
-        eval_seconds += time.perf_counter() - started
         key = _first_loss(new[0])
         records.extend(new)
         if on_records:
@@ -89,22 +94,31 @@ def train_group(
             if checkpointer is not None and (
                 checkpointer.due(step, start, checkpoint_every) or interrupted.is_set()
             ):
-                checkpointer.save(group_index, step, session.state_dict(), records)
+                with phases("checkpoints"):
+                    checkpointer.save(group_index, step, session.state_dict(), records)
             if interrupted.is_set():
                 raise Interrupted(step)
             if checkpointer is not None and keep_every and step % keep_every == 0 and step:
-                checkpointer.keep(group_index, step, session.state_dict())
+                with phases("checkpoints"):
+                    checkpointer.keep(group_index, step, session.state_dict())
             failpoints.reach("step")
-            session.train_step(step)
+            if step == start:
+                with phases("first step"):
+                    session.train_step(step).sum().item()  # in sync: it includes compiling
+            else:
+                session.train_step(step)
             if on_progress and (step + 1) % every:
                 on_progress(step + 1, {})
     if not records or records[-1]["step"] != steps:
         run_eval(steps)
     if checkpointer is not None:
-        checkpointer.save(group_index, steps, session.state_dict(), records)
-        checkpointer.keep(group_index, steps, session.state_dict())
+        with phases("checkpoints"):
+            checkpointer.save(group_index, steps, session.state_dict(), records)
+            checkpointer.keep(group_index, steps, session.state_dict())
+    # The other steps: the rest of the wall time (timing each step would wait for the device).
+    phases.add("train", time.perf_counter() - started - sum(phases.seconds.values()))
     runs = tuple(r.name for r in session.runs)
-    return GroupResult(runs, tuple(records), session.compiled, eval_seconds)
+    return GroupResult(runs, tuple(records), session.compiled, phases.seconds)
 
 
 @contextlib.contextmanager
