@@ -49,17 +49,19 @@ def run(
     fresh: bool = False,
     on_group: GroupCallback | None = None,
     compile: str = "auto",
+    allow_large: bool = False,
 ) -> RunResult:
     """Compile and train a spec, write its run directory, and return the summaries.
 
     A finished run directory for the same plan is reused unless `fresh`; an unfinished
     one resumes from its checkpoints. `compile` is "auto" (compile the train step on CUDA,
-    and on CPU for runs long enough to repay it), "on" or "off".
+    and on CPU for runs long enough to repay it), "on" or "off". A spec over the resource
+    guard's budgets (compile/resources.py) is refused with a SpecError unless `allow_large`.
     """
     from clampdsl import accel
     from clampdsl.train.session import resolve_device
 
-    plan, store = _plan_and_store(spec, out)
+    plan, store = _plan_and_store(spec, out, guard=not allow_large)
     accel.enable()  # the process-wide workarounds (accel/), once
     with store.lock():
         if fresh:
@@ -117,11 +119,18 @@ def load(spec: str | Path, out: str | Path = "runs") -> RunResult | None:
     return _load(plan, store, payload) if payload is not None else None
 
 
-def _plan_and_store(spec: str | Path, out: str | Path) -> tuple[Plan, RunStore]:
+def _plan_and_store(
+    spec: str | Path, out: str | Path, guard: bool = False
+) -> tuple[Plan, RunStore]:
+    """The spec's plan (through the resource guard with `guard`) and its run store."""
     from clampdsl.lang.source import read_spec  # a regular file of at most 1 MiB, UTF-8
 
     source = read_spec(spec)
     plan = compile_source(source, str(spec))
+    if guard:
+        from clampdsl.compile import resources
+
+        resources.check(plan, source)
     return plan, RunStore(out, plan, source)
 
 

@@ -32,12 +32,20 @@ COMPILE_CHOICES = ("auto", "on", "off")
 # click's UsageError (bad options and values), from wherever this typer takes click
 USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 SpecFile = Annotated[Path, typer.Argument(metavar="FILE", help="the .clamp file")]
+AllowLarge = Annotated[
+    bool,
+    typer.Option(
+        "--allow-large",
+        help="accept a spec over the resource guard's budgets (memory: CLAMPDSL_MEMORY_BUDGET, "
+        "8 GiB; work: CLAMPDSL_WORK_BUDGET, 1e16 FLOPs)",
+    ),
+]
 # Off a terminal (CI logs, pipes) Rich would assume 80 columns and fold the results table.
 out = Console(width=None if sys.stdout.isatty() else 132)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
 
 
-def _compile(path: Path) -> Plan:
+def _compile(path: Path, allow_large: bool = False) -> Plan:
     from clampdsl.lang.source import read_spec  # a regular file of at most 1 MiB, UTF-8
 
     try:
@@ -48,12 +56,26 @@ def _compile(path: Path) -> Plan:
     plan = compile_source(source, str(path))
     for warning in plan.warnings:
         sys.stderr.write(warning + "\n")
+    if not allow_large:
+        _guard(plan, source)
     return plan
 
 
-def _compile_or_exit(path: Path) -> Plan:
+def _guard(plan: Plan, source: str) -> None:
+    """The resource guard (compile/resources.py): a SpecError where a group would take more
+    memory or work than the budgets (CLAMPDSL_MEMORY_BUDGET, CLAMPDSL_WORK_BUDGET) allow."""
+    from clampdsl.compile import resources
+
     try:
-        return _compile(path)
+        memory, work = resources.memory_budget(), resources.work_budget()
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    resources.check(plan, source, memory, work)
+
+
+def _compile_or_exit(path: Path, allow_large: bool = False) -> Plan:
+    try:
+        return _compile(path, allow_large)
     except SpecError as error:
         _report_spec_error(error)
         raise typer.Exit(SPEC_ERROR) from None
@@ -69,12 +91,12 @@ def _report_spec_error(error: SpecError) -> None:
     err.print(_count(len(error.diagnostics), "error"), style="bold red")
 
 
-def _compile_each(files: list[Path]) -> list[Plan | None]:
+def _compile_each(files: list[Path], allow_large: bool = False) -> list[Plan | None]:
     """Every spec's plan, or None where it has errors (reported as they are found)."""
     plans = []
     for path in files:
         try:
-            plans.append(_compile(path))
+            plans.append(_compile(path, allow_large))
         except SpecError as error:
             _report_spec_error(error)
             plans.append(None)
@@ -109,12 +131,13 @@ def _options(
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(metavar="FILE", help=".clamp files to check")],
+    allow_large: AllowLarge = False,
 ) -> None:
     """Check specs against the language and the model; exit 2 if any has errors.
 
     Example: clampdsl validate specs/*.clamp specs/paper/*.clamp
     """
-    plans = _compile_each(files)
+    plans = _compile_each(files, allow_large)
     for path, plan in zip(files, plans, strict=True):
         if plan is not None:
             out.print(
@@ -130,12 +153,13 @@ def validate(
 def plan(
     file: SpecFile,
     as_json: Annotated[bool, typer.Option("--json", help="print the Plan as JSON")] = False,
+    allow_large: AllowLarge = False,
 ) -> None:
     """Print the compiled plan: groups, runs and every intervention.
 
     Example: clampdsl plan specs/three_subcircuits.clamp
     """
-    compiled = _compile_or_exit(file)
+    compiled = _compile_or_exit(file, allow_large)
     if as_json:
         sys.stdout.write(json.dumps(compiled.to_json(), indent=2) + "\n")
         return
@@ -221,6 +245,7 @@ def run(
             min=1, metavar="N", help="torch threads (default: torch's choice; --jobs shares them)"
         ),
     ] = None,
+    allow_large: AllowLarge = False,
     events: Annotated[bool, typer.Option(hidden=True)] = False,  # progress as JSON (jobs.py)
 ) -> None:
     """Train every experiment of each spec and report when induction heads formed.
@@ -228,12 +253,12 @@ def run(
     Example: clampdsl run specs/three_subcircuits.clamp --out runs
     """
     _check_device(device)
-    plans = _compile_all_or_exit(files, out_dir)
+    plans = _compile_all_or_exit(files, out_dir, allow_large)
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    options = {"device": device, "fresh": fresh, "compile": compile}
+    options = {"device": device, "fresh": fresh, "compile": compile, "allow_large": allow_large}
     try:
         if events:
             _run_reporting_events(files, out_dir, options)
@@ -285,11 +310,11 @@ def _check_device(device: str) -> None:
         raise typer.BadParameter("no CUDA device here", param_hint="--device")
 
 
-def _compile_all_or_exit(files: list[Path], out_dir: Path) -> list[Plan]:
+def _compile_all_or_exit(files: list[Path], out_dir: Path, allow_large: bool = False) -> list[Plan]:
     """Every spec compiled before anything trains: errors in any stop them all."""
     from clampdsl.report.store import run_directory
 
-    plans = _compile_each(files)
+    plans = _compile_each(files, allow_large)
     if None in plans:
         raise typer.Exit(SPEC_ERROR)
     seen: dict[Path, Path] = {}
@@ -349,6 +374,7 @@ def _run_in_children(
     threads = threads_each(jobs)
     flags = ["--out", str(out_dir), "--device", options["device"], "--compile"]
     flags += [options["compile"]] + (["--fresh"] if options["fresh"] else [])
+    flags += ["--allow-large"] if options["allow_large"] else []
     by_file = dict(zip(files, plans, strict=True))
     out.print(
         f"{_count(len(files), 'spec')}, {jobs} at a time, {_count(threads, 'torch thread')} each",

@@ -15,7 +15,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from clampdsl.compile import subcircuits
+from clampdsl.compile import resources, subcircuits
 from clampdsl.compile.plan import Plan, RunPasses, Schedule
 from clampdsl.report import tables
 from clampdsl.report.summary import RunSummary
@@ -72,6 +72,7 @@ def print_plan(console: Console, plan: Plan) -> None:
     console.print(
         f"[bold]{plan.file}[/]  plan {plan.content_hash()[:12]}  phase: {plan.phase.text}"
     )
+    estimates = resources.estimate(plan)
     for index, group in enumerate(plan.groups):
         first = plan.run(group.runs[0])
         console.print(
@@ -80,6 +81,7 @@ def print_plan(console: Console, plan: Plan) -> None:
             f"{first.train.steps:,} steps × batch {first.train.batch} "
             f"({first.train.steps * first.train.batch:.2e} sequences) · lr {first.train.lr:g}"
         )
+        console.print(f"  resources: {estimates[index].describe()}", highlight=False)
         for line in _schedule_lines(group.schedule):
             console.print(f"  {line}", highlight=False)
         passes = {p.run: p for p in group.schedule.runs}
