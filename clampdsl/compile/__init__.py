@@ -16,24 +16,32 @@ from clampdsl.compile.plan import Group, Plan, Run
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import SpecError, render
 from clampdsl.lang.parser import parse
+from clampdsl.lang.source import read_spec
 
 CODE = re.compile(r'(?:[^#"]|"(?:[^"\\\n]|\\.)*")*')  # a line up to its comment
+# Bounds far beyond any spec of this kind, that keep checking one fast: an experiment's
+# clamps are checked against each other, pair by pair.
+MAX_EXPERIMENTS = 1_000  # per spec file
+MAX_INTERVENTIONS = 128  # per experiment (a statement on several layers: one per layer)
+MAX_SPEC_INTERVENTIONS = 10_000  # per spec file
 
 
 def compile_source(text: str, file: str = "<string>") -> Plan:
     """Parse and compile .clamp text; raises SpecError listing every problem found."""
     spec = parse(text, file)
-    lines = text.splitlines()
+    lines = text.split("\n")  # as the parser counts lines (not at \f, \v, \x1c, …)
     errors = Collector()
 
     toplevel.check_header(spec, errors)
     lets = toplevel.collect_lets(spec, errors)
     base = _top_settings(spec, errors)
-    evaluated = _with_eval(base, spec, errors)
+    evals = tuple(_of_type(spec, ast.EvalStmt))
+    evaluated = _with_eval(base, evals, errors)
     folder = Path(file).parent  # where paths in the spec start (a donor's)
+    budget = [MAX_SPEC_INTERVENTIONS]  # what the spec's experiments may still lower
     runs = tuple(
-        _lower_experiment(e, base, spec, lets, lines, folder, errors)
-        for e in _of_type(spec, ast.Experiment)
+        _lower_experiment(e, base, evals, lets, lines, folder, budget, errors)
+        for e in _experiments(spec, errors)
     )
     _check_names(spec, errors)
     _check_shapes(runs, errors)
@@ -56,7 +64,7 @@ def compile_source(text: str, file: str = "<string>") -> Plan:
 
 def compile_file(path: str | Path) -> Plan:
     path = Path(path)
-    return compile_source(path.read_text(encoding="utf-8"), str(path))
+    return compile_source(read_spec(path), str(path))
 
 
 def _top_settings(spec: ast.Spec, errors: Collector) -> settings.Settings:
@@ -66,27 +74,35 @@ def _top_settings(spec: ast.Spec, errors: Collector) -> settings.Settings:
     return resolved
 
 
-def _with_eval(resolved: settings.Settings, spec: ast.Spec, errors) -> settings.Settings:
+def _with_eval(resolved: settings.Settings, evals, errors) -> settings.Settings:
     # Eval intervals in sequences depend on the batch size, so they are read after settings.
-    for line in _of_type(spec, ast.EvalStmt):
+    for line in evals:
         resolved = settings.apply_eval(resolved, line, errors)
     return resolved
 
 
-def _lower_experiment(experiment: ast.Experiment, base, spec, lets, lines, folder, errors) -> Run:
+def _lower_experiment(experiment, base, evals, lets, lines, folder, budget, errors) -> Run:
     resolved = base
     for item in experiment.body:
         if isinstance(item, ast.Setting):
             resolved = settings.apply_setting(resolved, item, errors)
     # The eval line was checked (and its errors reported) once at top level; here it is only
     # re-applied because an experiment's own batch size changes what "N sequences" means.
-    resolved = _with_eval(resolved, spec, Collector())
+    resolved = _with_eval(resolved, evals, Collector())
     lowered = []
     for item in experiment.body:
         if not isinstance(item, ast.Setting):
+            if budget[0] < 0:  # the spec is over already, and that was reported
+                lowered = []
+                break
             lowered += interventions.lower_statement(
                 item, resolved, lets, _line(lines, item.span), folder, errors
             )
+            if not _within_budget(lowered, item, experiment, budget, errors):
+                lowered = []  # checked no further: the spec has an error already
+                break
+    if budget[0] >= 0:
+        budget[0] -= len(lowered)
     rules.check_experiment(lowered, resolved.model, errors)
     gives = subcircuits.steps_given(tuple(lowered), resolved.model)
     return Run(
@@ -100,6 +116,41 @@ def _lower_experiment(experiment: ast.Experiment, base, spec, lets, lines, folde
         resolved.eval,
         experiment.span,
     )
+
+
+def _experiments(spec: ast.Spec, errors: Collector) -> list[ast.Experiment]:
+    """The experiments to lower: the first MAX_EXPERIMENTS (an error at the one beyond)."""
+    experiments = list(_of_type(spec, ast.Experiment))
+    if len(experiments) > MAX_EXPERIMENTS:
+        errors.error(
+            f"this spec has more than {MAX_EXPERIMENTS:,} experiments",
+            experiments[MAX_EXPERIMENTS].name.span,
+            hint="split its experiments into several spec files",
+        )
+    return experiments[:MAX_EXPERIMENTS]
+
+
+def _within_budget(lowered, statement, experiment, budget: list[int], errors) -> bool:
+    """Whether an experiment's interventions so far, up to `statement`, stay within
+    MAX_INTERVENTIONS, and the spec's within MAX_SPEC_INTERVENTIONS (budget[0]: what is
+    left of it before this experiment); an error at `statement` if not."""
+    if len(lowered) > MAX_INTERVENTIONS:
+        errors.error(
+            f"experiment {experiment.name.value!r} clamps more than {MAX_INTERVENTIONS} times "
+            "(a statement counts once for each layer it names)",
+            statement.span,
+        )
+        return False
+    if len(lowered) > budget[0]:
+        errors.error(
+            f"this spec clamps more than {MAX_SPEC_INTERVENTIONS:,} times in all "
+            "(a statement counts once for each layer it names)",
+            statement.span,
+            hint="split its experiments into several spec files",
+        )
+        budget[0] = -1
+        return False
+    return True
 
 
 def _check_names(spec: ast.Spec, errors: Collector) -> None:

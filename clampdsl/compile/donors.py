@@ -79,8 +79,15 @@ def _directory(path: ast.String, folder: Path, errors: Collector) -> Path | None
     if written.is_absolute():
         errors.error("a donor's path is written relative to the spec file", path.span)
         return None
-    root = folder.resolve()
-    directory = (root / written).resolve()  # symbolic links followed: they cannot lead out
+    try:
+        root = folder.resolve()
+        directory = (root / written).resolve()  # symbolic links followed: they cannot lead out
+        if directory.is_relative_to(root):
+            directory.is_dir()  # a path the system refuses (too long, a NUL) is refused here
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        errors.error(f"this path is not one this system can read ({reason})", path.span)
+        return None
     if not directory.is_relative_to(root):
         errors.error(
             f"{path.value!r} lies outside the spec's directory: a spec reads nothing outside "
@@ -107,7 +114,10 @@ def _plan(directory: Path, path: ast.String, errors: Collector) -> Plan | None:
             )
             return None
         return Plan.from_json(data)
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
+    except OSError as error:
+        errors.error(f"cannot read the donor's {PLAN_FILE}: {error.strerror or error}", path.span)
+        return None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
         errors.error(f"the donor's {PLAN_FILE} is not a plan ({error})", path.span)
         return None
 
@@ -170,7 +180,10 @@ def _step(directory, run, group, given, path, errors) -> int | None:
 
 def _kept_steps(directory: Path, group: int) -> list[int]:
     files = directory / SNAPSHOTS
-    return kept_steps([f.name for f in files.iterdir()], group) if files.is_dir() else []
+    try:
+        return kept_steps([f.name for f in files.iterdir()], group) if files.is_dir() else []
+    except OSError:  # unreadable: as if it kept none
+        return []
 
 
 def _clamps_brought(kind, item, run: Run, donor: Donor, errors) -> list[Intervention]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clampdsl.lang.diagnostics import Diagnostic, Span, did_you_mean
+from clampdsl.lang.diagnostics import Diagnostic, Span, did_you_mean, quoted
 
 
 class Collector:
@@ -19,7 +19,7 @@ class Collector:
     def unknown(self, what: str, word: str, span: Span, choices) -> None:
         choices = sorted(choices)
         hint = did_you_mean(word, choices) or f"known: {', '.join(choices)}"
-        self.error(f"unknown {what} {word!r}", span, hint)
+        self.error(f"unknown {what} {quoted(word)}", span, hint)
 
     @property
     def errors(self) -> list[Diagnostic]:

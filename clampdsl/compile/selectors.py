@@ -13,7 +13,7 @@ import attrs
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import ModelConfig
 from clampdsl.lang import ast
-from clampdsl.lang.diagnostics import Span
+from clampdsl.lang.diagnostics import Span, quoted
 
 HEAD_SITES = ("pattern", "scores", "q", "k", "v", "z")
 LAYER_SITES = ("in", "out")
@@ -47,12 +47,12 @@ class Sites:
 def resolve(
     selector: ast.Selector, model: ModelConfig, lets: dict[str, ast.Let], errors: Collector
 ) -> Sites | None:
+    while isinstance(selector, ast.NameSelector) and _bound(selector.name.value, lets):
+        selector = lets[selector.name.value].value  # a let of a let…: followed, not recursed
     if isinstance(selector, ast.NameSelector):
         name = selector.name.value
         if name in MODEL_SITES:
             return Sites((), (), name, selector.span)
-        if name in lets and not isinstance(lets[name].value, ast.Number):
-            return resolve(lets[name].value, model, lets, errors)
         errors.unknown("name", name, selector.name.span, list(lets) + list(MODEL_SITES))
         return None
     layers = _layers(selector, model, errors)
@@ -90,19 +90,25 @@ def resolve(
     return Sites(layers, kept, site, selector.span)
 
 
+def _bound(name: str, lets: dict[str, ast.Let]) -> bool:
+    """Whether a name is a let bound to a selector (a model site's name never is one)."""
+    return name not in MODEL_SITES and name in lets and not isinstance(lets[name].value, ast.Number)
+
+
 def _layers(selector: ast.SiteSelector, model: ModelConfig, errors: Collector):
     if selector.layer == "*":
         if selector.onward:
             errors.error("`L*..` says no more than `L*`", selector.span, hint="write L*")
             return None
         return tuple(range(model.layers))
-    number = int(selector.layer)
+    number = _number(selector.layer)
     if 1 <= number <= model.layers:
         return (number - 1,)
     nearest = min(max(number, 1), model.layers)
     layers = f"L1-L{model.layers}" if model.layers > 1 else "L1"
     errors.error(
-        f"layer L{number} does not exist (model has {layers}; layers count from 1 like the paper)",
+        f"layer L{_written(number, selector.layer)} does not exist (model has {layers}; "
+        "layers count from 1 like the paper)",
         Span(
             selector.span.file,
             selector.span.line,
@@ -115,21 +121,37 @@ def _layers(selector: ast.SiteSelector, model: ModelConfig, errors: Collector):
     return None
 
 
+BIG = 10**18  # what a layer or head number of more digits reads as: beyond every model's
+
+
+def _number(digits: str) -> int:
+    """A layer or head number as written. Longer ones than any model has read as BIG:
+    int() refuses digit strings beyond 4,300 (and beyond 18 there is nothing to count)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else BIG
+
+
+def _written(number: int, digits: str) -> str:
+    """How a message names a layer or head number (a long one, cut short)."""
+    return str(number) if number < BIG else digits[:18] + "…"
+
+
 def _heads(text: str, span: Span, model: ModelConfig, errors: Collector):
     body = text[1:]
     if body == "*":
         return tuple(range(model.heads))
-    if body.startswith("{"):
-        heads = [int(h) for h in re.findall(r"\d+", body)]
-    elif "-" in body:
-        low, high = (int(h) for h in body.split("-"))
+    written = re.findall(r"\d+", body) if body.startswith("{") else body.split("-")
+    heads = [_number(h) for h in written]  # of a range, its ends: checked before it is made
+    if "-" in body and not body.startswith("{"):
+        (low, high), shown = heads, [_written(h, w) for h, w in zip(heads, written, strict=True)]
         if low > high:
-            errors.error(f"head range {text} runs backwards", span, hint=f"write H{high}-{low}")
+            errors.error(
+                f"head range {quoted(text)[1:-1]} runs backwards",
+                span,
+                hint=f"write H{shown[1]}-{shown[0]}",
+            )
             return None
-        heads = [low, high]  # its ends: checked before the range is made
-    else:
-        heads = [int(body)]
-    missing = [h for h in heads if h >= model.heads]
+    missing = [_written(h, w) for h, w in zip(heads, written, strict=True) if h >= model.heads]
     if missing:
         errors.error(
             f"head H{missing[0]} does not exist (each layer has H0-H{model.heads - 1}; "

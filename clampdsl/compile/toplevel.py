@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import re
 
+import attrs
+
 from clampdsl.compile import selectors
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Measure, ModelConfig, PhaseRule
@@ -43,8 +45,19 @@ def collect_lets(spec: ast.Spec, errors: Collector) -> dict[str, ast.Let]:
                 let.value.span,
             )
         else:
-            lets[name] = let
+            lets[name] = _through(let, lets)
     return lets
+
+
+def _through(let: ast.Let, earlier: dict[str, ast.Let]) -> ast.Let:
+    """A let bound to an earlier let's selector is bound to that selector itself, so that
+    a chain of any length resolves in one step."""
+    value = let.value
+    if isinstance(value, ast.NameSelector) and value.name.value in earlier:
+        bound = earlier[value.name.value].value
+        if not isinstance(bound, ast.Number):
+            return attrs.evolve(let, value=bound)
+    return let
 
 
 def _names_a_later_let(let: ast.Let, earlier: dict[str, ast.Let]) -> bool:

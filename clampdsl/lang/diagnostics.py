@@ -45,6 +45,12 @@ class SpecError(Exception):
         super().__init__(render_all(self.diagnostics, self.sources))
 
 
+def quoted(word: str, limit: int = 40) -> str:
+    """A word as a message quotes it: its repr, cut at `limit` characters (…), so that a
+    message stays short whatever the file holds."""
+    return repr(word if len(word) <= limit else word[:limit] + "…")
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean X?' hint when a near miss exists."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
@@ -72,11 +78,15 @@ def render(diagnostic: Diagnostic, source: str | None) -> str:
 
 
 SHOWN = 160  # at most this much of a long line is shown, around the column
+# Control characters (a NUL, an escape sequence) are shown as �, one column each as the
+# parser counts them, never sent to the terminal; a tab stays.
+CONTROLS = {c: "\ufffd" for c in (*range(0x20), *range(0x7F, 0xA0)) if c != 0x09}
 
 
 def _shown(line: str, column: int, width: int) -> tuple[str, int, int]:
     """A long line cut to a window around the column (… where cut), with the column and
     caret width in it: a diagnostic stays short whatever the line's length."""
+    line = line.translate(CONTROLS)
     if len(line) <= SHOWN:
         return line, column, width
     start = max(0, min(column - 1 - SHOWN // 4, len(line) - SHOWN))
@@ -86,9 +96,12 @@ def _shown(line: str, column: int, width: int) -> tuple[str, int, int]:
     return shown, column, min(width, len(shown) - len(right) - column + 1)
 
 
-# A file's lines, split once for all its diagnostics (rendering each must not split the
-# whole file again: a spec of many errors would take quadratic time).
-_lines = functools.lru_cache(maxsize=4)(lambda source: tuple(source.splitlines()))
+@functools.lru_cache(maxsize=4)
+def _lines(source: str) -> tuple[str, ...]:
+    """A file's lines as the parser counts them (at line feeds only, not at form feeds
+    as str.splitlines), split once for all its diagnostics: a spec of many errors must
+    not take quadratic time."""
+    return tuple(line.removesuffix("\r") for line in source.split("\n"))
 
 
 def render_all(diagnostics: Sequence[Diagnostic], sources: dict[str, str]) -> str:

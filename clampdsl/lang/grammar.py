@@ -10,6 +10,9 @@ from lark import Lark
 from lark.indenter import DedentError, Indenter
 
 GRAMMAR_NAME = "clamp.lark"
+# Tokens (words, numbers, symbols, line ends) a spec may hold: parsing takes time in
+# proportion, and no spec of this kind comes near (the largest shipped holds under 1,000).
+MAX_TOKENS = 50_000
 
 
 def grammar_path() -> Path:
@@ -39,6 +42,25 @@ class BlockIndenter(Indenter):
         self.last_newline = token
         yield from super().handle_NL(token)
 
+    def process(self, stream):
+        return super().process(self._counted(stream))
+
+    @staticmethod
+    def _counted(stream):
+        """The lexer's tokens, up to MAX_TOKENS: TooManyTokens at the one beyond."""
+        for count, token in enumerate(stream, 1):
+            if count > MAX_TOKENS:
+                raise TooManyTokens(token)
+            yield token
+
+
+class TooManyTokens(Exception):
+    """A spec longer than MAX_TOKENS tokens; `token` is the first beyond."""
+
+    def __init__(self, token):
+        super().__init__(f"more than {MAX_TOKENS} tokens")
+        self.token = token
+
 
 @functools.cache
 def parser() -> Lark:
@@ -52,4 +74,4 @@ def parser() -> Lark:
     )
 
 
-__all__ = ["DedentError", "grammar_path", "parser"]
+__all__ = ["MAX_TOKENS", "DedentError", "TooManyTokens", "grammar_path", "parser"]

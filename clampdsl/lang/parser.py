@@ -10,8 +10,9 @@ from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from clampdsl.lang import ast
-from clampdsl.lang.diagnostics import Diagnostic, Span, SpecError
-from clampdsl.lang.grammar import DedentError, parser
+from clampdsl.lang.diagnostics import Diagnostic, Span, SpecError, quoted
+from clampdsl.lang.grammar import MAX_TOKENS, DedentError, TooManyTokens, parser
+from clampdsl.lang.source import read_spec
 
 # How expected terminals are named in "expected ..." messages.
 TERMINAL_WORDS = {
@@ -52,6 +53,8 @@ def parse(text: str, file: str = "<string>") -> ast.Spec:
         raise SpecError([_syntax_diagnostic(error, file, text)], {file: text}) from None
     except DedentError:
         raise SpecError([_dedent_diagnostic(lark_parser, file)], {file: text}) from None
+    except TooManyTokens as error:
+        raise SpecError([_too_long_diagnostic(error.token, file, text)], {file: text}) from None
     builder = _ToAst(file)
     spec = builder.transform(tree)
     if builder.problems:
@@ -61,7 +64,7 @@ def parse(text: str, file: str = "<string>") -> ast.Spec:
 
 def parse_file(path: str | Path) -> ast.Spec:
     path = Path(path)
-    return parse(path.read_text(encoding="utf-8"), str(path))
+    return parse(read_spec(path), str(path))
 
 
 def _describe(terminal: str, lark_parser) -> str:
@@ -90,7 +93,7 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnost
         elif token.type in ("_NL", "_DEDENT", "$END"):
             message = "unexpected end of line"
         else:
-            message = f"unexpected {token.value!r}"
+            message = f"unexpected {quoted(token.value)}"
         line, column = _token_start(token, text)
         width = len(token.value) if token.type not in ("_NL", "_INDENT", "_DEDENT") else 1
         span = Span(file, line, column, line, column + width)
@@ -126,6 +129,15 @@ def _dedent_diagnostic(lark_parser, file: str) -> Diagnostic:
     indent = len(newline.value.rsplit("\n", 1)[-1]) if newline is not None else 0
     span = Span(file, line, 1, line, indent + 2)
     return Diagnostic("indentation does not match any enclosing block", span)
+
+
+def _too_long_diagnostic(token: Token, file: str, text: str) -> Diagnostic:
+    line, column = _token_start(token, text)
+    return Diagnostic(
+        f"this spec is too long: it holds more than {MAX_TOKENS:,} words, numbers and symbols",
+        Span(file, line, column, line, column + 1),
+        hint="split its experiments into several spec files",
+    )
 
 
 def _span(file: str, meta_or_token) -> Span:
