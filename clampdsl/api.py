@@ -24,6 +24,7 @@ from clampdsl.report.markdown import report_markdown
 from clampdsl.report.plots import plot_curves
 from clampdsl.report.store import RunStore
 from clampdsl.report.summary import RunSummary, summarize
+from clampdsl.timing import Phases
 
 
 @attrs.frozen
@@ -33,6 +34,7 @@ class RunResult:
     summaries: list[RunSummary]
     records: list[dict]
     reused: bool
+    phases: dict[str, float] = attrs.field(factory=dict)  # wall seconds, in order
 
     def summary(self, name: str) -> RunSummary:
         return next(s for s in self.summaries if s.name == name)
@@ -58,16 +60,19 @@ def run(
     and on CPU for runs long enough to repay it), "on" or "off". A spec over the resource
     guard's budgets (compile/resources.py) is refused with a SpecError unless `allow_large`.
     """
-    from clampdsl import accel
-    from clampdsl.train.session import resolve_device
+    phases = Phases()
+    with phases("plan"):
+        plan, store = _plan_and_store(spec, out, guard=not allow_large)
+    with phases("imports"):  # torch, mostly
+        from clampdsl import accel
+        from clampdsl.train.session import resolve_device
 
-    plan, store = _plan_and_store(spec, out, guard=not allow_large)
-    accel.enable()  # the process-wide workarounds (accel/), once
+        accel.enable()  # the process-wide workarounds (accel/), once
     with store.lock():
         if fresh:
             store.clear()
         if (payload := store.finished()) is not None:
-            return _load(plan, store, payload)
+            return attrs.evolve(_load(plan, store, payload), phases=phases.seconds)
         if store.summary_path.exists():
             warnings.warn(
                 f"{store.summary_path} does not match its metrics: rebuilt from the checkpoints",
@@ -75,10 +80,11 @@ def run(
                 stacklevel=2,
             )
         store.prepare()
-        return _train(plan, store, resolve_device(device), on_group, compile)
+        result = _train(plan, store, resolve_device(device), on_group, compile, phases)
+        return attrs.evolve(result, phases=phases.seconds)
 
 
-def _train(plan: Plan, store: RunStore, target, on_group, compile: str) -> RunResult:
+def _train(plan: Plan, store: RunStore, target, on_group, compile: str, phases) -> RunResult:
     from clampdsl.train.checkpoint import Checkpointer
     from clampdsl.train.loop import train_group
 
@@ -106,9 +112,11 @@ def _train(plan: Plan, store: RunStore, target, on_group, compile: str) -> RunRe
         done += result.records
         compiled.append(result.compiled)
         eval_seconds += result.eval_seconds
+        phases.merge(result.phases, f"group {index + 1}: ")
     seconds = time.perf_counter() - started
     how = f"{target}, train step {'compiled' if all(compiled) else 'eager'}"
-    return _finish(plan, store, seconds, eval_seconds, how)
+    with phases("report"):
+        return _finish(plan, store, seconds, eval_seconds, how)
 
 
 def load(spec: str | Path, out: str | Path = "runs") -> RunResult | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 RUN_FAILURE = 1
 SPEC_ERROR = 2
+STARTED = time.perf_counter()  # this module's import: near the process's start
 INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
 USAGE_ERROR = 64  # EX_USAGE (sysexits.h): the command line is wrong, not a spec
 COMPILE_CHOICES = ("auto", "on", "off")
@@ -246,6 +248,9 @@ def run(
         ),
     ] = None,
     allow_large: AllowLarge = False,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="print where the wall time went, phase by phase")
+    ] = False,
     events: Annotated[bool, typer.Option(hidden=True)] = False,  # progress as JSON (jobs.py)
 ) -> None:
     """Train every experiment of each spec and report when induction heads formed.
@@ -253,6 +258,8 @@ def run(
     Example: clampdsl run specs/three_subcircuits.clamp --out runs
     """
     _check_device(device)
+    if profile and jobs > 1 and len(files) > 1:
+        raise typer.BadParameter("profiles one process: drop --jobs", param_hint="--profile")
     plans = _compile_all_or_exit(files, out_dir, allow_large)
     if threads is not None:
         import torch
@@ -266,7 +273,7 @@ def run(
             _run_in_children(files, plans, out_dir, jobs, options)
         else:
             for file, compiled in zip(files, plans, strict=True):
-                _run_here(file, compiled, out_dir, options)
+                _run_here(file, compiled, out_dir, options, profile)
     except KeyboardInterrupt as stop:
         step = getattr(stop, "step", None)  # train/loop.py's Interrupted: checkpoint saved
         saved = f" at step {step:,}: checkpoint saved," if step is not None else ";"
@@ -327,19 +334,22 @@ def _compile_all_or_exit(files: list[Path], out_dir: Path, allow_large: bool = F
     return plans
 
 
-def _run_here(file: Path, compiled: Plan, out_dir: Path, options: dict) -> None:
+def _run_here(file: Path, compiled: Plan, out_dir: Path, options: dict, profile: bool) -> None:
     from clampdsl import api
-    from clampdsl.report.console import group_progress
+    from clampdsl.report.console import group_progress, print_phases
 
     out.print(
         f"[bold]{file}[/]: {_count(len(compiled.runs), 'experiment')} in "
         f"{_count(len(compiled.groups), 'batched group')}"
     )
+    started = time.perf_counter()
     with group_progress(out, compiled) as on_group:
         result = api.run(file, out_dir, on_group=on_group, **options)
     if result.reused:
         out.print(f"[dim]reusing the finished run in {result.directory} (--fresh to redo)[/]")
     _print_outcome(out, result)
+    if profile:  # what came before the API's run: the interpreter, the CLI, the checks
+        print_phases(out, {"start-up, checks": started - STARTED} | result.phases)
 
 
 def _print_outcome(console: Console, result) -> None:

@@ -85,8 +85,21 @@ def test_run_end_to_end_writes_the_run_directory(tmp_path, tiny_spec):
     assert 0 < summary["eval_seconds"] < summary["seconds"]
     assert f"({summary['eval_seconds']:.0f} s of it in evals)" in report
     assert (directory / "spec.clamp").read_text() == tiny_spec.read_text()
-    again = clampdsl("run", tiny_spec, "--out", tmp_path, "--device", "cpu")
+    again = clampdsl("run", tiny_spec, "--out", tmp_path, "--device", "cpu", "--profile")
     assert "reusing the finished run" in again.stdout
+    assert "Where the time went" in again.stdout
+    assert "imports" in again.stdout and "group 1" not in again.stdout  # nothing trained
+
+
+def test_profile_shows_each_phase_of_a_run(tmp_path, tiny_spec):
+    result = clampdsl("run", tiny_spec, "--out", tmp_path, "--compile", "off", "--profile")
+    assert result.returncode == 0, result.stderr
+    table = result.stdout[result.stdout.index("Where the time went") :]
+    phases = ["start-up, checks", "plan", "imports", "group 1: build", "group 1: first step"]
+    phases += ["group 1: train", "group 1: evals", "group 1: checkpoints", "report", "all"]
+    rows = {line.split("│")[1].strip(): line for line in table.splitlines() if "│" in line}
+    assert phases == [name for name in rows if name in phases]
+    assert rows["all"].split("│")[3].strip() == "100%"
 
 
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_path):

@@ -179,3 +179,15 @@ def print_results(console: Console, plan: Plan, summaries: list[RunSummary]) -> 
         f"[dim]phase step: first eval with {plan.phase.text}; sequences = steps × batch (the "
         "paper's unit); losses are clamped losses.[/]"
     )
+
+
+def print_phases(console: Console, phases: dict[str, float]) -> None:
+    """`run --profile`: where the command's wall time went, phase by phase."""
+    total = sum(phases.values())
+    table = Table(title="Where the time went", title_justify="left")
+    for column, justify in (("phase", "left"), ("seconds", "right"), ("share", "right")):
+        table.add_column(column, justify=justify)
+    for name, seconds in phases.items():
+        table.add_row(name, f"{seconds:.2f}", f"{seconds / total:.0%}" if total else "–")
+    table.add_row("all", f"{total:.2f}", "100%", style="bold")
+    console.print(table)

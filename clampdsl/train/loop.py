@@ -25,6 +25,7 @@ from clampdsl.train.checkpoint import Checkpointer
 from clampdsl.train.session import GroupSession
 
 Record = dict  # one eval of one run: {"run", "step", "sequences", "train.loss", …}
+PHASES = ("build", "first step", "train", "evals", "checkpoints")  # a group's wall time
 
 
 class Interrupted(KeyboardInterrupt):
@@ -40,7 +41,7 @@ class GroupResult:
     runs: tuple[str, ...]
     records: tuple[Record, ...]
     compiled: bool  # whether the train step ran compiled
-    phases: dict[str, float]  # wall seconds: build, first step, train, evals, checkpoints
+    phases: dict[str, float]  # wall seconds of each of PHASES
 
     @property
     def eval_seconds(self) -> float:
@@ -118,7 +119,8 @@ def train_group(
     # The other steps: the rest of the wall time (timing each step would wait for the device).
     phases.add("train", time.perf_counter() - started - sum(phases.seconds.values()))
     runs = tuple(r.name for r in session.runs)
-    return GroupResult(runs, tuple(records), session.compiled, phases.seconds)
+    ordered = {name: phases.seconds[name] for name in PHASES if name in phases.seconds}
+    return GroupResult(runs, tuple(records), session.compiled, ordered)
 
 
 @contextlib.contextmanager
