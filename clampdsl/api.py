@@ -58,7 +58,7 @@ def run(
     A finished run directory for the same plan is reused unless `fresh`; an unfinished
     one resumes from its checkpoints. `compile` is "auto" (compile the train step on CUDA,
     and on CPU for runs long enough to repay it), "on" or "off". A spec over the resource
-    guard's budgets (compile/resources.py) is refused with a SpecError unless `allow_large`.
+    guard's budgets (compile/guard.py) is refused with a SpecError unless `allow_large`.
     """
     phases = Phases()
     with phases("plan"):
@@ -136,9 +136,9 @@ def _plan_and_store(
     source = read_spec(spec)
     plan = compile_source(source, str(spec))
     if guard:
-        from clampdsl.compile import resources
+        from clampdsl.compile import guard as resource_guard
 
-        resources.check(plan, source)
+        resource_guard.check(plan, source)
     return plan, RunStore(out, plan, source)
 
 

@@ -64,15 +64,15 @@ def _compile(path: Path, allow_large: bool = False) -> Plan:
 
 
 def _guard(plan: Plan, source: str) -> None:
-    """The resource guard (compile/resources.py): a SpecError where a group would take more
+    """The resource guard (compile/guard.py): a SpecError where a group would take more
     memory or work than the budgets (CLAMPDSL_MEMORY_BUDGET, CLAMPDSL_WORK_BUDGET) allow."""
-    from clampdsl.compile import resources
+    from clampdsl.compile import guard
 
     try:
-        memory, work = resources.memory_budget(), resources.work_budget()
+        memory, work = guard.memory_budget(), guard.work_budget()
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    resources.check(plan, source, memory, work)
+    guard.check(plan, source, memory, work)
 
 
 def _compile_or_exit(path: Path, allow_large: bool = False) -> Plan:

@@ -6,6 +6,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
+# A short run that checkpoints twice (at 15 and 30) before it ends, for the tests that
+# break, damage or kill it and resume it.
+RESUMABLE = """clampdsl 1
+model layers=2 heads=2 d_model=16
+task classes=10 new_classes=10 features=synthetic(dim=16, correlation=0.5)
+train steps=40 batch=8 lr=1e-3 checkpoint_every=15
+eval every 10 steps on train size=64
+experiment base:
+    ablate L2.H1
+"""
+RESUMABLE_IN_TWO_GROUPS = RESUMABLE + "experiment faster:\n    train lr=2e-3\n"
+# summary.json's fields that differ between two runs of the same plan (its own SHA-256
+# covers the timings)
+TIMINGS = ("seconds", "eval_seconds", "sha256")
 
 
 @pytest.fixture

@@ -10,21 +10,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import RESUMABLE_IN_TWO_GROUPS, TIMINGS
 
 from clampdsl.compile import compile_source
 from clampdsl.train.checkpoint import read
 
-SPEC = """clampdsl 1
-model layers=2 heads=2 d_model=16
-task classes=10 new_classes=10 features=synthetic(dim=16, correlation=0.5)
-train steps=40 batch=8 lr=1e-3 checkpoint_every=15
-eval every 10 steps on train size=64
-experiment base:
-    ablate L2.H1
-experiment faster:
-    train lr=2e-3
-"""
-TIMINGS = ("seconds", "eval_seconds", "sha256")
+SPEC = RESUMABLE_IN_TWO_GROUPS
 
 
 def namespaces_work() -> bool:

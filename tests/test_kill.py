@@ -8,17 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import RESUMABLE_IN_TWO_GROUPS, TIMINGS
 
-SPEC = """clampdsl 1
-model layers=2 heads=2 d_model=16
-task classes=10 new_classes=10 features=synthetic(dim=16, correlation=0.5)
-train steps=40 batch=8 lr=1e-3 checkpoint_every=15
-eval every 10 steps on train size=64
-experiment base:
-    ablate L2.H1
-experiment faster:
-    train lr=2e-3
-"""
+SPEC = RESUMABLE_IN_TWO_GROUPS
 # Two batched groups of 40 steps each, checkpoints at 15 and 30 and the end of each.
 MOMENTS = {
     "before the first checkpoint": "step@5",
@@ -35,7 +27,6 @@ SLOW_MOMENTS = {
     "while the summary is written": "write:summary.json@1",
     "while the plan is written": "write:plan.json@1",
 }
-TIMINGS = ("seconds", "eval_seconds", "sha256")  # the last covers the first two
 
 
 def run(folder, kill_at=None) -> subprocess.CompletedProcess:

@@ -1,6 +1,7 @@
-"""The resource guard (compile/resources.py): a spec that asks for more memory or work than
-the budgets is refused where it says so, unless allowed; every shipped spec passes; and the
-estimate holds against the peak memory a run measures."""
+"""The resource guard (compile/resources.py estimates, compile/guard.py refuses): a spec
+that asks for more memory or work than the budgets is refused where it says so, unless
+allowed; every shipped spec passes; and the estimate holds against the peak memory a run
+measures."""
 
 import json
 import os
@@ -11,7 +12,7 @@ import textwrap
 import pytest
 from conftest import FIXTURES, ROOT, clampdsl
 
-from clampdsl.compile import compile_file, compile_source, resources
+from clampdsl.compile import compile_file, compile_source, guard, resources
 from clampdsl.lang.diagnostics import SpecError
 
 SHIPPED = sorted((ROOT / "specs").rglob("*.clamp"))
@@ -40,7 +41,7 @@ def large_spec(tmp_path):
 def test_a_spec_over_the_memory_budget_is_refused_at_the_line_that_sets_it():
     plan = compile_source(LARGE, "large.clamp")  # the compiler itself has no budget
     with pytest.raises(SpecError) as raised:
-        resources.check(plan, LARGE)
+        guard.check(plan, LARGE)
     (diagnostic,) = raised.value.diagnostics
     assert (diagnostic.span.line, diagnostic.span.column) == (4, 1)  # the `train` line
     assert diagnostic.message.startswith("this spec asks for ≈ 9.3 GiB of memory at its peak")
@@ -49,12 +50,12 @@ def test_a_spec_over_the_memory_budget_is_refused_at_the_line_that_sets_it():
     assert diagnostic.message.endswith("the memory budget is 8 GiB")
     assert "--allow-large" in diagnostic.hint and "CLAMPDSL_MEMORY_BUDGET" in diagnostic.hint
     # a larger budget takes it
-    assert resources.check(plan, LARGE, memory=16 * 2**30)[0].peak > 8 * 2**30
+    assert guard.check(plan, LARGE, memory=16 * 2**30)[0].peak > 8 * 2**30
 
 
 def test_the_language_reference_shows_the_message_as_it_is():
     with pytest.raises(SpecError) as raised:
-        resources.check(compile_source(LARGE, "large.clamp"), LARGE)
+        guard.check(compile_source(LARGE, "large.clamp"), LARGE)
     assert str(raised.value) in (ROOT / "docs" / "language.md").read_text()
     (main,) = resources.estimate(compile_file(ROOT / "specs" / "three_subcircuits.clamp"))
     assert main.describe() == "≈ 986 KiB weights, 75 MiB peak, 1.3e12 FLOPs"  # as it quotes
@@ -73,7 +74,7 @@ def test_a_wide_model_is_refused_at_its_model_line_and_an_experiments_own_line_c
     )
     plan = compile_source(source, "wide.clamp")
     with pytest.raises(SpecError) as raised:
-        resources.check(plan, source)
+        guard.check(plan, source)
     (diagnostic,) = raised.value.diagnostics  # group 2 alone: the other is small
     assert diagnostic.span.line == 2
     assert "group 2: 1 run × 538M parameters" in diagnostic.message
@@ -84,7 +85,7 @@ def test_label_sets_beyond_any_memory_are_refused_before_anything_builds_them():
     # every set of 30 of 100,000 labels: ~1e120 of them, that the trainer would list
     source = "clampdsl 1\ntask labels=100000 context=30\nexperiment a\n"
     with pytest.raises(SpecError) as raised:
-        resources.check(compile_source(source, "labels.clamp"), source)
+        guard.check(compile_source(source, "labels.clamp"), source)
     (diagnostic,) = raised.value.diagnostics
     assert diagnostic.span.line == 2  # the `task` line
     assert "the largest part: building the task data, 2.6e120 B" in diagnostic.message
@@ -95,7 +96,7 @@ def test_work_beyond_the_work_budget_is_refused_at_the_train_line():
     source = spec.read_text()
     plan = compile_source(source, str(spec))
     with pytest.raises(SpecError) as raised:
-        resources.check(plan, source, work=1e12)
+        guard.check(plan, source, work=1e12)
     (diagnostic,) = raised.value.diagnostics
     assert source.splitlines()[diagnostic.span.line - 1].startswith("train ")
     assert "asks for ≈ 1.3e12 floating-point operations" in diagnostic.message
@@ -148,13 +149,13 @@ def test_the_memory_budget_comes_from_the_environment(tmp_path):
 
 
 def test_sizes():
-    assert resources.parse_size("8GiB") == resources.parse_size("8g") == 8 * 2**30
-    assert resources.parse_size("500MB") == 500_000_000
-    assert resources.parse_size("2e9") == 2_000_000_000
-    assert resources.parse_size(" 1.5 KiB ") == 1536
+    assert guard.parse_size("8GiB") == guard.parse_size("8g") == 8 * 2**30
+    assert guard.parse_size("500MB") == 500_000_000
+    assert guard.parse_size("2e9") == 2_000_000_000
+    assert guard.parse_size(" 1.5 KiB ") == 1536
     for bad in ("", "GiB", "-1GiB", "0", "8 parsecs"):
         with pytest.raises(ValueError):
-            resources.parse_size(bad)
+            guard.parse_size(bad)
     assert [resources.size(n) for n in (512, 1536, 8 * 2**30, 75.4 * 2**20)] == [
         "512 B",
         "1.5 KiB",
@@ -165,9 +166,9 @@ def test_sizes():
 
 @pytest.mark.parametrize("spec", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_every_shipped_spec_is_within_the_default_budgets(spec):
-    estimates = resources.check(compile_file(spec), spec.read_text())
+    estimates = guard.check(compile_file(spec), spec.read_text())
     assert all(e.peak < 256 * 2**20 for e in estimates)  # far below 8 GiB
-    assert sum(e.flops for e in estimates) < resources.DEFAULT_WORK_BUDGET / 100
+    assert sum(e.flops for e in estimates) < guard.DEFAULT_WORK_BUDGET / 100
 
 
 def test_the_mirrored_constants_are_the_trainers():

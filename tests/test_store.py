@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from conftest import RESUMABLE, TIMINGS
 
 from clampdsl import api
 from clampdsl.compile import compile_source
@@ -19,15 +20,7 @@ from clampdsl.report.store import RunLocked, RunStore
 from clampdsl.report.summary import RunSummary, summarize
 from clampdsl.train.checkpoint import CheckpointError
 
-SPEC = """clampdsl 1
-model layers=2 heads=2 d_model=16
-task classes=10 new_classes=10 features=synthetic(dim=16, correlation=0.5)
-train steps=40 batch=8 lr=1e-3 checkpoint_every=15
-eval every 10 steps on train size=64
-experiment base:
-    ablate L2.H1
-"""
-TIMINGS = ("seconds", "eval_seconds", "sha256")  # the last covers the first two
+SPEC = RESUMABLE
 
 
 class Killed(Exception):
