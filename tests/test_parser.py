@@ -97,7 +97,12 @@ def test_comments_and_blank_lines_are_ignored_everywhere():
         ),
         ("clampdsl 1\nexperiment e:\nablate L1.H1\n", 3, 1, "unexpected 'ablate'"),
         ("clampdsl 1\n    ablate L1.H1\n", 2, 5, "unexpected indentation"),
-        ("clampdsl 1\nexperiment e:\n    ablate L1.H2 from step\n", 3, 27, "expected a number"),
+        (
+            "clampdsl 1\nexperiment e:\n    ablate L1.H2 from step\n",
+            3,
+            27,
+            "expected a name, a number",
+        ),
         (
             'clampdsl 1\nexperiment e "unterminated:\n    ablate L1.H1\n',
             2,

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import attrs
 
-from clampdsl.compile import interventions, rules, schedule, settings, subcircuits, toplevel
+from clampdsl.compile import (
+    includes,
+    interventions,
+    numbers,
+    rules,
+    schedule,
+    settings,
+    subcircuits,
+    toplevel,
+)
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Group, Plan, Run
 from clampdsl.lang import ast
@@ -29,24 +38,31 @@ MAX_SPEC_INTERVENTIONS = 10_000  # per spec file
 def compile_source(text: str, file: str = "<string>") -> Plan:
     """Parse and compile .clamp text; raises SpecError listing every problem found."""
     spec = parse(text, file)
-    lines = text.split("\n")  # as the parser counts lines (not at \f, \v, \x1c, …)
+    expanded = includes.expand(spec, text)  # `use "…"` lines read in
+    spec, sources = expanded.spec, expanded.sources
+    # Lines as the parser counts them (not at \f, \v, \x1c, …), of each file read.
+    lines = {name: source.split("\n") for name, source in sources.items()}
+
+    def text_of(span) -> str:
+        return _line(lines.get(span.file, []), span)
+
     errors = Collector()
 
     toplevel.check_header(spec, errors)
     lets = toplevel.collect_lets(spec, errors)
+    spec = numbers.substitute(spec, lets, errors)  # numeric lets read as their numbers
     base = _top_settings(spec, errors)
     evals = tuple(_of_type(spec, ast.EvalStmt))
     evaluated = _with_eval(base, evals, errors)
-    folder = Path(file).parent  # where paths in the spec start (a donor's)
     budget = [MAX_SPEC_INTERVENTIONS]  # what the spec's experiments may still lower
     runs = tuple(
-        _lower_experiment(e, base, evals, lets, lines, folder, budget, errors)
+        _lower_experiment(e, base, evals, lets, text_of, budget, errors)
         for e in _experiments(spec, errors)
     )
     _check_names(spec, errors)
     _check_shapes(runs, errors)
     measures = toplevel.lower_measures(spec, base.model, lets, errors)
-    phase = toplevel.lower_phase(spec, evaluated.eval.sets, lambda s: _line(lines, s), errors)
+    phase = toplevel.lower_phase(spec, evaluated.eval.sets, text_of, errors, lets)
     reports = toplevel.lower_reports(spec, errors)
 
     if not runs:
@@ -55,10 +71,17 @@ def compile_source(text: str, file: str = "<string>") -> Plan:
             spec.span,
             hint='add one: experiment baseline "no clamp":',
         )
-    ordered = sorted(errors.diagnostics, key=lambda d: (d.span.line, d.span.column))
+    order = {name: index for index, name in enumerate(sources)}  # the top file's first
+    ordered = [
+        includes.with_chain(d, expanded.chains)
+        for d in sorted(
+            errors.diagnostics,
+            key=lambda d: (order.get(d.span.file, len(order)), d.span.line, d.span.column),
+        )
+    ]
     if errors:
-        raise SpecError(ordered, {file: text})
-    warnings = tuple(render(d, text) for d in ordered)
+        raise SpecError(ordered, sources)
+    warnings = tuple(render(d, sources.get(d.span.file)) for d in ordered)
     return Plan(file, runs, _groups(runs), measures, phase, reports, warnings)
 
 
@@ -81,8 +104,9 @@ def _with_eval(resolved: settings.Settings, evals, errors) -> settings.Settings:
     return resolved
 
 
-def _lower_experiment(experiment, base, evals, lets, lines, folder, budget, errors) -> Run:
+def _lower_experiment(experiment, base, evals, lets, text_of, budget, errors) -> Run:
     resolved = base
+    folder = Path(experiment.span.file).parent  # where its paths start (a donor's)
     for item in experiment.body:
         if isinstance(item, ast.Setting):
             resolved = settings.apply_setting(resolved, item, errors)
@@ -96,7 +120,7 @@ def _lower_experiment(experiment, base, evals, lets, lines, folder, budget, erro
                 lowered = []
                 break
             lowered += interventions.lower_statement(
-                item, resolved, lets, _line(lines, item.span), folder, errors
+                item, resolved, lets, text_of(item.span), folder, errors
             )
             if not _within_budget(lowered, item, experiment, budget, errors):
                 lowered = []  # checked no further: the spec has an error already

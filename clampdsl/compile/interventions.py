@@ -12,7 +12,7 @@ from pathlib import Path
 import attrs
 
 from clampdsl import kinds
-from clampdsl.compile import donors, selectors
+from clampdsl.compile import donors, numbers, selectors
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import HeadRef, Intervention, Window
 from clampdsl.compile.selectors import Sites
@@ -43,7 +43,7 @@ def lower_statement(
         return []
     kind, args, source = found
     site = kind.lower_site(sites, model, statement.selector.span, errors)
-    params = _arguments(kind, args, statement.span, errors)
+    params = _arguments(kind, args, statement.span, lets, errors)
     if site is None or params is None:
         return []
     items = _interventions(kind, sites, site, params, window, source, text, statement.span)
@@ -96,9 +96,14 @@ def _companions(kind: Kind, items: list[Intervention], model) -> list[Interventi
     return list(found.values())
 
 
-def _arguments(kind: Kind, args: ast.Arguments, span, errors: Collector) -> dict | None:
+def _arguments(kind: Kind, args: ast.Arguments, span, lets, errors: Collector) -> dict | None:
     """The intervention's parameters from what follows its target or selector: the
     kind's words, its `name number` parameters, its row set."""
+    for before, word in zip(args.words, args.words[1:], strict=False):
+        named = isinstance(before, ast.Name) and before.value in kind.params
+        if named and isinstance(word, ast.Name):  # `strength S`, S no numeric let
+            numbers.not_a_number(word, lets, before.value, errors)
+            return None
     words = kind.read_words(args.words, span, errors)
     params = _params(kind, args.params, span, errors)
     rows = _rows(kind, args.rows, errors)

@@ -13,7 +13,7 @@ import attrs
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import ModelConfig
 from clampdsl.lang import ast
-from clampdsl.lang.diagnostics import Span, quoted
+from clampdsl.lang.diagnostics import Span, did_you_mean, quoted
 
 HEAD_SITES = ("pattern", "scores", "q", "k", "v", "z")
 LAYER_SITES = ("in", "out")
@@ -53,6 +53,14 @@ def resolve(
         name = selector.name.value
         if name in MODEL_SITES:
             return Sites((), (), name, selector.span)
+        if name in lets:
+            chosen = [n for n, let in lets.items() if not isinstance(let.value, ast.Number)]
+            errors.error(
+                f"{name} is bound to a number (line {lets[name].span.line}), not a selector",
+                selector.name.span,
+                hint=did_you_mean(name, chosen + list(MODEL_SITES)),
+            )
+            return None
         errors.unknown("name", name, selector.name.span, list(lets) + list(MODEL_SITES))
         return None
     layers = _layers(selector, model, errors)

@@ -155,7 +155,10 @@ def apply_eval(settings: Settings, line: ast.EvalStmt, errors: Collector) -> Set
 
 
 def steps_of(point: ast.StepPoint, batch: int, errors: Collector) -> int | None:
-    """`step 100` → 100; `1e5 sequences` → steps at this batch size (whole steps only)."""
+    """`step 100` → 100; `1e5 sequences` → steps at this batch size (whole steps only).
+    A name still there binds no number: that was reported (compile/numbers.py)."""
+    if not isinstance(point.value, ast.Number):
+        return None
     value = point.value.value
     if value != int(value) or value < 0:
         errors.error("a step count must be a whole, non-negative number", point.value.span)

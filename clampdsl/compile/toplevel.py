@@ -8,7 +8,7 @@ import re
 
 import attrs
 
-from clampdsl.compile import selectors
+from clampdsl.compile import numbers, selectors
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Measure, ModelConfig, PhaseRule
 from clampdsl.compile.settings import EVAL_SETS
@@ -38,6 +38,8 @@ def collect_lets(spec: ast.Spec, errors: Collector) -> dict[str, ast.Let]:
             errors.error(f"{name} is already defined (line {lets[name].span.line})", let.name.span)
         elif name in selectors.MODEL_SITES or re.fullmatch(r"L\d+\w*", name):
             errors.error(f"{name!r} cannot be a let name: it reads as a site", let.name.span)
+        elif name in CONSTANTS:
+            errors.error(f"{name!r} cannot be a let name: it is a constant", let.name.span)
         elif _names_a_later_let(let, lets):
             errors.error(
                 f"{let.value.name.value!r} is not defined before this line: a let names a model "
@@ -50,13 +52,11 @@ def collect_lets(spec: ast.Spec, errors: Collector) -> dict[str, ast.Let]:
 
 
 def _through(let: ast.Let, earlier: dict[str, ast.Let]) -> ast.Let:
-    """A let bound to an earlier let's selector is bound to that selector itself, so that
-    a chain of any length resolves in one step."""
+    """A let bound to an earlier let's selector or number is bound to that selector or
+    number itself, so that a chain of any length resolves in one step."""
     value = let.value
     if isinstance(value, ast.NameSelector) and value.name.value in earlier:
-        bound = earlier[value.name.value].value
-        if not isinstance(bound, ast.Number):
-            return attrs.evolve(let, value=bound)
+        return attrs.evolve(let, value=earlier[value.name.value].value)
     return let
 
 
@@ -103,7 +103,10 @@ def lower_measures(spec: ast.Spec, model: ModelConfig, lets, errors: Collector):
     return tuple(measures)
 
 
-def lower_phase(spec: ast.Spec, eval_sets: tuple[str, ...], text_of, errors: Collector):
+def lower_phase(spec: ast.Spec, eval_sets: tuple[str, ...], text_of, errors: Collector, lets=None):
+    """The phase rule; its factors' numeric lets were read as numbers already
+    (compile/numbers.py): a name left is a constant, or an error here."""
+    lets = lets or {}
     statements = list(_of_type(spec, ast.PhaseStmt))
     for extra in statements[1:]:
         errors.error(
@@ -128,8 +131,11 @@ def lower_phase(spec: ast.Spec, eval_sets: tuple[str, ...], text_of, errors: Col
             threshold *= factor.value
         elif factor.value in CONSTANTS:
             threshold *= CONSTANTS[factor.value]
+        elif factor.value in lets:  # a selector's (numeric lets were read already)
+            numbers.not_a_number(factor, lets, "a phase threshold", errors, CONSTANTS)
         else:
-            errors.unknown("constant", factor.value, factor.span, CONSTANTS)
+            known = [*CONSTANTS, *numbers.numbers(lets)]
+            errors.unknown("constant or numeric let", factor.value, factor.span, known)
     return PhaseRule(
         stmt.eval_set.value,
         stmt.metric.value,

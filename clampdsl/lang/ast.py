@@ -59,7 +59,7 @@ class Setting:
 class StepPoint:
     """A point in training: `step 100`, `500 steps`, or `1e5 sequences` (the paper's unit)."""
 
-    value: Number
+    value: Number | Name  # a Name: a numeric `let`, read as its number by the compiler
     unit: str  # "steps" | "sequences"
     span: Span
 
@@ -79,7 +79,7 @@ class PhaseStmt:
     eval_set: Name
     metric: Name
     op: str
-    factors: tuple[Number | Name, ...]
+    factors: tuple[Number | Name, ...]  # a Name: a constant (`ln2`) or a numeric `let`
     span: Span
 
 
@@ -110,6 +110,14 @@ Selector = SiteSelector | NameSelector
 class Let:
     name: Name
     value: Selector | Number
+    span: Span
+
+
+@attrs.frozen
+class Use:
+    """`use "lib/induction.clamp"`: another file's statements, read in at this line."""
+
+    path: String
     span: Span
 
 
@@ -203,7 +211,7 @@ class Report:
     span: Span
 
 
-Statement = Setting | EvalStmt | PhaseStmt | Let | Experiment | Measure | Report
+Statement = Setting | EvalStmt | PhaseStmt | Let | Use | Experiment | Measure | Report
 
 
 @attrs.frozen

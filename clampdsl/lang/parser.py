@@ -140,6 +140,28 @@ def _too_long_diagnostic(token: Token, file: str, text: str) -> Diagnostic:
     )
 
 
+def arguments(items: list, file: str) -> ast.Arguments:
+    """Words, numbers, row sets, steps and paths, in the order written → Arguments: a word
+    followed by a number is a parameter (`strength 0.8`). (The compiler calls it again once
+    numeric `let` names among the words are read as their numbers.)"""
+    words, params, rows, paths, steps = [], [], [], [], []
+    for item in items:
+        if isinstance(item, ast.Rows):
+            rows.append(item)
+        elif isinstance(item, ast.String):
+            paths.append(item)
+        elif isinstance(item, ast.StepPoint):
+            steps.append(item)
+        elif isinstance(item, ast.Number) and words and isinstance(words[-1], ast.Name):
+            name = words.pop()
+            start, end = name.span, item.span
+            span = Span(file, start.line, start.column, end.end_line, end.end_column)
+            params.append(ast.Param(name, item, span))
+        else:
+            words.append(item)
+    return ast.Arguments(*map(tuple, (words, params, rows, paths, steps)))
+
+
 def _span(file: str, meta_or_token) -> Span:
     return Span(
         file,
@@ -256,6 +278,9 @@ class _ToAst(Transformer):
         name, value = children
         return ast.Let(name, value, _span(self.file, meta))
 
+    def use_stmt(self, meta, children):
+        return ast.Use(children[0], _span(self.file, meta))
+
     def measure_stmt(self, meta, children):
         metric, selector = children
         return ast.Measure(metric, selector, _span(self.file, meta))
@@ -285,24 +310,7 @@ class _ToAst(Transformer):
         return children[0]
 
     def _arguments(self, items: list) -> ast.Arguments:
-        """Words, numbers, row sets, steps and paths → Arguments: a word followed by a
-        number is a parameter (`strength 0.8`)."""
-        words, params, rows, paths, steps = [], [], [], [], []
-        for item in items:
-            if isinstance(item, ast.Rows):
-                rows.append(item)
-            elif isinstance(item, ast.String):
-                paths.append(item)
-            elif isinstance(item, ast.StepPoint):
-                steps.append(item)
-            elif isinstance(item, ast.Number) and words and isinstance(words[-1], ast.Name):
-                name = words.pop()
-                start, end = name.span, item.span
-                span = Span(self.file, start.line, start.column, end.end_line, end.end_column)
-                params.append(ast.Param(name, item, span))
-            else:
-                words.append(item)
-        return ast.Arguments(*map(tuple, (words, params, rows, paths, steps)))
+        return arguments(items, self.file)
 
     def clamp_stmt(self, meta, children):
         selector, _to, target, window = children
