@@ -9,7 +9,7 @@ import torch
 
 from clampdsl import api
 from clampdsl.analysis.phase import phase_step, plateau_exit_step
-from clampdsl.compile import compile_source
+from clampdsl.compile import compile_source, resources
 from clampdsl.report import tables
 from clampdsl.report.summary import summarize
 from clampdsl.train.checkpoint import read as read_checkpoint
@@ -216,8 +216,8 @@ def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
         partial(module.chunk_sums, model, ()),
     )
     whole = module.evaluate(sums, model.prepare_evals, clamps, sets, plan.measures)
-    monkeypatch.setattr(module, "RUN_SEQUENCES_PER_FORWARD", 32)  # 13, 13, 13 and 12 sequences
-    monkeypatch.setattr(module, "MIN_SEQUENCES_PER_FORWARD", 1)
+    monkeypatch.setattr(resources, "RUN_SEQUENCES_PER_FORWARD", 32)  # 13, 13, 13, 12 sequences
+    monkeypatch.setattr(resources, "MIN_SEQUENCES_PER_FORWARD", 1)
     chunked = module.evaluate(sums, model.prepare_evals, clamps, sets, plan.measures)
     assert whole.keys() == chunked.keys() and any(k.startswith("induction") for k in whole)
     for key, value in whole.items():

@@ -34,8 +34,6 @@ FLOAT, INDEX = 4, 8  # bytes of a float32 and of an int64
 # train/evaluate.py; tests/test_resources.py checks that they agree).
 CHUNK_STEPS = 100
 EXEMPLARS_PER_CLASS = 5
-RUN_SEQUENCES_PER_FORWARD = 3200
-MIN_SEQUENCES_PER_FORWARD = 200
 
 # Floats an eager training step holds at its peak, per sequence and run, for N tokens,
 # width C and H heads: each layer but the last keeps TRAIN_TOKEN · N·C + TRAIN_KEPT_PAIR ·
@@ -117,8 +115,20 @@ def parameters(run: Run) -> int:
     return model + run.model.layers * (2 * c + 3 * c * c + c * c)
 
 
+# Sequences × runs per eval forward on a CPU. Fewer pay the per-call overhead more often;
+# many more make activations of tens of MB that stream through memory instead of staying in
+# the caches. Yet a chunk needs some width: the no-gradient forward's GEMMs are per run and
+# position, one column per sequence. On a 2-core CPU a set of 1000 sequences evaluates
+# fastest whole for one run, and in chunks of a few hundred for groups (docs/performance.md).
+RUN_SEQUENCES_PER_FORWARD = 3200
+MIN_SEQUENCES_PER_FORWARD = 200
+
+
 def chunk_size(sequences: int, runs: int) -> int:
-    """Sequences per eval forward on a CPU (train/evaluate.py's `chunk_size`)."""
+    """Sequences per eval forward on a CPU (train/evaluate.py's): the set in the fewest equal
+    chunks of at most RUN_SEQUENCES_PER_FORWARD / runs sequences (but no fewer than
+    MIN_SEQUENCES_PER_FORWARD), or a few more chunks where that divides the set evenly (a
+    shorter last chunk is a second shape: a second compiled graph)."""
     most = max(MIN_SEQUENCES_PER_FORWARD, RUN_SEQUENCES_PER_FORWARD // runs)
     fewest = -(-sequences // most)
     for chunks in range(fewest, 2 * fewest + 1):

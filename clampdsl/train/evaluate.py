@@ -8,17 +8,10 @@ import torch
 
 from clampdsl.analysis.measures import MEASURES
 from clampdsl.compile.plan import Measure
+from clampdsl.compile.resources import chunk_size as cpu_chunk_size
 from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import query_loss
 from clampdsl.tasks.fewshot import Batch
-
-# Sequences × runs per forward. Fewer pay the per-call overhead more often; many more make
-# activations of tens of MB that stream through memory instead of staying in the caches.
-# Yet a chunk needs some width: the no-gradient forward's GEMMs are per run and position,
-# one column per sequence. On a 2-core CPU a set of 1000 sequences evaluates fastest whole
-# for one run, and in chunks of a few hundred for groups (docs/performance.md).
-RUN_SEQUENCES_PER_FORWARD = 3200
-MIN_SEQUENCES_PER_FORWARD = 200
 
 
 @torch.no_grad()
@@ -85,16 +78,7 @@ def chunk_sums(
 
 
 def chunk_size(sequences: int, runs: int, device_type: str = "cpu") -> int:
-    """Sequences per forward: the set in the fewest equal chunks of at most
-    RUN_SEQUENCES_PER_FORWARD / runs sequences (but no fewer than
-    MIN_SEQUENCES_PER_FORWARD), or a few more chunks where that divides the
-    set evenly (a shorter last chunk is a second shape: a second compiled graph). The
-    chunks are for a CPU's caches; a GPU takes a whole set per forward (fewer launches)."""
-    if device_type == "cuda":
-        return sequences
-    most = max(MIN_SEQUENCES_PER_FORWARD, RUN_SEQUENCES_PER_FORWARD // runs)
-    fewest = -(-sequences // most)
-    for chunks in range(fewest, 2 * fewest + 1):
-        if sequences % chunks == 0:
-            return sequences // chunks
-    return -(-sequences // fewest)
+    """Sequences per forward: on a CPU, chunks sized for its caches (the policy lives in
+    compile/resources.py, whose memory estimate uses it too); a GPU takes a whole set per
+    forward (fewer launches)."""
+    return sequences if device_type == "cuda" else cpu_chunk_size(sequences, runs)
