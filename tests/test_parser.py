@@ -95,7 +95,9 @@ def test_comments_and_blank_lines_are_ignored_everywhere():
             1,
             "indentation does not match",
         ),
-        ("clampdsl 1\nexperiment e:\nablate L1.H1\n", 3, 1, "unexpected 'ablate'"),
+        ("clampdsl 1\nexperiment e:\nablate L1.H1\n", 3, 1, "'ablate' cannot begin a top-level"),
+        ("clampdsl 1\nexperiment e  # a comment\n    ablate L1.H1\n", 2, 13, "needs a ':'"),
+        ("clampdsl 1\nexperimnt e:\n    ablate L1.H1\n", 2, 1, "'experimnt' cannot begin"),
         ("clampdsl 1\n    ablate L1.H1\n", 2, 5, "unexpected indentation"),
         (
             "clampdsl 1\nexperiment e:\n    ablate L1.H2 from step\n",
@@ -107,7 +109,7 @@ def test_comments_and_blank_lines_are_ignored_everywhere():
             'clampdsl 1\nexperiment e "unterminated:\n    ablate L1.H1\n',
             2,
             14,
-            "unexpected character",
+            "unterminated string",
         ),
         ("clampdsl 1\nlet = L1.H1\n", 2, 5, "expected a name"),
     ],
@@ -122,6 +124,15 @@ def test_syntax_errors_point_at_the_problem(text, line, column, message):
     assert rendered.startswith(f"f.clamp:{line}:{column}: error:")
     caret_line = rendered.splitlines()[2]
     assert caret_line.index("^") - caret_line.index("|") - 2 == column - 1
+
+
+def test_slips_are_explained_with_a_fix():
+    with pytest.raises(SpecError) as typo:
+        parse("clampdsl 1\nexperimnt e:\n    ablate L1.H1\n", "f.clamp")
+    assert typo.value.diagnostics[0].hint == "did you mean experiment?"
+    with pytest.raises(SpecError) as colon:
+        parse('clampdsl 1\nexperiment e "x"\n    ablate L1.H1\n', "f.clamp")
+    assert colon.value.diagnostics[0].hint == 'write `experiment e "x":`'
 
 
 def test_an_experiment_without_a_block_clamps_nothing():

@@ -5,7 +5,6 @@ Never imports torch: `clampdsl validate` works without it.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import attrs
@@ -24,10 +23,9 @@ from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Group, Plan, Run
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import SpecError, render
-from clampdsl.lang.parser import parse
+from clampdsl.lang.parser import CODE, parse
 from clampdsl.lang.source import read_spec
 
-CODE = re.compile(r'(?:[^#"]|"(?:[^"\\\n]|\\.)*")*')  # a line up to its comment
 # Bounds far beyond any spec of this kind, that keep checking one fast: an experiment's
 # clamps are checked against each other, pair by pair.
 MAX_EXPERIMENTS = 1_000  # per spec file

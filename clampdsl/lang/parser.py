@@ -10,9 +10,16 @@ from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from clampdsl.lang import ast
-from clampdsl.lang.diagnostics import Diagnostic, Span, SpecError, quoted
+from clampdsl.lang.diagnostics import Diagnostic, Span, SpecError, did_you_mean, quoted
 from clampdsl.lang.grammar import MAX_TOKENS, DedentError, TooManyTokens, parser
 from clampdsl.lang.source import read_spec
+
+# The words that begin a top-level statement.
+STATEMENTS = (
+    "clampdsl", "model", "task", "train", "eval", "phase", "let", "experiment", "measure",
+    "report", "use",
+)  # fmt: skip
+CODE = re.compile(r'(?:[^#"]|"(?:[^"\\\n]|\\.)*")*')  # a line up to its comment
 
 # How expected terminals are named in "expected ..." messages.
 TERMINAL_WORDS = {
@@ -88,6 +95,8 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnost
     lark_parser = parser()
     if isinstance(error, UnexpectedToken) and not isinstance(error, UnexpectedEOF):
         token = error.token
+        if (explained := _explained(token, file, text)) is not None:
+            return explained
         if token.type == "_INDENT":
             message = "unexpected indentation"
         elif token.type in ("_NL", "_DEDENT", "$END"):
@@ -101,12 +110,49 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnost
         return Diagnostic(f"{message}; expected {expected}", span)
     if isinstance(error, UnexpectedCharacters):
         span = Span(file, error.line, error.column, error.line, error.column + 1)
+        if error.char == '"':
+            return Diagnostic("unterminated string: it needs a closing '\"' on its line", span)
         return Diagnostic(f"unexpected character {error.char!r}", span)
     line = text.count("\n")
     span = Span(file, max(1, line), 1, max(1, line), 2)
     return Diagnostic(
         f"unexpected end of file; expected {_expected(error.expected, lark_parser)}", span
     )
+
+
+def _explained(token: Token, file: str, text: str) -> Diagnostic | None:
+    """The usual slips said in words, where the parser's "expected …" would list the
+    grammar: a block under a header without its colon, an unknown statement word."""
+    line, column = _token_start(token, text)
+    if token.type == "_INDENT":
+        header = _code_before(text, line)
+        if header is not None and header[1].startswith("experiment ") and header[1][-1] != ":":
+            number, code = header
+            span = Span(file, number, len(code) + 1, number, len(code) + 2)
+            return Diagnostic(
+                "this experiment's header needs a ':' before its indented block",
+                span,
+                hint=f"write `{code}:`",
+            )
+    if token.type == "NAME" and column == 1:
+        word = str(token)
+        hint = did_you_mean(word, STATEMENTS) or (
+            "a statement of an experiment is indented under its header"
+        )
+        span = Span(file, line, column, line, column + len(word))
+        return Diagnostic(f"{quoted(word)} cannot begin a top-level statement", span, hint)
+    return None
+
+
+def _code_before(text: str, line: int) -> tuple[int, str] | None:
+    """The line number and code (comment and spaces stripped) of the last line with code
+    before `line`."""
+    lines = text.split("\n")
+    for number in range(min(line, len(lines) + 1) - 1, 0, -1):
+        code = CODE.match(lines[number - 1]).group(0).strip()
+        if code:
+            return number, code
+    return None
 
 
 def _token_start(token: Token, text: str) -> tuple[int, int]:
