@@ -110,5 +110,6 @@ def test_fmt_refuses_a_spec_that_does_not_parse(tmp_path):
     broken.write_text("clampdsl 1\nexperiment base\n    ablate L2.H0\n")
     done = clampdsl("fmt", "--write", broken)
     assert done.returncode == 2
-    assert "broken.clamp:3:" in done.stderr and "Traceback" not in done.stderr
+    assert "broken.clamp:2:16: error: this experiment's header needs a ':'" in done.stderr
+    assert "Traceback" not in done.stderr
     assert broken.read_text() == "clampdsl 1\nexperiment base\n    ablate L2.H0\n"
