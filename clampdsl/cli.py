@@ -1,7 +1,8 @@
-"""`clampdsl validate | plan | fmt | run`: thin commands over the stages.
+"""`clampdsl validate | plan | fmt | run | lsp`: thin commands over the stages.
 
 Spec errors print as `file:line:col` diagnostics; never a traceback. Exit codes: 0 done,
-1 a run failed, 2 a spec error, 64 a usage error (a bad option or value), 130 interrupted.
+1 a run failed, 2 a spec error (or, for `lsp`, the lsp extra missing), 64 a usage error (a
+bad option or value), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ SPEC_ERROR = 2
 STARTED = time.perf_counter()  # this module's import: near the process's start
 INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
 USAGE_ERROR = 64  # EX_USAGE (sysexits.h): the command line is wrong, not a spec
+MISSING_EXTRA = 2  # as a spec error: this install cannot do what was asked
 COMPILE_CHOICES = ("auto", "on", "off")
 # click's UsageError (bad options and values), from wherever this typer takes click
 USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -414,6 +416,19 @@ def _run_in_children(
         )
     if failed:
         raise typer.Exit(RUN_FAILURE)
+
+
+@app.command("lsp")
+def language_server() -> None:
+    """Serve the language server over stdio, for editors (needs the lsp extra).
+
+    Example: clampdsl lsp   (as an editor starts it; docs/language.md, Editor support)
+    """
+    from clampdsl import lsp
+
+    if not lsp.serve():
+        sys.stderr.write(lsp.NEEDS_EXTRA + "\n")
+        raise typer.Exit(MISSING_EXTRA)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

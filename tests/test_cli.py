@@ -1,6 +1,8 @@
 """The command line, as a user meets it: exit codes, positioned errors, a whole run."""
 
 import json
+import subprocess
+import sys
 
 from conftest import ROOT, clampdsl
 
@@ -155,6 +157,14 @@ def test_version_and_every_commands_help_has_an_example():
 
     version = clampdsl("--version")
     assert version.returncode == 0 and version.stdout.strip() == f"clampdsl {__version__}"
-    for command in ([], ["validate"], ["plan"], ["fmt"], ["run"]):
+    for command in ([], ["validate"], ["plan"], ["fmt"], ["run"], ["lsp"]):
         shown = clampdsl(*command, "--help")
         assert shown.returncode == 0 and "Example: clampdsl" in shown.stdout, command
+
+
+def test_lsp_without_its_extra_exits_2_saying_what_to_install():
+    hidden = "import sys; sys.modules['pygls'] = None; sys.argv[1:] = ['lsp']\n"
+    code = hidden + "from clampdsl.cli import main; main()"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == "the language server needs the lsp extra: pip install 'clampdsl[lsp]'\n"

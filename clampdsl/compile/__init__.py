@@ -22,7 +22,7 @@ from clampdsl.compile import (
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Group, Plan, Run
 from clampdsl.lang import ast
-from clampdsl.lang.diagnostics import SpecError, render
+from clampdsl.lang.diagnostics import Diagnostic, SpecError, render
 from clampdsl.lang.parser import CODE, parse
 from clampdsl.lang.source import read_spec
 
@@ -35,6 +35,11 @@ MAX_SPEC_INTERVENTIONS = 10_000  # per spec file
 
 def compile_source(text: str, file: str = "<string>") -> Plan:
     """Parse and compile .clamp text; raises SpecError listing every problem found."""
+    return compile_with_warnings(text, file)[0]
+
+
+def compile_with_warnings(text: str, file: str = "<string>") -> tuple[Plan, list[Diagnostic]]:
+    """compile_source, with the Plan's warnings as diagnostics too (for an editor to place)."""
     spec = parse(text, file)
     expanded = includes.expand(spec, text)  # `use "…"` lines read in
     spec, sources = expanded.spec, expanded.sources
@@ -80,7 +85,7 @@ def compile_source(text: str, file: str = "<string>") -> Plan:
     if errors:
         raise SpecError(ordered, sources)
     warnings = tuple(render(d, sources.get(d.span.file)) for d in ordered)
-    return Plan(file, runs, _groups(runs), measures, phase, reports, warnings)
+    return Plan(file, runs, _groups(runs), measures, phase, reports, warnings), ordered
 
 
 def compile_file(path: str | Path) -> Plan:
