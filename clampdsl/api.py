@@ -17,7 +17,7 @@ from pathlib import Path
 import attrs
 
 from clampdsl import failpoints
-from clampdsl.compile import compile_source
+from clampdsl.compile import compile_source, runnable
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import RecoveryWarning
 from clampdsl.report.markdown import report_markdown
@@ -134,7 +134,7 @@ def _plan_and_store(
     from clampdsl.lang.source import read_spec  # a regular file of at most 1 MiB, UTF-8
 
     source = read_spec(spec)
-    plan = compile_source(source, str(spec))
+    plan = runnable(compile_source(source, str(spec)))
     if guard:
         from clampdsl.compile import guard as resource_guard
 

@@ -16,8 +16,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from clampdsl.compile import compile_source
+from clampdsl.compile import compile_source, runnable
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import RecoveryWarning, RunError
 from clampdsl.lang.diagnostics import SpecError
@@ -144,11 +145,7 @@ def validate(
     plans = _compile_each(files, allow_large)
     for path, plan in zip(files, plans, strict=True):
         if plan is not None:
-            out.print(
-                f"{path}: ok ({_count(len(plan.runs), 'experiment')}, "
-                f"{_count(len(plan.groups), 'batched group')})",
-                highlight=False,
-            )
+            out.print(f"{path}: ok ({_sizes(plan)})", highlight=False)
     if None in plans:
         raise typer.Exit(SPEC_ERROR)
 
@@ -326,6 +323,12 @@ def _compile_all_or_exit(files: list[Path], out_dir: Path, allow_large: bool = F
     plans = _compile_each(files, allow_large)
     if None in plans:
         raise typer.Exit(SPEC_ERROR)
+    for plan in plans:
+        try:
+            runnable(plan)
+        except SpecError as error:
+            _report_spec_error(error)
+            raise typer.Exit(SPEC_ERROR) from None
     seen: dict[Path, Path] = {}
     for path, compiled in zip(files, plans, strict=True):
         directory = run_directory(out_dir, compiled)
@@ -336,14 +339,21 @@ def _compile_all_or_exit(files: list[Path], out_dir: Path, allow_large: bool = F
     return plans
 
 
+def _sizes(plan: Plan) -> str:
+    """`6 experiments, 1 batched group`; with sweeps or seeds, `3 experiments, 40 runs, …`."""
+    experiments = len({run.experiment for run in plan.runs})
+    if not experiments:
+        return "no experiments: a library for other specs to use"
+    runs = f", {_count(len(plan.runs), 'run')}" if len(plan.runs) != experiments else ""
+    groups = _count(len(plan.groups), "batched group")
+    return f"{_count(experiments, 'experiment')}{runs}, {groups}"
+
+
 def _run_here(file: Path, compiled: Plan, out_dir: Path, options: dict, profile: bool) -> None:
     from clampdsl import api
     from clampdsl.report.console import group_progress, print_phases
 
-    out.print(
-        f"[bold]{file}[/]: {_count(len(compiled.runs), 'experiment')} in "
-        f"{_count(len(compiled.groups), 'batched group')}"
-    )
+    out.print(f"[bold]{escape(str(file))}[/]: {_sizes(compiled)}")
     started = time.perf_counter()
     with group_progress(out, compiled) as on_group:
         result = api.run(file, out_dir, on_group=on_group, **options)

@@ -180,7 +180,6 @@ def single_error(body: str):
             "induction cannot be confined to some rows",
             "applies to prev-token",
         ),
-        ("", 1, 1, "no experiments", None),
     ],
 )
 def test_semantic_errors(body, line, column, message, hint):
@@ -259,13 +258,22 @@ experiment faster:
     assert [g.runs for g in plan.groups] == [("selectors", "copy", "layer1")]
 
 
+CIRCUIT = """subcircuit A = L1.H*.pattern to prev-token, L1.out to shifted-embedding feeds B
+subcircuit B "matches" = L2.H*.pattern to induction or match
+subcircuit C "copies out" = logits to scores
+"""
+
+
 @pytest.mark.parametrize(
     ("clamps", "gives", "learns"),
     [
         ("    ablate L2.H* except H3\n", "–", "A+B+C"),
-        ("    clamp L1.H2 to prev-token\n", "1", "2+B+C"),
-        ("    clamp L1.out to shifted-embedding\n", "A", "B+C"),
-        ("    clamp L2.H3 to induction\n", "A+B", "C"),
+        ("    clamp L1.H2 to prev-token\n", "A(L1.H*.pattern)", "A(L1.out)+B+C"),
+        ("    clamp L1.H2 to uniform\n", "–", "A+B+C"),  # not a target A names
+        ("    clamp L1.H2 to prev-token from step 100\n", "–", "A+B+C"),  # not from the start
+        ("    clamp L1.out to shifted-embedding\n", "A", "B+C"),  # L1.out covers L1's pattern
+        ("    clamp L2.H3 to induction\n", "A+B", "C"),  # A feeds only B
+        ("    clamp L1.H3 to induction\n", "–", "A+B+C"),  # B lies in L2
         ("    clamp logits to scores of L2.H3\n", "C", "A+B"),
         (
             "    clamp L1.out to shifted-embedding\n    clamp logits to scores of L2.H3\n",
@@ -277,9 +285,45 @@ experiment faster:
 def test_what_each_experiment_gives(clamps, gives, learns):
     from clampdsl.compile import subcircuits
 
-    run = compile_source(HEAD + "experiment e:\n" + clamps).runs[0]
+    plan = compile_source(HEAD + CIRCUIT + "experiment e:\n" + clamps)
+    (run,) = plan.runs
     assert subcircuits.describe(run.gives) == gives
-    assert subcircuits.describe(subcircuits.still_to_learn(run.gives)) == learns
+    assert subcircuits.describe(subcircuits.still_to_learn(run.gives, plan.subcircuits)) == learns
+
+
+def test_gives_follows_the_declarations_not_the_kinds():
+    """Declared at another site, the same clamps hand over another part."""
+    circuit = 'subcircuit P "prev" = L1.H2.pattern\nsubcircuit Q "all of L2" = L2.out\n'
+    plan = compile_source(HEAD + circuit + "experiment e:\n    clamp L1.H2 to uniform\n")
+    assert [(g.subcircuit, g.whole) for g in plan.runs[0].gives] == [("P", True)]
+    bare = compile_source(HEAD + "experiment e:\n    clamp L1.H2 to prev-token\n")
+    assert bare.runs[0].gives == () and bare.subcircuits == ()
+
+
+@pytest.mark.parametrize(
+    ("declaration", "message"),
+    [
+        ('subcircuit A "x" = L1.H*\n', "names what of the heads it is"),
+        ('subcircuit A "x" = L*.H*.pattern\n', "lies in one layer"),
+        ('subcircuit A "x" = L1.out to shifted\n', "unknown clamp target 'shifted'"),
+        ('subcircuit A "x" = L1.out feeds Z\n', "unknown subcircuit 'Z'"),
+        ('subcircuit A "x" = L1.out feeds A\n', "cannot feed itself"),
+        ('subcircuit A "x" = L1.out\nsubcircuit A "y" = logits\n', "declared twice"),
+        ('subcircuit A "x" = L3.out\n', "L3"),
+    ],
+)
+def test_subcircuit_declaration_errors(declaration, message):
+    diagnostics = errors_of(declaration + "experiment e\n")
+    assert any(message in d.message for d in diagnostics), diagnostics
+
+
+def test_a_library_without_experiments_validates_but_does_not_run():
+    from clampdsl.compile import runnable
+
+    plan = compile_source(HEAD + CIRCUIT)
+    assert plan.runs == () and plan.warnings == ()
+    with pytest.raises(SpecError, match="runs nothing"):
+        runnable(plan)
 
 
 def test_statement_text_drops_trailing_comments():

@@ -98,6 +98,8 @@ def expected(token, line: str) -> str | None:
         return "variable.other.constant.let"
     if token.type == "NAME" and re.fullmatch(r"experiment\s+", before):
         return "entity.name.function.experiment"
+    if token.type == "NAME" and re.fullmatch(r"subcircuit\s+", before):
+        return "entity.name.type.subcircuit"
     if token.type == "NAME" and after.lstrip().startswith("="):
         return "variable.parameter"
     return SCOPES.get(token.type)

@@ -84,8 +84,7 @@ def test_formatting_is_idempotent_keeps_comments_and_never_changes_the_plan(path
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_a_semantic_edit_changes_the_plan(path):
     text = path.read_text()
-    edited = re.sub(r"steps=(\d[\d_]*)", lambda m: f"steps={int(m[1].replace('_', '')) + 1}", text)
-    assert edited != text
+    edited = text + "experiment one_more\n"
     hashes = {compile_source(t, str(path)).content_hash() for t in (text, edited)}
     assert len(hashes) == 2
 

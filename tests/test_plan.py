@@ -24,14 +24,16 @@ def test_json_round_trip_is_exact():
 
 def test_hash_ignores_comments_and_layout_but_not_meaning():
     source = MAIN.read_text()
-    plan = compile_source(source, "a.clamp")
+    here, there = str(MAIN.parent / "a.clamp"), str(MAIN.parent / "b.clamp")  # beside lib/
+    plan = compile_source(source, here)
     moved = compile_source(
         "# a new first line\n" + source.replace("    ablate OTHERS", "    ablate OTHERS  # !"),
-        "b.clamp",
+        there,
     )
     assert moved.content_hash() == plan.content_hash()
     assert moved.runs[0].span.line == plan.runs[0].span.line + 1
-    changed = compile_source(source.replace("lr=1e-4", "lr=2e-4"), "a.clamp")
+    edited = source.replace("clamp IH to induction", "clamp IH to induction strength 0.9")
+    changed = compile_source(edited, here)
     assert changed.content_hash() != plan.content_hash()
 
 

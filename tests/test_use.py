@@ -205,6 +205,8 @@ use "lib/induction.clamp"
 
 train steps=3000                             # overrides the library's steps=4500
 
+experiment baseline "all heads live"
+
 experiment match "A+B given":
     clamp IH to induction
     ablate OTHERS

@@ -17,12 +17,13 @@ from clampdsl.compile import (
     schedule,
     settings,
     subcircuits,
+    sweeps,
     toplevel,
 )
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Group, Plan, Run
 from clampdsl.lang import ast
-from clampdsl.lang.diagnostics import Diagnostic, SpecError, render
+from clampdsl.lang.diagnostics import Diagnostic, Span, SpecError, render
 from clampdsl.lang.parser import CODE, parse
 from clampdsl.lang.source import read_spec
 
@@ -31,6 +32,9 @@ from clampdsl.lang.source import read_spec
 MAX_EXPERIMENTS = 1_000  # per spec file
 MAX_INTERVENTIONS = 128  # per experiment (a statement on several layers: one per layer)
 MAX_SPEC_INTERVENTIONS = 10_000  # per spec file
+MAX_RUNS = 1_000  # per spec file, its sweeps and seeds expanded
+NO_EXPERIMENTS = "this spec has no experiments: other specs can use it, but it runs nothing"
+NO_EXPERIMENTS_HINT = 'add one: experiment baseline "no clamp":'
 
 
 def compile_source(text: str, file: str = "<string>") -> Plan:
@@ -49,6 +53,9 @@ def compile_with_warnings(text: str, file: str = "<string>") -> tuple[Plan, list
     def text_of(span) -> str:
         return _line(lines.get(span.file, []), span)
 
+    def written(span) -> str:
+        return _written(lines.get(span.file, []), span)
+
     errors = Collector()
 
     toplevel.check_header(spec, errors)
@@ -57,35 +64,34 @@ def compile_with_warnings(text: str, file: str = "<string>") -> tuple[Plan, list
     base = _top_settings(spec, errors)
     evals = tuple(_of_type(spec, ast.EvalStmt))
     evaluated = _with_eval(base, evals, errors)
+    declared = subcircuits.lower(spec, base.model, lets, written, errors)
+    axes = sweeps.top_axes(spec, errors)
     budget = [MAX_SPEC_INTERVENTIONS]  # what the spec's experiments may still lower
+    context = _Context(base, evals, lets, declared, text_of, budget, errors)
     runs = tuple(
-        _lower_experiment(e, base, evals, lets, text_of, budget, errors)
+        _lower_experiment(e, point, context)
         for e in _experiments(spec, errors)
+        for point in sweeps.points(e, axes, errors)
     )
+    _check_run_count(runs, spec, errors)
     _check_names(spec, errors)
     _check_shapes(runs, errors)
     measures = toplevel.lower_measures(spec, base.model, lets, errors)
     phase = toplevel.lower_phase(spec, evaluated.eval.sets, text_of, errors, lets)
-    reports = toplevel.lower_reports(spec, errors)
+    reports = toplevel.lower_reports(spec, declared, errors)
 
-    if not runs:
-        errors.error(
-            "this spec has no experiments",
-            spec.span,
-            hint='add one: experiment baseline "no clamp":',
-        )
     order = {name: index for index, name in enumerate(sources)}  # the top file's first
     ordered = [
         includes.with_chain(d, expanded.chains)
         for d in sorted(
-            errors.diagnostics,
+            dict.fromkeys(errors.diagnostics),  # an experiment's, once for all its runs
             key=lambda d: (order.get(d.span.file, len(order)), d.span.line, d.span.column),
         )
     ]
     if errors:
         raise SpecError(ordered, sources)
     warnings = tuple(render(d, sources.get(d.span.file)) for d in ordered)
-    return Plan(file, runs, _groups(runs), measures, phase, reports, warnings), ordered
+    return Plan(file, runs, _groups(runs), measures, phase, reports, declared, warnings), ordered
 
 
 def compile_file(path: str | Path) -> Plan:
@@ -107,18 +113,34 @@ def _with_eval(resolved: settings.Settings, evals, errors) -> settings.Settings:
     return resolved
 
 
-def _lower_experiment(experiment, base, evals, lets, text_of, budget, errors) -> Run:
-    resolved = base
+@attrs.frozen
+class _Context:
+    """What lowering each experiment reads: the top-level settings, eval lines, lets and
+    subcircuits; the source; the spec's intervention budget (budget[0]: what is left); the
+    collector."""
+
+    base: settings.Settings
+    evals: tuple
+    lets: dict
+    declared: tuple
+    text_of: object
+    budget: list
+    errors: Collector
+
+
+def _lower_experiment(experiment: ast.Experiment, point: sweeps.Point, context: _Context) -> Run:
+    lets, text_of, budget, errors = context.lets, context.text_of, context.budget, context.errors
     folder = Path(experiment.span.file).parent  # where its paths start (a donor's)
-    for item in experiment.body:
+    resolved = context.base
+    for item in (*experiment.body, *point.settings):
         if isinstance(item, ast.Setting):
             resolved = settings.apply_setting(resolved, item, errors)
     # The eval line was checked (and its errors reported) once at top level; here it is only
     # re-applied because an experiment's own batch size changes what "N sequences" means.
-    resolved = _with_eval(resolved, evals, Collector())
+    resolved = _with_eval(resolved, context.evals, Collector())
     lowered = []
     for item in experiment.body:
-        if not isinstance(item, ast.Setting):
+        if isinstance(item, ast.Clamp | ast.Action):
             if budget[0] < 0:  # the spec is over already, and that was reported
                 lowered = []
                 break
@@ -131,9 +153,9 @@ def _lower_experiment(experiment, base, evals, lets, text_of, budget, errors) ->
     if budget[0] >= 0:
         budget[0] -= len(lowered)
     rules.check_experiment(lowered, resolved.model, errors)
-    gives = subcircuits.steps_given(tuple(lowered), resolved.model)
+    gives = subcircuits.given(tuple(lowered), context.declared, resolved.model)
     return Run(
-        experiment.name.value,
+        point.name(experiment.name.value),
         experiment.description,
         tuple(lowered),
         gives,
@@ -142,6 +164,8 @@ def _lower_experiment(experiment, base, evals, lets, text_of, budget, errors) ->
         resolved.train,
         resolved.eval,
         experiment.span,
+        experiment.name.value,
+        point.values,
     )
 
 
@@ -155,6 +179,15 @@ def _experiments(spec: ast.Spec, errors: Collector) -> list[ast.Experiment]:
             hint="split its experiments into several spec files",
         )
     return experiments[:MAX_EXPERIMENTS]
+
+
+def _check_run_count(runs: tuple[Run, ...], spec: ast.Spec, errors: Collector) -> None:
+    if len(runs) > MAX_RUNS:
+        errors.error(
+            f"this spec expands to {len(runs):,} runs, more than {MAX_RUNS:,}",
+            spec.span,
+            hint="sweep fewer values or seeds, or split the spec into several files",
+        )
 
 
 def _within_budget(lowered, statement, experiment, budget: list[int], errors) -> bool:
@@ -224,8 +257,25 @@ def _line(lines: list[str], span) -> str:
     return CODE.match(lines[span.line - 1]).group(0).strip()
 
 
+def _written(lines: list[str], span) -> str:
+    """The text a span covers on its first line, as written."""
+    if not 1 <= span.line <= len(lines):
+        return ""
+    end = span.end_column if span.end_line == span.line else None
+    return lines[span.line - 1][span.column - 1 : None if end is None else end - 1].strip()
+
+
 def _of_type(spec: ast.Spec, kind):
     return (s for s in spec.statements if isinstance(s, kind))
 
 
-__all__ = ["Plan", "SpecError", "compile_file", "compile_source"]
+def runnable(plan: Plan) -> Plan:
+    """The plan, if it has runs; a SpecError at its first line if not. (A spec without
+    experiments compiles: a library of definitions for other specs to `use`.)"""
+    if not plan.runs:
+        span = Span(plan.file, 1, 1, 1, 2)
+        raise SpecError([Diagnostic(NO_EXPERIMENTS, span, NO_EXPERIMENTS_HINT)], {})
+    return plan
+
+
+__all__ = ["Plan", "SpecError", "compile_file", "compile_source", "runnable"]

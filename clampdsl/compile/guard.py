@@ -86,14 +86,18 @@ def check(
     work = work_budget() if work is None else work
     estimates = estimate(plan)
     diagnostics = []
+    sources = {plan.file: source}
     spec = None
 
     def where(group: GroupEstimate, part: str) -> Span:
         nonlocal spec
-        if spec is None:
+        if spec is None:  # the spec with its includes read in: a setting may lie in one
+            from clampdsl.compile import includes
             from clampdsl.lang.parser import parse
 
-            spec = parse(source, plan.file)
+            expanded = includes.expand(parse(source, plan.file), source)
+            spec = expanded.spec
+            sources.update(expanded.sources)
         return _span(spec, plan.run(plan.groups[group.index].runs[0]), part)
 
     def asks(group: GroupEstimate) -> str:
@@ -121,8 +125,8 @@ def check(
         )
         diagnostics.append(Diagnostic(message, where(group, "steps"), _hint(False)))
     if diagnostics:
-        diagnostics.sort(key=lambda d: (d.span.line, d.span.column))
-        raise SpecError(diagnostics, {plan.file: source})
+        diagnostics.sort(key=lambda d: (d.span.file != plan.file, d.span.line, d.span.column))
+        raise SpecError(diagnostics, sources)
     return estimates
 
 
@@ -149,7 +153,9 @@ def _span(spec: ast.Spec, run: Run, part: str) -> Span:
     experiment's own setting line, else the last top-level one, else the experiment."""
     section = BLAME[part]
     experiment = next(
-        s for s in spec.statements if isinstance(s, ast.Experiment) and s.name.value == run.name
+        s
+        for s in spec.statements
+        if isinstance(s, ast.Experiment) and s.name.value == run.experiment
     )
     for statements in (experiment.body, spec.statements):
         lines = [s for s in statements if isinstance(s, ast.Setting)]

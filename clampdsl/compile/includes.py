@@ -6,8 +6,9 @@ files, and includes nested deeper than MAX_DEPTH are errors at the `use` line th
 the chain of includes. Each included file is parsed on its own (its own `clampdsl 1`
 header, its own positions: an error in it names it), and its statements take the place of
 the `use` line. Later statements override earlier ones: settings as they always do; a
-`let`, an experiment or the phase rule defined again in a later file replaces the earlier
-one (defined twice in one file, it is still an error).
+`let`, an experiment, a subcircuit, a sweep of the same setting, `seeds` or the phase rule
+defined again in a later file replaces the earlier one (defined twice in one file, it is
+still an error).
 """
 
 from __future__ import annotations
@@ -165,8 +166,9 @@ def _chain_text(chain) -> str:
 
 
 def _overridden(statements: list) -> tuple:
-    """Statements with those a later file defines again left out: a let of the same name,
-    an experiment of the same name, the phase rule. (In one file, a second definition
+    """Statements with those a later file defines again left out (`_key`: a let, an
+    experiment or a subcircuit of the same name, a sweep of the same setting, seeds, the
+    phase rule). (In one file, a second definition
     stays, for the checks to refuse.)"""
     kept, seen = [], {}
     for index, statement in reversed(list(enumerate(statements))):
@@ -184,6 +186,12 @@ def _key(statement) -> tuple | None:
         return ("let", statement.name.value)
     if isinstance(statement, ast.Experiment):
         return ("experiment", statement.name.value)
+    if isinstance(statement, ast.Subcircuit):
+        return ("subcircuit", statement.name.value)
+    if isinstance(statement, ast.Sweep):
+        return ("sweep", statement.section.value, statement.key.value)
+    if isinstance(statement, ast.Seeds):
+        return ("seeds",)
     if isinstance(statement, ast.PhaseStmt):
         return ("phase",)
     return None

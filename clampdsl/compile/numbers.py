@@ -1,11 +1,12 @@
 """Numeric lets: `let LR = 1e-4` read as its number wherever a number is written.
 
 A pass over the syntax tree before anything is lowered: a name that a numeric `let` binds,
-written as a setting's value (`train lr=LR`), a clamp's word or parameter (`strength S`),
-a window bound or eval interval (`from step START`, `every N steps`) or a phase-rule
-factor (`T * ln2`), becomes that let's number, at the place it is used. So a spec with
-lets compiles to the very plan of the spec with the numbers written out. A name there
-that is no numeric let (a selector's let, an undefined name) is an error at that name.
+written as a setting's value (`train lr=LR`) or a swept one, a seed, a clamp's word or
+parameter (`strength S`), a window bound or eval interval (`from step START`, `every N
+steps`) or a phase-rule factor (`T * ln2`), becomes that let's number, at the place it
+is used. So a spec with lets compiles to the very plan of the spec with the numbers
+written out. A name there that is no numeric let (a selector's let, an undefined name)
+is an error at that name.
 """
 
 from __future__ import annotations
@@ -81,7 +82,26 @@ class _Pass:
         if isinstance(statement, ast.Action):
             args, window = self.arguments(statement.args), self.window(statement.window)
             return attrs.evolve(statement, args=args, window=window)
+        if isinstance(statement, ast.Sweep):
+            return self.sweep(statement)
+        if isinstance(statement, ast.Seeds):
+            return attrs.evolve(statement, values=tuple(map(self.seed, statement.values)))
         return statement
+
+    def sweep(self, sweep: ast.Sweep) -> ast.Sweep:
+        """A sweep's values read as its setting's options would be."""
+        keys = settings.SECTIONS.get(sweep.section.value, {})
+        options = tuple(ast.Option(sweep.key, value, value.span) for value in sweep.values)
+        return attrs.evolve(sweep, values=tuple(o.value for o in self.options(options, keys)))
+
+    def seed(self, value: ast.Number | ast.Name) -> ast.Number | ast.Name:
+        """A seed: a name left binds no number (reported here; compile/sweeps.py skips it)."""
+        if isinstance(value, ast.Number):
+            return value
+        if value.value not in self.numbers:
+            not_a_number(value, self.lets, "a seed", self.errors)
+            return value
+        return number_at(value, self.numbers[value.value])
 
     def setting(self, line: ast.Setting) -> ast.Setting:
         keys = settings.SECTIONS.get(line.section.value, {})

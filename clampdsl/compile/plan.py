@@ -18,7 +18,7 @@ import attrs
 
 from clampdsl.lang.diagnostics import Span
 
-PLAN_VERSION = 2
+PLAN_VERSION = 3
 
 
 @attrs.frozen
@@ -158,16 +158,56 @@ class Intervention:
 
 
 @attrs.frozen
+class CircuitSite:
+    """A site of a declared subcircuit: a head site of some heads, a layer's `out`, or a
+    model site (layer None: `logits`, `embed`); the clamp targets that hand it over (empty:
+    any clamp that fixes it); its text as the spec writes it."""
+
+    layer: int | None
+    heads: tuple[int, ...]
+    site: str
+    targets: tuple[str, ...]
+    text: str
+
+
+@attrs.frozen
+class Subcircuit:
+    """`subcircuit NAME "description" = SITE, …  [feeds OTHER]`: a named part of the
+    circuit (compile/subcircuits.py says when a run is handed it)."""
+
+    name: str
+    description: str
+    sites: tuple[CircuitSite, ...]
+    feeds: tuple[str, ...]
+    span: Span
+
+
+@attrs.frozen
+class Given:
+    """What a run's clamps hand over of a subcircuit: some of its sites, or all (`whole`)."""
+
+    subcircuit: str
+    sites: tuple[str, ...]  # their texts
+    whole: bool
+
+
+@attrs.frozen
 class Run:
+    """One training run: an experiment at one point of its sweeps and seeds (`point`:
+    (setting, value) pairs such as ("task.classes", "100"), ("train.seed", "6"), which
+    name it: `match[classes=100, seed=6]`)."""
+
     name: str
     description: str
     interventions: tuple[Intervention, ...]
-    gives: tuple[str, ...]
+    gives: tuple[Given, ...]
     model: ModelConfig
     task: TaskConfig
     train: TrainConfig
     eval: EvalConfig
     span: Span
+    experiment: str = ""  # the experiment's own name
+    point: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -249,6 +289,7 @@ class Plan:
     measures: tuple[Measure, ...]
     phase: PhaseRule
     reports: tuple[str, ...]
+    subcircuits: tuple[Subcircuit, ...] = ()
     warnings: tuple[str, ...] = ()  # rendered diagnostics of what compiled but looks amiss
     version: int = PLAN_VERSION
 

@@ -146,13 +146,22 @@ def lower_phase(spec: ast.Spec, eval_sets: tuple[str, ...], text_of, errors: Col
     )
 
 
-def lower_reports(spec: ast.Spec, errors: Collector) -> tuple[str, ...]:
+def lower_reports(spec: ast.Spec, declared, errors: Collector) -> tuple[str, ...]:
     kinds: list[str] = []
     for stmt in _of_type(spec, ast.Report):
         for kind in stmt.kinds:
             if kind.value not in REPORTS:
                 errors.unknown("report", kind.value, kind.span, REPORTS)
-            elif kind.value not in kinds:
+                continue
+            if kind.value == "subcircuits" and not declared:
+                errors.warn(
+                    "this spec declares no subcircuits: the report cannot say what each "
+                    "experiment gives and leaves to learn",
+                    kind.span,
+                    hint='declare them (subcircuit A "…" = L1.out to shifted-embedding), or '
+                    '`use "lib/induction.clamp"` for the paper\'s A, B and C',
+                )
+            if kind.value not in kinds:
                 kinds.append(kind.value)
     return tuple(kinds) or ("phase",)
 

@@ -64,7 +64,7 @@ class Kind:
     Compile half (torch-free): `name` (the Plan's kind), the statement that writes it
     (`target`, the word after `clamp … to`; or `statement` for a kind with a verb of its
     own), its parameters and row sets, `lower_site` (the site it writes, or an error),
-    `writes`, `check`, `gives` and the pass facts. Runtime half: `apply`."""
+    `writes`, `check`, `fixes` and the pass facts. Runtime half: `apply`."""
 
     name: str = ""
     statement: str = "clamp"
@@ -119,9 +119,11 @@ class Kind:
         """Refuses combinations with the run's other clamps (`others`, (kind, intervention)
         pairs) that it cannot honour."""
 
-    def gives(self, item: Intervention, model: ModelConfig) -> tuple[str, ...]:
-        """The steps of the induction circuit it hands the model (compile/subcircuits.py)."""
-        return ()
+    def fixes(self, item: Intervention, model: ModelConfig) -> tuple[Write, ...]:
+        """The sites it sets to a value of its own, whatever the weights learn: what it may
+        hand over of a declared subcircuit (compile/subcircuits.py). A `clamp … to TARGET`
+        fixes the sites it writes; a verb of its own (ablate, forbid, freeze…) none."""
+        return self.writes(item, model) if self.target is not None else ()
 
     def first_pass_reads(self, item: Intervention, model: ModelConfig) -> tuple[PassRead, ...]:
         """What it reads from the unclamped first pass."""

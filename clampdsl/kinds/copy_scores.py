@@ -41,9 +41,6 @@ class CopyScores(Kind):
             return None
         return HeadRef(sites.layers[0], sites.heads[0])
 
-    def gives(self, item, model):
-        return ("3v", "5")
-
     def first_pass_reads(self, item, model):
         return (PassRead(item.source.layer, "scores", unless_unchanged=True),)
 

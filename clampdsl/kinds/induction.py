@@ -33,10 +33,6 @@ class Induction(QueryRowTarget):
     params = {"strength": Param(1.0, 0.0, 1.0)}
     order = 6  # the reference's step 6
 
-    def gives(self, item, model):
-        last = item.layer == model.layers - 1
-        return ("1", "2", "3qk", "4") if last else ()
-
     def on_labels(self, clamp, context):
         """[R, H, K-1, B]: the query's attention to each context label (strengths [R, H];
         labels [D, B, K], the query's last; D is 1 for data the runs share, else R)."""

@@ -16,9 +16,6 @@ class PrevToken(PatternTarget):
     rows = ("labels",)
     order = 5  # the reference's step 5
 
-    def gives(self, item, model):
-        return ("1",) if item.layer == 0 else ()  # the previous-token head attends
-
     def apply(self, site, pattern, clamp, context):
         """pattern [R, H, Nq, N, B] (Nq: its last rows)."""
         rows, n = pattern.shape[2:4]

@@ -55,8 +55,8 @@ class ShiftedEmbedding(Kind):
                     other.span,
                 )
 
-    def gives(self, item, model):
-        return ("1", "2")
+    def fixes(self, item, model):
+        return (Write(0, "out"),)  # the last layer's pattern is the first pass's, not fixed
 
     def first_pass_reads(self, item, model):
         return (PassRead(model.layers - 1, "pattern"),)

@@ -122,6 +122,46 @@ class Use:
 
 
 @attrs.frozen
+class Sweep:
+    """`sweep task.classes in 50, 100, 200`: one run per value of a setting."""
+
+    section: Name
+    key: Name
+    values: tuple[Value, ...]
+    span: Span
+
+
+@attrs.frozen
+class Seeds:
+    """`seeds 5..9` (a range, both ends in) or `seeds 5, 6, 7`: one run per init seed."""
+
+    values: tuple[Number | Name, ...]  # a range's two ends, or the list; a Name: a numeric let
+    is_range: bool
+    span: Span
+
+
+@attrs.frozen
+class CircuitSite:
+    """A site of a subcircuit, with the clamp targets that hand it over (none: any clamp
+    that fixes the site)."""
+
+    selector: Selector
+    targets: tuple[Name, ...]
+    span: Span
+
+
+@attrs.frozen
+class Subcircuit:
+    """`subcircuit A "description" = L1.H*.pattern to prev-token, L1.out feeds B`."""
+
+    name: Name
+    description: str
+    sites: tuple[CircuitSite, ...]
+    feeds: tuple[Name, ...]
+    span: Span
+
+
+@attrs.frozen
 class Param:
     name: Name
     value: Number
@@ -194,7 +234,7 @@ class Action:
 class Experiment:
     name: Name
     description: str
-    body: tuple[Clamp | Action | Setting, ...]
+    body: tuple[Clamp | Action | Setting | Sweep | Seeds, ...]
     span: Span
 
 
@@ -211,7 +251,19 @@ class Report:
     span: Span
 
 
-Statement = Setting | EvalStmt | PhaseStmt | Let | Use | Experiment | Measure | Report
+Statement = (
+    Setting
+    | EvalStmt
+    | PhaseStmt
+    | Let
+    | Use
+    | Experiment
+    | Measure
+    | Report
+    | Sweep
+    | Seeds
+    | Subcircuit
+)
 
 
 @attrs.frozen

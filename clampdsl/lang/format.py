@@ -43,6 +43,7 @@ TOKEN = re.compile(
 )
 NO_SPACE_BEFORE = {",", ")", ".", "..", ":"}
 NO_SPACE_AFTER = {"(", "."}
+SPACED_EQUALS = ("let", "subcircuit")  # statements that bind a name: `let X = …`
 
 
 class FormatError(Exception):
@@ -111,12 +112,13 @@ def _depth_change(raw: str) -> int:
 def _join(tokens: list[tuple[str, str, int]]) -> str:
     if not tokens:
         return ""
-    is_let = tokens[0][1] == "let"
-    text, previous = "", None
+    binds = tokens[0][1] in SPACED_EQUALS  # `let X = …`, `subcircuit A = …`
+    text, previous, seeds = "", None, tokens[0][1] == "seeds"
     for kind, word, _ in tokens:
         if kind == "heads" and word.startswith("H{"):
             word = "H{" + ", ".join(p.strip() for p in word[2:-1].split(",")) + "}"
-        if previous is not None and _spaced(previous, word, is_let):
+        ranged = seeds and previous == ".."  # `seeds 5..9`, not `graft L2.. from`
+        if previous is not None and not ranged and _spaced(previous, word, binds):
             text += " "
         text += word
         previous = word
@@ -129,11 +131,11 @@ def _padded(code: str) -> str:
     return f"{first.ljust(WIDTH)} {rest}" if first in PADDED and rest else code
 
 
-def _spaced(previous: str, word: str, is_let: bool) -> bool:
+def _spaced(previous: str, word: str, binds: bool) -> bool:
     if word in NO_SPACE_BEFORE or previous in NO_SPACE_AFTER:
         return False
     if "=" in (previous, word):
-        return is_let
+        return binds
     return not (word == "(" and previous[-1:].isalnum())  # a call: synthetic(dim=…)
 
 

@@ -17,7 +17,7 @@ from clampdsl.lang.source import read_spec
 # The words that begin a top-level statement.
 STATEMENTS = (
     "clampdsl", "model", "task", "train", "eval", "phase", "let", "experiment", "measure",
-    "report", "use",
+    "report", "use", "sweep", "seeds", "subcircuit",
 )  # fmt: skip
 CODE = re.compile(r'(?:[^#"]|"(?:[^"\\\n]|\\.)*")*')  # a line up to its comment
 
@@ -333,6 +333,32 @@ class _ToAst(Transformer):
 
     def report_stmt(self, meta, children):
         return ast.Report(tuple(children), _span(self.file, meta))
+
+    def sweep_stmt(self, meta, children):
+        section, key, *values = children
+        section = ast.Name(str(section), _span(self.file, section))
+        return ast.Sweep(section, key, tuple(values), _span(self.file, meta))
+
+    def seed_range(self, meta, children):
+        return ast.Seeds(tuple(children), True, _span(self.file, meta))
+
+    def seed_list(self, meta, children):
+        return ast.Seeds(tuple(children), False, _span(self.file, meta))
+
+    def circuit_site(self, meta, children):
+        selector, *rest = children
+        targets = tuple(c for c in rest if isinstance(c, ast.Name))
+        return ast.CircuitSite(selector, targets, _span(self.file, meta))
+
+    def feeds(self, meta, children):
+        return tuple(children)
+
+    def subcircuit_stmt(self, meta, children):
+        name, *rest = children
+        description = rest[0].value if rest and isinstance(rest[0], ast.String) else ""
+        sites = tuple(c for c in rest if isinstance(c, ast.CircuitSite))
+        feeds = next((c for c in rest if isinstance(c, tuple)), ())
+        return ast.Subcircuit(name, description, sites, feeds, _span(self.file, meta))
 
     # experiments
     def target(self, meta, children):

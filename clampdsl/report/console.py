@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -59,7 +60,7 @@ def group_bars(progress: Progress, plan: Plan, name: str = ""):
             fields = {"description": label} if step > start else {}
             if losses:
                 fields["losses"] = "loss " + " ".join(
-                    f"{run}={value:.2f}" for run, value in losses.items()
+                    f"{escape(run)}={value:.2f}" for run, value in losses.items()
                 )
             progress.update(task, completed=step, **fields)
 
@@ -89,7 +90,7 @@ def print_plan(console: Console, plan: Plan) -> None:
             run = plan.run(name)
             gives = subcircuits.describe(run.gives)
             console.print(
-                f"  [cyan]{run.name}[/] {run.description!r}  gives {gives}, "
+                f"  [cyan]{escape(run.name)}[/] {escape(repr(run.description))}  gives {gives}, "
                 f"seed {run.train.seed}, {run.task.classes} classes · {_passes(passes[name])}"
             )
             for item in run.interventions:
@@ -168,12 +169,12 @@ def _donor(item) -> str:
 
 
 def print_results(console: Console, plan: Plan, summaries: list[RunSummary]) -> None:
-    for data in (tables.phase_table(plan, summaries), tables.final_table(plan, summaries)):
+    for data in tables.result_tables(plan, summaries):
         table = Table(title=data.title, title_justify="left")
         for column in data.columns:
             table.add_column(column, justify="left" if column in tables.LEFT_ALIGNED else "right")
         for row in data.rows:
-            table.add_row(*row)
+            table.add_row(*map(escape, row))  # run names hold brackets: match[seed=6]
         console.print(table)
     console.print(
         f"[dim]phase step: first eval with {plan.phase.text}; sequences = steps × batch (the "

@@ -58,7 +58,7 @@ def report_markdown(
 
 
 def report_tables(plan: Plan, summaries: list[RunSummary]) -> list[tables.TableData]:
-    found = [tables.phase_table(plan, summaries), tables.final_table(plan, summaries)]
+    found = tables.result_tables(plan, summaries)
     measured = tables.measures_table(summaries)
     return found + ([measured] if measured else [])
 

@@ -26,6 +26,8 @@ class RunSummary:
     measures: dict[str, float]  # "induction-strength L2.H3" → value at the last eval
     speedup: float | None  # baseline phase step / this one
     diverged_at: int | None
+    experiment: str = ""  # the experiment it is a run of (its sweeps and seeds expanded)
+    point: tuple[tuple[str, str], ...] = ()  # (setting, value) of its sweeps and seeds
 
     def to_json(self) -> dict:
         return attrs.asdict(self)
@@ -43,6 +45,7 @@ class RunSummary:
                 "start_loss": number(data["start_loss"]),
                 "final": {k: number(v) for k, v in data["final"].items()},
                 "measures": {k: number(v) for k, v in data["measures"].items()},
+                "point": tuple(map(tuple, data.get("point", ()))),
             }
         )
 
@@ -64,7 +67,7 @@ def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
                 run.name,
                 run.description,
                 subcircuits.describe(run.gives),
-                subcircuits.describe(subcircuits.still_to_learn(run.gives)),
+                subcircuits.describe(subcircuits.still_to_learn(run.gives, plan.subcircuits)),
                 step,
                 None if step is None else step * run.train.batch,
                 plateau_exit_step(rows, plan.phase.eval_set),
@@ -73,19 +76,26 @@ def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
                 {k: v for k, v in last.items() if " " in k},
                 speedup,
                 diverged_at(rows, f"{plan.phase.eval_set}.loss"),
+                run.experiment,
+                run.point,
             )
         )
     return summaries
 
 
 def baseline_runs(plan: Plan) -> dict[str, Run | None]:
-    """Each experiment's baseline, what its speed-up compares to: the first experiment that
-    clamps nothing (ablations allowed) on the same task, else the first on any task."""
+    """Each experiment's baseline, what its speed-up compares to: the first run of an
+    experiment that clamps nothing (ablations allowed) on the same task and seed, else on
+    the same task, else the first such run."""
     unclamped = [r for r in plan.runs if all(kinds.of(i).hands_nothing for i in r.interventions)]
     first = unclamped[0] if unclamped else None
-    return {
-        run.name: next((b for b in unclamped if b.task == run.task), first) for run in plan.runs
-    }
+
+    def baseline(run: Run) -> Run | None:
+        same_task = [b for b in unclamped if b.task == run.task]
+        same_seed = [b for b in same_task if b.train.seed == run.train.seed]
+        return next(iter(same_seed or same_task), first)
+
+    return {run.name: baseline(run) for run in plan.runs}
 
 
 def diverged_at(rows: list[dict], key: str) -> int | None:

@@ -7,6 +7,7 @@ import math
 import attrs
 
 from clampdsl.compile.plan import Plan
+from clampdsl.compile.sweeps import SEED_SETTING
 from clampdsl.report.summary import RunSummary
 
 LEFT_ALIGNED = ("experiment", "gives", "learns")
@@ -20,10 +21,11 @@ class TableData:
 
 
 def phase_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
+    """One row per run; `gives` and `learns` where the spec declares subcircuits."""
+    circuit = ("gives", "learns") if plan.subcircuits else ()
     columns = (
         "experiment",
-        "gives",
-        "learns",
+        *circuit,
         "phase step",
         "sequences",
         "speed-up",
@@ -43,8 +45,7 @@ def phase_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
         rows.append(
             (
                 s.name,
-                s.gives,
-                s.learns,
+                *((s.gives, s.learns) if circuit else ()),
                 step,
                 sequences,
                 f"{s.speedup:.1f}×" if s.speedup else "–",
@@ -54,6 +55,51 @@ def phase_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
             )
         )
     return TableData("Phase change by experiment", columns, tuple(rows))
+
+
+def result_tables(plan: Plan, summaries: list[RunSummary]) -> list[TableData]:
+    """The tables of every report: phase changes, across seeds where there are several,
+    and the final evaluation."""
+    across = seeds_table(plan, summaries)
+    return [
+        phase_table(plan, summaries),
+        *([across] if across else []),
+        final_table(plan, summaries),
+    ]
+
+
+def seeds_table(plan: Plan, summaries: list[RunSummary]) -> TableData | None:
+    """Per experiment (at each point of its other sweeps), the phase step across its seeds:
+    the median (runs that never reach it count as later than any that do), the range of
+    those that reach it, and how many do not (censored: never reported as the last step).
+    None where no experiment runs more than one seed."""
+    sets: dict[str, list[RunSummary]] = {}
+    for s in summaries:
+        sets.setdefault(_without_seed(s), []).append(s)
+    if all(len(members) < 2 for members in sets.values()):
+        return None
+    last = max(run.train.steps for run in plan.runs)
+    rows = tuple(_seed_row(name, members, last) for name, members in sets.items())
+    columns = ("experiment", "seeds", "median phase step", "range", "not reached")
+    return TableData("Phase change across seeds", columns, rows)
+
+
+def _without_seed(s: RunSummary) -> str:
+    rest = [f"{key.rsplit('.', 1)[-1]}={value}" for key, value in s.point if key != SEED_SETTING]
+    experiment = s.experiment or s.name
+    return f"{experiment}[{', '.join(rest)}]" if rest else experiment
+
+
+def _seed_row(name: str, members: list[RunSummary], last: int) -> tuple[str, ...]:
+    reached = sorted(s.phase_step for s in members if s.phase_step is not None)
+    censored = len(members) - len(reached)
+    # The median of all runs, those not reaching the phase counted as later than any step.
+    ordered = reached + [math.inf] * censored
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    shown = f"{median:,.0f}" if math.isfinite(median) else f"not reached by {last:,}"
+    spread = f"{reached[0]:,}–{reached[-1]:,}" if reached else "–"
+    return (name, str(len(members)), shown, spread, str(censored))
 
 
 def final_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
