@@ -45,15 +45,41 @@ def test_syntax_errors_and_missing_files_exit_2_without_traceback(tmp_path):
     assert not (tmp_path / "bad").exists()  # a wrong spec never reaches the trainer
 
 
-def test_plan_prints_paper_and_tensor_indices_and_json():
+def test_plan_prints_the_specs_words_tensor_indices_and_graphs_and_json():
     spec = ROOT / "specs" / "three_subcircuits.clamp"
     text = clampdsl("plan", spec)
     assert text.returncode == 0
-    assert "prev-token        L1.H{2}.pattern" in text.stdout
-    assert "(tensor layer 0, heads [2])" in text.stdout
+    rows = [line.split("  tensor ") for line in text.stdout.splitlines() if "  tensor " in line]
+    shown = {words.strip(): tensor.split(" · ")[0] for words, tensor in rows}
+    assert shown["clamp L1.H2 to prev-token strength 1"] == "layer 0, heads [2]"
+    assert shown["ablate L2.H* except H3"] == "layer 1, heads [0, 1, 2, 4, 5, 6, 7]"
+    assert shown["clamp logits to scores of L2.H3"] == "source layer 1, head 3"
+    assert "  compiles 3 graphs: the train step, 2 eval graphs\n" in text.stdout
+    assert "first + final pass, L1 bypassed, logits from the first pass\n" in text.stdout
+    assert "measures: induction-strength of L2.H*, prev-token-strength of L1.H*" in text.stdout
     machine = clampdsl("plan", spec, "--json")
     plan = json.loads(machine.stdout)
     assert [r["name"] for r in plan["runs"]][:2] == ["noclamp", "prev_token"]
+
+
+def test_plan_lines_stay_whole_through_a_pipe(tmp_path):
+    description = "a description far longer than any terminal is wide " * 4
+    spec = tmp_path / "long.clamp"
+    spec.write_text(
+        f'clampdsl 1\nexperiment e "{description.strip()}":\n'
+        "    clamp L1.H2 to prev-token strength 0.9 at labels from step 100 until step 3000 "
+        "during train\n"
+    )
+    result = clampdsl("plan", spec)  # stdout is a pipe, not a terminal
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    run = [line for line in lines if line.startswith(f"  e {description.strip()!r}  gives ")]
+    assert run and run[0].endswith(", seed 5, 50 classes · final pass")
+    statement = (
+        "    clamp L1.H2 to prev-token strength 0.9 at labels from step 100 (3,200 sequences) "
+        "until step 3,000 (96,000 sequences) during train  tensor layer 0, heads [2] · line 3"
+    )
+    assert statement in lines
 
 
 def test_run_end_to_end_writes_the_run_directory(tmp_path, tiny_spec):

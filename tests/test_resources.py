@@ -308,3 +308,56 @@ def _command(args, env) -> subprocess.CompletedProcess:
         env=os.environ | env,
         cwd=ROOT,
     )
+
+
+# ---- the graphs a compiled group builds ----------------------------------------------------
+
+FOUR_RUNS = """\
+clampdsl 1
+model layers=2 heads=2 d_model=16
+task classes=10 new_classes=10 features=synthetic(dim=16, correlation=0.5)
+train steps=60 batch=8 lr=1e-3
+eval every 20 steps on {sets} size={size}
+experiment a
+experiment b:
+    ablate L2.H1
+experiment c:
+    clamp L1.H0 to prev-token
+experiment d:
+    clamp L2.H0 to induction
+"""
+
+
+@pytest.mark.parametrize(
+    ("sets", "size", "measured", "cpu", "cuda"),
+    [
+        ("train, relabel", 64, True, 2, 2),  # with the measures for train, without for relabel
+        ("train", 64, True, 1, 1),
+        ("train, relabel, new-classes", 64, False, 1, 1),
+        ("train, relabel", 1600, True, 2, 2),  # two chunks of 800
+        ("train, relabel", 1601, True, 4, 2),  # on a CPU chunks of 534, 534 and 533
+    ],
+)
+def test_the_eval_graphs_are_one_per_eval_function_and_chunk_shape(sets, size, measured, cpu, cuda):
+    measure = "measure induction-strength of L2.H*\n" if measured else ""
+    plan = compile_source(FOUR_RUNS.format(sets=sets, size=size) + measure)
+    assert resources.eval_graphs(plan, 0, "cpu") == cpu
+    assert resources.eval_graphs(plan, 0, "cuda") == cuda
+
+
+def test_the_graphs_counted_are_the_ones_torch_compiles(monkeypatch):
+    from torch._dynamo.utils import counters
+
+    from clampdsl.train import compiled
+    from clampdsl.train.session import GroupSession
+
+    # Dynamo traces the same graphs whatever backend compiles them; eager takes seconds.
+    monkeypatch.setattr(compiled, "_modes", lambda mode: {"backend": "eager"})
+    spec = FOUR_RUNS.format(sets="train, relabel, new-classes", size=1601)
+    plan = compile_source(spec + "measure induction-strength of L2.H*\n")
+    counters.clear()
+    session = GroupSession(plan, 0, "cpu", "on")
+    for step in range(2):  # a second step and eval compile nothing more
+        session.train_step(step)
+        session.evaluate(step)
+    assert counters["stats"]["unique_graphs"] == 1 + resources.eval_graphs(plan, 0, "cpu") == 5

@@ -137,6 +137,25 @@ def chunk_size(sequences: int, runs: int) -> int:
     return -(-sequences // fewest)
 
 
+# `--compile auto` compiles on a CPU from this many steps (train/session.py): compiling the
+# step takes tens of seconds on a 2-core CPU and pays back after a few thousand steps there
+# (docs/performance.md).
+COMPILE_AUTO_MIN_STEPS = 3000
+
+
+def eval_graphs(plan: Plan, index: int, device_type: str = "cpu") -> int:
+    """The graphs a group's compiled evals build (train/session.py, train/evaluate.py): its
+    eval function with the measures, for the first eval set, and without, for the others
+    (one function for every set where nothing is measured or one set is evaluated), each
+    once per chunk shape: one, or two where a CPU's last chunk is shorter (a GPU evaluates a
+    set whole)."""
+    runs = plan.groups[index].runs
+    evals = plan.run(runs[0]).eval
+    functions = 2 if plan.measures and len(evals.sets) > 1 else 1
+    chunk = evals.size if device_type == "cuda" else chunk_size(evals.size, len(runs))
+    return functions * (1 if evals.size % chunk == 0 else 2)
+
+
 def _group(index: int, runs: list[Run], schedule, measures: bool) -> GroupEstimate:
     first = runs[0]
     model, task, train, evals = first.model, first.task, first.train, first.eval

@@ -85,6 +85,23 @@ class Kind:
         """How the language names it: the clamp target, or the verb."""
         return self.target or self.statement
 
+    def spoken(self, item: Intervention, selector: str) -> str:
+        """Its statement as the language writes it, for `selector` (what it names, in paper
+        form): the Plan's parameters back in words, defaults written out (`clamp L1.H2 to
+        prev-token strength 0.9 at labels`); the window is not among them."""
+        words = [self.statement, selector]
+        if self.target is not None:
+            words += ["to", self.target]
+        if item.source is not None:
+            words += ["of", f"L{item.source.layer + 1}.H{item.source.head}"]
+        words += [*self.form, *(f"{name} {item.params[name]:g}" for name in self.params)]
+        # a row set and `detached`, under the keys compile/interventions.py and read_words
+        # give them
+        words += [f"at {row}" for row in self.rows if item.params.get(f"at_{row}")]
+        if item.params.get("detached"):
+            words.append("detached")
+        return " ".join(words)
+
     # ---- compile half ------------------------------------------------------------------------
     def lower_site(
         self, sites: Sites, model: ModelConfig, span: Span, errors: Collector

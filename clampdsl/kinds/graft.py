@@ -57,6 +57,13 @@ class Graft(Freeze):
         )
         return None
 
+    def spoken(self, item, selector):
+        """`graft L2.. from "RUN_DIR" run NAME at step N`: a graft out names its first layer
+        onward."""
+        donor, onward = item.donor, ".." * (item.site == ONWARD)
+        lent = super().spoken(item, selector + onward)
+        return f'{lent} from "{donor.path}" run {donor.run} at step {donor.step}'
+
     def donor_run(self, words) -> str | None:
         """The run named by `run NAME`, if any."""
         return word_text(words[1]) if words else None

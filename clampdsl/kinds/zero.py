@@ -73,6 +73,10 @@ class Ablate(Zero):
         )
         return None
 
+    def spoken(self, item, selector):
+        kept = [f"keeping {name}" for name in KEPT if item.params.get(f"keeping_{name}")]
+        return " ".join([super().spoken(item, selector), *kept])
+
     def companions(self, item, model):
         """The preservation that `keeping X` asks for, in the same window."""
         kept = [KEPT[name] for name in KEPT if f"keeping_{name}" in item.params]

@@ -1,8 +1,10 @@
-"""Rich output: progress per batched group while training, then the results table."""
+"""Rich output: the compiled plan, progress per batched group while training, then the results
+table."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import partial
 
 from rich.console import Console
 from rich.markup import escape
@@ -16,10 +18,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from clampdsl import kinds
 from clampdsl.compile import resources, subcircuits
-from clampdsl.compile.plan import Plan, RunPasses, Schedule
-from clampdsl.report import tables
+from clampdsl.compile.plan import Group, Plan, RunPasses, Schedule
+from clampdsl.report import paper_form, tables
 from clampdsl.report.summary import RunSummary
+
+STATEMENT_WIDTH = 48  # the column `clampdsl plan` aligns tensor indices at, at most
 
 
 @contextmanager
@@ -70,40 +75,84 @@ def group_bars(progress: Progress, plan: Plan, name: str = ""):
 
 
 def print_plan(console: Console, plan: Plan) -> None:
-    console.print(
-        f"[bold]{plan.file}[/]  plan {plan.content_hash()[:12]}  phase: {plan.phase.text}"
-    )
+    """The plan in the spec's own words. Every line is printed whole (soft-wrapped): off a
+    terminal Rich would fold it at its width, mid-row."""
+    say = partial(console.print, soft_wrap=True, highlight=False)
+    say(f"[bold]{escape(plan.file)}[/]  plan {plan.content_hash()[:12]}  phase: {plan.phase.text}")
     estimates = resources.estimate(plan)
     for index, group in enumerate(plan.groups):
-        first = plan.run(group.runs[0])
-        console.print(
-            f"\n[bold]group {index + 1}[/]: {len(group.runs)} runs batched · "
-            f"{first.model.layers}L×{first.model.heads}H d={first.model.d_model} · "
-            f"{first.train.steps:,} steps × batch {first.train.batch} "
-            f"({first.train.steps * first.train.batch:.2e} sequences) · lr {first.train.lr:g}"
-        )
-        console.print(f"  resources: {estimates[index].describe()}", highlight=False)
+        say(f"\n[bold]group {index + 1}[/]: {_group_line(plan, group)}")
+        say(f"  resources: {estimates[index].describe()}")
+        say(f"  {_graphs(plan, index)}")
         for line in _schedule_lines(group.schedule):
-            console.print(f"  {line}", highlight=False)
-        passes = {p.run: p for p in group.schedule.runs}
-        for name in group.runs:
-            run = plan.run(name)
-            gives = subcircuits.describe(run.gives)
-            console.print(
-                f"  [cyan]{escape(run.name)}[/] {escape(repr(run.description))}  gives {gives}, "
-                f"seed {run.train.seed}, {run.task.classes} classes · {_passes(passes[name])}"
-            )
-            for item in run.interventions:
-                where = "" if item.span.file == plan.file else f"{item.span.file} "
-                console.print(f"    {_describe(item)}   [dim]{where}line {item.span.line}[/]")
+            say(f"  {escape(line)}")
+        _print_runs(say, plan, group)
     if plan.measures:
-        console.print(
-            "\nmeasures: "
-            + ", ".join(
-                f"{m.metric} of L{m.layer + 1}.H{{{','.join(map(str, m.heads))}}}"
-                for m in plan.measures
-            )
+        count = plan.runs[0].model.heads
+        measured = (
+            f"{m.metric} of L{m.layer + 1}.{paper_form.heads(m.heads, count)}"
+            for m in plan.measures
         )
+        say("\nmeasures: " + ", ".join(measured))
+
+
+def _group_line(plan: Plan, group: Group) -> str:
+    first = plan.run(group.runs[0])
+    model, train = first.model, first.train
+    return (
+        f"{_count(len(group.runs), 'run')} batched · "
+        f"{model.layers}L×{model.heads}H d={model.d_model} · {train.steps:,} steps × batch "
+        f"{train.batch} ({train.steps * train.batch:,} sequences) · lr {train.lr:g}"
+    )
+
+
+def _graphs(plan: Plan, index: int) -> str:
+    """The graphs torch.compile builds for the group: the train step and its evals'
+    (compile/resources.py counts them), on a CPU and, where that differs, on CUDA."""
+    cpu, cuda = (resources.eval_graphs(plan, index, device) for device in ("cpu", "cuda"))
+
+    def on_cuda(graphs: int) -> str:
+        return f" ({graphs} on CUDA)" if cuda != cpu else ""
+
+    line = (
+        f"compiles {cpu + 1} graphs{on_cuda(cuda + 1)}: the train step, "
+        f"{_count(cpu, 'eval graph')}{on_cuda(cuda)}"
+    )
+    least = resources.COMPILE_AUTO_MIN_STEPS
+    if plan.run(plan.groups[index].runs[0]).train.steps < least:
+        line += f"; on a CPU only with --compile on (auto: from {least:,} steps)"
+    return line
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _print_runs(say, plan: Plan, group: Group) -> None:
+    """Each run with its passes, then its statements, their tensor indices aligned."""
+    passes = {p.run: p for p in group.schedule.runs}
+    shown = {name: paper_form.statements(plan.run(name)) for name in group.runs}
+    longest = max((len(s.spoken) for run in shown.values() for s in run), default=0)
+    width = min(STATEMENT_WIDTH, longest)
+    for name in group.runs:
+        run = plan.run(name)
+        described = f" {run.description!r}" if run.description else ""
+        gives = subcircuits.describe(run.gives)
+        say(
+            f"  [cyan]{escape(run.name)}[/]{escape(described)}  gives {escape(gives)}, "
+            f"seed {run.train.seed}, {run.task.classes} classes · {_passes(passes[name])}"
+        )
+        for statement in shown[name]:
+            where = escape(_where(statement, plan))
+            say(f"    {escape(statement.spoken.ljust(width))}  [dim]{where}[/]")
+
+
+def _where(statement: paper_form.Statement, plan: Plan) -> str:
+    """A statement's tensor indices, its line (and file, where another's) and donor."""
+    item = statement.item
+    file = "" if item.span.file == plan.file else f"{item.span.file} "
+    parts = [statement.tensor, f"{file}line {item.span.line}", _donor(item)]
+    return " · ".join(filter(None, parts))
 
 
 def _schedule_lines(schedule: Schedule) -> list[str]:
@@ -114,16 +163,26 @@ def _schedule_lines(schedule: Schedule) -> list[str]:
     if first is not None:
         records = ", ".join(f"L{layer + 1} {what}" for layer, what in first.records)
         lines.append(
-            f"first pass (unclamped): runs {first.start}-{first.stop - 1} "
+            f"first pass (unclamped): {_runs(first.start, first.stop)} "
             f"({', '.join(order[first.start : first.stop])}), layers "
-            f"L{first.from_layer + 1}-L{first.layers}, records {records}"
+            f"{_layer_range(first.from_layer, first.layers)}, records {records}"
         )
     final = [f"from L{schedule.final_from_layer + 1}"]
     if 0 < schedule.layer_one_runs < n:
-        final.append(f"L1 for runs 0-{schedule.layer_one_runs - 1}")
+        final.append(f"L1 for {_runs(0, schedule.layer_one_runs)}")
     if schedule.last_layer_runs < n:
-        final.append(f"the last layer for runs 0-{schedule.last_layer_runs - 1}")
+        final.append(f"the last layer for {_runs(0, schedule.last_layer_runs)}")
     return [*lines, f"final pass: {', '.join(final)}"]
+
+
+def _runs(start: int, stop: int) -> str:
+    """Runs start to stop - 1 of the batching order: `run 4`, `runs 0-3`."""
+    return f"run {start}" if stop - start == 1 else f"runs {start}-{stop - 1}"
+
+
+def _layer_range(start: int, stop: int) -> str:
+    """Layers start to stop - 1 (0-based) as the paper numbers them: `L2`, `L1-L2`."""
+    return f"L{stop}" if stop - start == 1 else f"L{start + 1}-L{stop}"
 
 
 def _passes(passes: RunPasses) -> str:
@@ -135,37 +194,15 @@ def _passes(passes: RunPasses) -> str:
     return ", ".join(parts)
 
 
-def _describe(item) -> str:
-    where = (
-        (f"L*.H*.{item.site}" if item.heads else item.site)
-        if item.layer is None
-        else (
-            f"L{item.layer + 1}.{item.site}"
-            if not item.heads
-            else f"L{item.layer + 1}.H{{{','.join(map(str, item.heads))}}}.{item.site}"
-        )
-    )
-    index = (
-        ""
-        if item.layer is None
-        else f" (tensor layer {item.layer}"
-        + (f", heads {list(item.heads)})" if item.heads else ")")
-    )
-    params = "".join(f" {k}={v:g}" for k, v in item.params.items())
-    source = f" of L{item.source.layer + 1}.H{item.source.head}" if item.source else ""
-    end = "end" if item.window.end is None else f"step {item.window.end}"
-    window = "" if item.window.is_always() else f" [steps {item.window.start}→{end})"
-    if item.window.during != "both":
-        window += f" during {item.window.during}"
-    return f"{item.kind:<17} {where}{source}{params}{window}{index}{_donor(item)}"
-
-
 def _donor(item) -> str:
-    """Where a graft's weights come from, or which donor brought a clamp along."""
-    if item.donor is None:
-        return ""
+    """The plan a graft's weights come from; or, for a clamp the donor brought along, which
+    donor (its graft's line says more)."""
     d = item.donor
-    return f" · donor {d.path} run {d.run} step {d.step:,} (plan {d.plan_hash[:12]})"
+    if d is None:
+        return ""
+    if kinds.of(item).takes_donor:
+        return f"donor plan {d.plan_hash[:12]}"
+    return f"brought by the donor {d.path} run {d.run}"
 
 
 def print_results(console: Console, plan: Plan, summaries: list[RunSummary]) -> None:

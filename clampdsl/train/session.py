@@ -15,6 +15,7 @@ import torch
 
 from clampdsl import accel, kinds
 from clampdsl.compile.plan import Plan
+from clampdsl.compile.resources import COMPILE_AUTO_MIN_STEPS
 from clampdsl.model.clamps import ClampState
 from clampdsl.model.transformer import BatchedTransformer
 from clampdsl.tasks.fewshot import Batch, FewShotTask
@@ -24,10 +25,6 @@ from clampdsl.train.checkpoint import donor_weights
 from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import chunk_sums, evaluate
 from clampdsl.train.step import TrainStep
-
-# Compiling the step takes tens of seconds on a 2-core CPU and pays back after a few
-# thousand steps there (docs/performance.md).
-COMPILE_AUTO_MIN_STEPS = 3000
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
