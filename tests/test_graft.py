@@ -42,10 +42,10 @@ def _spec(folder, body, name="graft.clamp", settings=SETTINGS + TRAIN):
     return path
 
 
-def _graft_in(donor, line='graft L1 from "{d}" run pt at step 3'):
+def _graft_in(donor, line='graft L1 from "{d}" run pt at step 3', circuit=""):
     folder, directory = donor
     body = f"experiment grafted:\n    {line.format(d=directory)}\nexperiment base\n"
-    return _spec(folder, body)
+    return _spec(folder, circuit + body)
 
 
 def _weights(session, run):
@@ -63,7 +63,10 @@ def test_the_plan_records_the_donor_and_brings_its_clamps_on_what_it_lends(donor
     assert donor_plan["version"] == plan.version
     # the donor's prev-token clamp on L1 comes along; its L2 ablation does not
     assert [(b.kind, b.layer, b.donor) for b in brought] == [("prev-token", 0, graft.donor)]
-    assert plan.run("grafted").gives == ("1",)
+    # what the donor's clamps fix counts as the run's own
+    circuit = "subcircuit P = L1.H*.pattern to prev-token\n"
+    declared = compile_file(_graft_in(donor, circuit=circuit))
+    assert [(g.subcircuit, g.whole) for g in declared.run("grafted").gives] == [("P", True)]
     # another step of the donor is another plan
     other = compile_file(_graft_in(donor, 'graft L1 from "{d}" run pt at step 6'))
     assert other.content_hash() != plan.content_hash()
