@@ -70,7 +70,9 @@ def render(diagnostic: Diagnostic, source: str | None) -> str:
         )
         line, column, width = _shown(line, span.column, width)
         gutter = f"{span.line:>5} | "
-        text += f"\n{gutter}{line}\n{' ' * (len(gutter) - 2)}| {' ' * (column - 1)}"
+        # The caret's padding keeps the line's tabs, so that it lines up at any tab width.
+        pad = "".join("\t" if c == "\t" else " " for c in line[: column - 1])
+        text += f"\n{gutter}{line}\n{' ' * (len(gutter) - 2)}| {pad}"
         text += "^" * max(1, width)
     if diagnostic.hint:
         text += f"\n      = hint: {diagnostic.hint}"

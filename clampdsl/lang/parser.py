@@ -8,10 +8,17 @@ from pathlib import Path
 
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import Diagnostic, Span, SpecError, did_you_mean, quoted
-from clampdsl.lang.grammar import MAX_TOKENS, DedentError, TooManyTokens, parser
+from clampdsl.lang.grammar import (
+    MAX_TOKENS,
+    DedentError,
+    TabIndentation,
+    TooManyTokens,
+    parser,
+)
 from clampdsl.lang.source import read_spec
 
 # The words that begin a top-level statement.
@@ -21,6 +28,9 @@ STATEMENTS = (
 )  # fmt: skip
 CODE = re.compile(r'(?:[^#"]|"(?:[^"\\\n]|\\.)*")*')  # a line up to its comment
 
+# The words that begin a statement in an experiment's block, beside the clamp kinds' verbs.
+BLOCK_STATEMENTS = ("clamp", "model", "task", "train", "sweep", "seeds")
+EXPECTED_SHOWN = 8  # an "expected …" list names at most this many, then "…"
 # How expected terminals are named in "expected ..." messages.
 TERMINAL_WORDS = {
     "_NL": "end of line",
@@ -31,7 +41,7 @@ TERMINAL_WORDS = {
     "STRING": 'a quoted "string"',
     "LAYER": "a layer like L1",
     "HEADS": "heads like H3, H*, H0-2 or H{0,1}",
-    "SECTION": "model, task or train",
+    "SECTION": ("'model'", "'task'", "'train'"),
     "COMPARE": "a comparison (<, <=, >, >=)",
     "LPAR": "'('",
     "RPAR": "')'",
@@ -62,6 +72,8 @@ def parse(text: str, file: str = "<string>") -> ast.Spec:
         raise SpecError([_dedent_diagnostic(lark_parser, file)], {file: text}) from None
     except TooManyTokens as error:
         raise SpecError([_too_long_diagnostic(error.token, file, text)], {file: text}) from None
+    except TabIndentation as error:
+        raise SpecError([_tab_diagnostic(error, file)], {file: text}) from None
     builder = _ToAst(file)
     spec = builder.transform(tree)
     if builder.problems:
@@ -74,21 +86,25 @@ def parse_file(path: str | Path) -> ast.Spec:
     return parse(read_spec(path), str(path))
 
 
-def _describe(terminal: str, lark_parser) -> str:
-    if terminal in TERMINAL_WORDS:
-        return TERMINAL_WORDS[terminal]
+def _describe(terminal: str, lark_parser) -> tuple[str, ...]:
+    """A terminal in the words of a message: `'to'` for a keyword or symbol, a class of
+    words (`a name`) for the others."""
+    words = TERMINAL_WORDS.get(terminal)
+    if words is not None:
+        return (words,) if isinstance(words, str) else words
     try:
         pattern = lark_parser.get_terminal(terminal).pattern
     except KeyError:
-        return terminal
-    return f"'{pattern.value}'" if pattern.type == "str" else terminal.lower()
+        return (terminal,)
+    return (f"'{pattern.value}'",) if pattern.type == "str" else (terminal.lower(),)
 
 
 def _expected(names, lark_parser) -> str:
-    words = sorted({_describe(n, lark_parser) for n in names})
-    if len(words) > 8:
-        words = words[:8] + ["…"]
-    return ", ".join(words)
+    """`'a', 'b' or a name`: sorted, quoted words first, at most EXPECTED_SHOWN of them."""
+    words = sorted({word for name in names for word in _describe(name, lark_parser)})
+    if len(words) > EXPECTED_SHOWN:
+        return ", ".join(words[:EXPECTED_SHOWN]) + ", …"
+    return " or ".join(filter(None, (", ".join(words[:-1]), words[-1])))
 
 
 def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnostic:
@@ -97,6 +113,10 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnost
         token = error.token
         if (explained := _explained(token, file, text)) is not None:
             return explained
+        before = _parser_before(token, text)
+        unknown = _unknown_statement(before.parser_state.value_stack, token, file, text)
+        if unknown is not None:
+            return unknown
         if token.type == "_INDENT":
             message = "unexpected indentation"
         elif token.type in ("_NL", "_DEDENT", "$END"):
@@ -106,8 +126,7 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnost
         line, column = _token_start(token, text)
         width = len(token.value) if token.type not in ("_NL", "_INDENT", "_DEDENT") else 1
         span = Span(file, line, column, line, column + width)
-        expected = _expected(error.expected, lark_parser)
-        return Diagnostic(f"{message}; expected {expected}", span)
+        return Diagnostic(f"{message}; expected {_expected(before.accepts(), lark_parser)}", span)
     if isinstance(error, UnexpectedCharacters):
         span = Span(file, error.line, error.column, error.line, error.column + 1)
         if error.char == '"':
@@ -118,6 +137,62 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnost
     return Diagnostic(
         f"unexpected end of file; expected {_expected(error.expected, lark_parser)}", span
     )
+
+
+def _parser_before(refused: Token, text: str) -> InteractiveParser:
+    """The parser as it stood just before the token it refused, parsing `text` again.
+    Lark's error state is later than that: the refused token has set off the reductions it
+    allowed before failing, and what was legal before them (`L1.H2` may go on with `.` or
+    `except`) is no longer legal after them."""
+    interactive = parser().parse_interactive(text)
+    try:
+        for token in interactive.lexer_thread.lex(interactive.parser_state):
+            if (token.type, token.start_pos) == (refused.type, refused.start_pos):
+                trial = interactive.copy(deepcopy_values=False)
+                try:
+                    trial.feed_token(token)
+                except UnexpectedToken:
+                    break
+            interactive.feed_token(token)
+    except UnexpectedInput:
+        pass  # the lexer refused it: nothing of it was fed
+    return interactive
+
+
+def _unknown_statement(values: list, token: Token, file: str, text: str) -> Diagnostic | None:
+    """An error in a statement of an experiment's block whose first word is not a
+    statement (`seed 1..3`): said of that word, with the statements a block may hold. (A
+    statement led by any word parses as long as its selector does, and the compiler names
+    the word; this is where it does not parse.)"""
+    if not any(isinstance(v, Token) and v.type == "_INDENT" for v in values):
+        return None  # not in a block
+    if any(isinstance(v, Token) and v.type == "LPAR" for v in values):
+        return None  # inside a setting's parentheses, not at a statement's start
+    word = _first_value_on(values, _token_start(token, text)[0])
+    if not (isinstance(word, Token) and word.type == "NAME") or word is token:
+        return None
+    if text.split("\n")[word.line - 1][: word.column - 1].strip() or word in _block_statements():
+        return None  # not the line's first word, or a statement's own
+    span = Span(file, word.line, word.column, word.line, word.column + len(word))
+    choices = sorted(_block_statements())
+    hint = did_you_mean(word, choices) or f"known: {', '.join(choices)}"
+    return Diagnostic(f"unknown statement {quoted(str(word))}", span, hint)
+
+
+def _first_value_on(values: list, line: int):
+    """The first of the parser's values (tokens and finished subtrees) that starts on
+    `line`, or None."""
+    for value in values:
+        start = value.line if isinstance(value, Token) else getattr(value.meta, "line", None)
+        if start == line:
+            return value
+    return None
+
+
+def _block_statements() -> tuple[str, ...]:
+    from clampdsl import kinds  # the verbs are the kinds' to say
+
+    return (*BLOCK_STATEMENTS, *kinds.verbs())
 
 
 def _explained(token: Token, file: str, text: str) -> Diagnostic | None:
@@ -175,6 +250,11 @@ def _dedent_diagnostic(lark_parser, file: str) -> Diagnostic:
     indent = len(newline.value.rsplit("\n", 1)[-1]) if newline is not None else 0
     span = Span(file, line, 1, line, indent + 2)
     return Diagnostic("indentation does not match any enclosing block", span)
+
+
+def _tab_diagnostic(error: TabIndentation, file: str) -> Diagnostic:
+    span = Span(file, error.line, error.column, error.line, error.column + 1)
+    return Diagnostic("indentation uses a tab: indent with spaces (4 per level)", span)
 
 
 def _too_long_diagnostic(token: Token, file: str, text: str) -> Diagnostic:
