@@ -24,7 +24,8 @@ from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Group, Plan, Run
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import Diagnostic, Span, SpecError, render
-from clampdsl.lang.parser import CODE, parse
+from clampdsl.lang.grammar import CODE
+from clampdsl.lang.parser import parse
 from clampdsl.lang.source import read_spec
 
 # Bounds far beyond any spec of this kind, that keep checking one fast: an experiment's

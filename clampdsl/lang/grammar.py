@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,12 @@ GRAMMAR_NAME = "clamp.lark"
 # Tokens (words, numbers, symbols, line ends) a spec may hold: parsing takes time in
 # proportion, and no spec of this kind comes near (the largest shipped holds under 1,000).
 MAX_TOKENS = 50_000
+# The words that begin a top-level statement.
+STATEMENTS = (
+    "clampdsl", "model", "task", "train", "eval", "phase", "let", "experiment", "measure",
+    "report", "use", "sweep", "seeds", "subcircuit",
+)  # fmt: skip
+CODE = re.compile(r'(?:[^#"]|"(?:[^"\\\n]|\\.)*")*')  # a line up to its comment
 OPTIONS = {
     "parser": "lalr",
     "lexer": "contextual",
@@ -206,7 +213,9 @@ def _with_int_keys(value: dict):
 
 
 __all__ = [
+    "CODE",
     "MAX_TOKENS",
+    "STATEMENTS",
     "DedentError",
     "TabIndentation",
     "TooManyTokens",

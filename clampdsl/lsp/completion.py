@@ -21,7 +21,7 @@ from clampdsl.compile import selectors, settings, toplevel
 from clampdsl.compile.plan import ModelConfig
 from clampdsl.kinds import Kind
 from clampdsl.lang import ast
-from clampdsl.lang.parser import STATEMENTS
+from clampdsl.lang.grammar import STATEMENTS
 from clampdsl.lsp.document import Reading, read
 
 WORD = re.compile(r"[^\s,=]*$")  # the word being typed: back to a space, a comma or a '='
