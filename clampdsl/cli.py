@@ -267,7 +267,9 @@ def run(
     options = {"device": device, "fresh": fresh, "compile": compile, "allow_large": allow_large}
     try:
         if events:
-            _run_reporting_events(files, out_dir, options)
+            from clampdsl.jobs import run_reporting_events
+
+            run_reporting_events(files, out_dir, options)
         elif jobs > 1 and len(files) > 1:
             _run_in_children(files, plans, out_dir, jobs, options)
         else:
@@ -351,7 +353,7 @@ def _sizes(plan: Plan) -> str:
 
 def _run_here(file: Path, compiled: Plan, out_dir: Path, options: dict, profile: bool) -> None:
     from clampdsl import api
-    from clampdsl.report.console import group_progress, print_phases
+    from clampdsl.report.console import group_progress, print_outcome, print_phases
 
     out.print(f"[bold]{escape(str(file))}[/]: {_sizes(compiled)}")
     started = time.perf_counter()
@@ -359,72 +361,19 @@ def _run_here(file: Path, compiled: Plan, out_dir: Path, options: dict, profile:
         result = api.run(file, out_dir, on_group=on_group, **options)
     if result.reused:
         out.print(f"[dim]reusing the finished run in {result.directory} (--fresh to redo)[/]")
-    _print_outcome(out, result)
+    print_outcome(out, err, result)
     if profile:  # what came before the API's run: the interpreter, the CLI, the checks
         print_phases(out, {"start-up, checks": started - STARTED} | result.phases)
-
-
-def _print_outcome(console: Console, result) -> None:
-    from clampdsl.report.console import print_results
-
-    print_results(console, result.plan, result.summaries)
-    for summary in result.summaries:
-        if summary.diverged_at is not None:
-            err.print(
-                f"warning: {summary.name} diverged (non-finite loss at step {summary.diverged_at})",
-                style="bold yellow",
-            )
-    console.print(f"report: {result.directory / 'report.md'}")
-
-
-def _run_reporting_events(files: list[Path], out_dir: Path, options: dict) -> None:
-    """A child of `_run_in_children`: trains, with progress as JSON lines on stdout."""
-    from clampdsl import api
-    from clampdsl.jobs import report_events
-
-    for file in files:
-        api.run(file, out_dir, on_group=report_events(sys.stdout), **options)
 
 
 def _run_in_children(
     files: list[Path], plans: list[Plan], out_dir: Path, jobs: int, options: dict
 ) -> None:
-    from clampdsl import api
-    from clampdsl.jobs import child_command, estimated_work, run_jobs, threads_each
-    from clampdsl.report.console import group_bars, progress_bars
+    from clampdsl.jobs import run_in_children, threads_each
 
-    threads = threads_each(jobs)
-    flags = ["--out", str(out_dir), "--device", options["device"], "--compile"]
-    flags += [options["compile"]] + (["--fresh"] if options["fresh"] else [])
-    flags += ["--allow-large"] if options["allow_large"] else []
-    by_file = dict(zip(files, plans, strict=True))
-    out.print(
-        f"{_count(len(files), 'spec')}, {jobs} at a time, {_count(threads, 'torch thread')} each",
-        highlight=False,
-    )
-    failed = []
-    with progress_bars(out) as progress:
-
-        def on_finished(outcome) -> None:
-            result = api.load(outcome.spec, out_dir) if outcome.returncode == 0 else None
-            if result is None:
-                failed.append(outcome.spec)
-                progress.console.print(
-                    f"[bold red]{outcome.spec}: failed (exit {outcome.returncode})[/]"
-                )
-                sys.stderr.write(outcome.stderr)
-                return
-            progress.console.print(f"[bold]{outcome.spec}[/]")
-            _print_outcome(progress.console, result)
-
-        run_jobs(
-            sorted(files, key=lambda file: -estimated_work(by_file[file])),  # longest first
-            jobs,
-            lambda file: child_command(file, flags, threads),
-            lambda file: group_bars(progress, by_file[file], file.stem),
-            on_finished,
-        )
-    if failed:
+    each = _count(threads_each(jobs), "torch thread")
+    out.print(f"{_count(len(files), 'spec')}, {jobs} at a time, {each} each", highlight=False)
+    if run_in_children(files, plans, out_dir, jobs, options, out, err):
         raise typer.Exit(RUN_FAILURE)
 
 

@@ -27,8 +27,10 @@ from typing import IO
 
 import attrs
 
+from clampdsl import api
 from clampdsl.api import GroupCallback
 from clampdsl.compile.plan import Plan
+from clampdsl.report.console import group_bars, print_outcome, progress_bars
 
 POLL_S = 0.1
 # A rough cost model for starting the longest specs first (so that none starts last and
@@ -161,3 +163,52 @@ def child_command(spec: Path, options: list[str], threads: int) -> list[str]:
     on stdout."""
     run = [sys.executable, "-m", "clampdsl", "run", str(spec), *options]
     return [*run, "--threads", str(threads), "--events"]
+
+
+def run_reporting_events(files: list[Path], out_dir: Path, options: dict) -> None:
+    """A child of `run_in_children`: trains each spec, with progress as JSON lines on
+    stdout."""
+    for file in files:
+        api.run(file, out_dir, on_group=report_events(sys.stdout), **options)
+
+
+def run_in_children(
+    files: list[Path],
+    plans: list[Plan],
+    out_dir: Path,
+    jobs: int,
+    options: dict,
+    console,
+    warnings,
+) -> list[Path]:
+    """Trains the specs in child processes, `jobs` at a time, longest first, drawing their
+    bars on `console` and printing each one's results as it finishes (warnings on
+    `warnings`); returns the specs that failed."""
+    threads = threads_each(jobs)
+    flags = ["--out", str(out_dir), "--device", options["device"], "--compile"]
+    flags += [options["compile"]] + (["--fresh"] if options["fresh"] else [])
+    flags += ["--allow-large"] if options["allow_large"] else []
+    by_file = dict(zip(files, plans, strict=True))
+    failed = []
+    with progress_bars(console) as progress:
+
+        def on_finished(outcome: JobOutcome) -> None:
+            result = api.load(outcome.spec, out_dir) if outcome.returncode == 0 else None
+            if result is None:
+                failed.append(outcome.spec)
+                progress.console.print(
+                    f"[bold red]{outcome.spec}: failed (exit {outcome.returncode})[/]"
+                )
+                sys.stderr.write(outcome.stderr)
+                return
+            progress.console.print(f"[bold]{outcome.spec}[/]")
+            print_outcome(progress.console, warnings, result)
+
+        run_jobs(
+            sorted(files, key=lambda file: -estimated_work(by_file[file])),  # longest first
+            jobs,
+            lambda file: child_command(file, flags, threads),
+            lambda file: group_bars(progress, by_file[file], file.stem),
+            on_finished,
+        )
+    return failed

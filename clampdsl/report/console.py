@@ -219,6 +219,20 @@ def print_results(console: Console, plan: Plan, summaries: list[RunSummary]) -> 
     )
 
 
+def print_outcome(console: Console, warnings: Console, result) -> None:
+    """A finished spec's tables, a warning (on `warnings`) for each run that diverged, and
+    where its report is."""
+    print_results(console, result.plan, result.summaries)
+    for summary in result.summaries:
+        if summary.diverged_at is not None:
+            warnings.print(
+                f"warning: {escape(summary.name)} diverged (non-finite loss at step "
+                f"{summary.diverged_at})",
+                style="bold yellow",
+            )
+    console.print(f"report: {result.directory / 'report.md'}")
+
+
 def print_phases(console: Console, phases: dict[str, float]) -> None:
     """`run --profile`: where the command's wall time went, phase by phase."""
     total = sum(phases.values())
