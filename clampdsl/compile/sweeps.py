@@ -38,15 +38,23 @@ class Axis:
 @attrs.frozen
 class Point:
     values: tuple[tuple[str, str], ...]  # (setting, value): ("task.classes", "100")
-    labels: tuple[str, ...]  # each setting as the run's name shows it: "classes"
     settings: tuple[ast.Setting, ...]
 
     def name(self, experiment: str) -> str:
-        if not self.values:
-            return experiment
-        pairs = zip(self.labels, self.values, strict=True)
-        shown = (f"{label}={value}" for label, (_, value) in pairs)
-        return f"{experiment}[{', '.join(shown)}]"
+        return run_name(experiment, self.values)
+
+
+def run_name(experiment: str, values: tuple[tuple[str, str], ...]) -> str:
+    """`match[classes=100, seed=6]`: an experiment at a point, each setting shown by its
+    key, or in full (`task.seed`) where two of them share one."""
+    if not values:
+        return experiment
+    keys = [setting.rsplit(".", 1)[-1] for setting, _ in values]
+    shown = (
+        f"{key if keys.count(key) == 1 else setting}={value}"
+        for key, (setting, value) in zip(keys, values, strict=True)
+    )
+    return f"{experiment}[{', '.join(shown)}]"
 
 
 def top_axes(spec: ast.Spec, errors: Collector) -> list[Axis]:
@@ -69,12 +77,10 @@ def points(experiment: ast.Experiment, top: list[Axis], errors: Collector) -> li
             experiment.name.span,
             hint="sweep fewer values, or split the sweep into several specs",
         )
-        return [Point((), (), ())]
-    labels = tuple(_labels(axes))
+        return [Point((), ())]
     return [
         Point(
             tuple((axis.setting, text) for axis, (text, _) in zip(axes, values, strict=True)),
-            labels,
             tuple(line for _, line in values),
         )
         for values in itertools.product(*(axis.values for axis in axes))
@@ -139,12 +145,6 @@ def _seeds(stmt: ast.Seeds, errors: Collector) -> Axis | None:
         line = ast.Setting(ast.Name(section, stmt.span), (), (option,), stmt.span)
         values.append((str(seed), line))
     return Axis(section, key, tuple(values), stmt.span)
-
-
-def _labels(axes: list[Axis]) -> list[str]:
-    """Each axis's name in run names: its key, or SECTION.KEY where two axes share a key."""
-    keys = [axis.key for axis in axes]
-    return [axis.key if keys.count(axis.key) == 1 else axis.setting for axis in axes]
 
 
 def _check_own_settings(experiment: ast.Experiment, axes: list[Axis], errors: Collector) -> None:

@@ -7,7 +7,7 @@ import math
 import attrs
 
 from clampdsl.compile.plan import Plan
-from clampdsl.compile.sweeps import SEED_SETTING
+from clampdsl.compile.sweeps import SEED_SETTING, run_name
 from clampdsl.report.summary import RunSummary
 
 LEFT_ALIGNED = ("experiment", "gives", "learns")
@@ -85,9 +85,8 @@ def seeds_table(plan: Plan, summaries: list[RunSummary]) -> TableData | None:
 
 
 def _without_seed(s: RunSummary) -> str:
-    rest = [f"{key.rsplit('.', 1)[-1]}={value}" for key, value in s.point if key != SEED_SETTING]
-    experiment = s.experiment or s.name
-    return f"{experiment}[{', '.join(rest)}]" if rest else experiment
+    rest = tuple((key, value) for key, value in s.point if key != SEED_SETTING)
+    return run_name(s.experiment or s.name, rest)
 
 
 def _seed_row(name: str, members: list[RunSummary], last: int) -> tuple[str, ...]:
