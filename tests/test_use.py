@@ -1,6 +1,7 @@
 """`use "file.clamp"`: includes read in at their line, relative to the including file,
-inside the top file's folder; later statements override earlier ones; cycles, missing
-files, deep nesting and errors in included files are located and show the chain."""
+inside the spec's tree (the top file's folder, or the folder above it marked
+`.clamp-root`); later statements override earlier ones; cycles, missing files, deep nesting
+and errors in included files are located and show the chain."""
 
 import os
 
@@ -8,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 from clampdsl.compile import compile_file, compile_source
-from clampdsl.compile.includes import MAX_DEPTH
+from clampdsl.compile.includes import MAX_DEPTH, ROOT_MARKER
 from clampdsl.lang.diagnostics import SpecError
 
 LIB = """clampdsl 1
@@ -163,8 +164,8 @@ def test_includes_nest_at_most_the_depth_limit(tmp_path):
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("../outside.clamp", "may not go up (`..`)"),
-        ("lib/../../outside.clamp", "may not go up (`..`)"),
+        ("../outside.clamp", "'../outside.clamp' leads out of the top file's folder"),
+        ("lib/../../outside.clamp", "leads out of the top file's folder"),
         ("/etc/passwd", "relative to the file that writes it"),
         ("C:\\\\specs\\\\x.clamp", "relative to the file that writes it"),
     ],
@@ -184,11 +185,30 @@ def test_a_symbolic_link_leading_out_is_refused(tmp_path):
     top = write(tmp_path, "in/top.clamp", 'clampdsl 1\nuse "link.clamp"\n' + LIB[11:] + BODY)
     (diagnostic,) = errors_of(top)
     assert "'link.clamp' leads out of the top file's folder" in diagnostic.message
+    assert ROOT_MARKER in diagnostic.message  # how to widen the tree, in the error
     # a link that stays inside is followed
     write(tmp_path, "in/lib.clamp", "clampdsl 1\n")
     os.symlink(tmp_path / "in" / "lib.clamp", tmp_path / "in" / "inside.clamp")
     top.write_text('clampdsl 1\nuse "inside.clamp"\n' + LIB[11:] + BODY)
     compile_file(top)
+
+
+def test_a_marked_folder_above_is_the_tree_its_specs_include_from(tmp_path):
+    write(tmp_path, "specs/lib/setup.clamp", LIB)
+    top = write(tmp_path, "specs/paper/fig.clamp", 'clampdsl 1\nuse "../lib/setup.clamp"\n' + BODY)
+    (diagnostic,) = errors_of(top)  # unmarked, the tree is the top file's folder
+    assert "leads out of the top file's folder" in diagnostic.message
+    write(tmp_path, f"specs/{ROOT_MARKER}", "")
+    assert hash_of(top) == hash_of(write(tmp_path, "specs/paper/inline.clamp", LIB + BODY))
+    # the marked folder bounds the tree: nothing above it, by `..` or by a link
+    write(tmp_path, "outside.clamp", "clampdsl 1\n")
+    top.write_text('clampdsl 1\nuse "../../outside.clamp"\n' + LIB[11:] + BODY)
+    (diagnostic,) = errors_of(top)
+    assert f"leads out of the spec's tree, {tmp_path / 'specs'}" in diagnostic.message
+    os.symlink(tmp_path / "outside.clamp", tmp_path / "specs" / "lib" / "link.clamp")
+    top.write_text('clampdsl 1\nuse "../lib/link.clamp"\n' + LIB[11:] + BODY)
+    (diagnostic,) = errors_of(top)
+    assert "'../lib/link.clamp' leads out of the spec's tree" in diagnostic.message
 
 
 def test_an_included_file_must_be_version_one(tmp_path):

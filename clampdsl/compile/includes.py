@@ -1,11 +1,14 @@
 """`use "file.clamp"`: another file's statements read in where the `use` line is.
 
-A path is relative to the file that writes it, and must stay inside the top file's folder
-(no absolute paths, no `..`, no symbolic link leading out). Cycles, missing or unreadable
-files, and includes nested deeper than MAX_DEPTH are errors at the `use` line that show
-the chain of includes. Each included file is parsed on its own (its own `clampdsl 1`
-header, its own positions: an error in it names it), and its statements take the place of
-the `use` line. Later statements override earlier ones: settings as they always do; a
+A path is relative to the file that writes it, and must stay inside the spec's tree: the top
+file's folder, or the nearest folder above it holding a file named `.clamp-root` (ROOT_MARKER),
+so that `specs/paper/fig3.clamp` can use `../lib/induction.clamp` where `specs/` is marked.
+An absolute path, or a `..` or symbolic link that leads out of the tree, is an error: a
+spec from a collaborator reads no file of the user's but those beside it. Cycles, missing
+or unreadable files, and includes nested deeper than MAX_DEPTH are errors at the `use`
+line that show the chain of includes. Each included file is parsed on its own (its own
+`clampdsl 1` header, its own positions: an error in it names it), and its statements take
+the place of the `use` line. Later statements override earlier ones: settings as they always do; a
 `let`, an experiment, a subcircuit, a sweep of the same setting, `seeds` or the phase rule
 defined again in a later file replaces the earlier one (defined twice in one file, it is
 still an error).
@@ -13,6 +16,7 @@ still an error).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import attrs
@@ -24,6 +28,7 @@ from clampdsl.lang.parser import parse
 from clampdsl.lang.source import read_spec
 
 MAX_DEPTH = 16  # includes within includes
+ROOT_MARKER = ".clamp-root"  # a folder holding it is the tree its specs may include from
 
 
 @attrs.frozen
@@ -57,7 +62,7 @@ def with_chain(diagnostic: Diagnostic, chains: dict[str, str]) -> Diagnostic:
 
 class _Reader:
     def __init__(self, top: str, sources: dict[str, str]):
-        self.root = Path(top).parent.resolve()
+        self.root = spec_root(Path(top))
         self.sources = sources
         self.chains: dict[str, str] = {}
         self.problems: list[Diagnostic] = []
@@ -115,14 +120,6 @@ class _Reader:
         ):
             self.error("a `use` path is relative to the file that writes it", use, here)
             return None
-        if ".." in PurePosixPath(written.replace("\\", "/")).parts:
-            self.error(
-                "a `use` path may not go up (`..`): included files lie in the top file's "
-                "folder or below it",
-                use,
-                here,
-            )
-            return None
         if len(chain) >= MAX_DEPTH:
             self.error(f"includes nest deeper than {MAX_DEPTH} files", use, here)
             return None
@@ -133,9 +130,7 @@ class _Reader:
             self.error(f"cannot read {quoted(written)}: {error}", use, here)
             return None
         if not resolved.is_relative_to(self.root):
-            self.error(
-                f"{quoted(written)} leads out of the top file's folder (a symbolic link)", use, here
-            )
+            self.error(f"{quoted(written)} leads out of {self.tree()}", use, here)
             return None
         files = [Path(u.span.file).resolve() for u, _ in chain] + [Path(use.span.file).resolve()]
         if resolved in files:
@@ -144,7 +139,16 @@ class _Reader:
         if resolved in self.included:
             return None  # read in once, where first used
         self.included.add(resolved)
-        return path
+        return _tidy(path, resolved)
+
+    def tree(self) -> str:
+        """The tree includes may come from, in words for an error."""
+        if (self.root / ROOT_MARKER).is_file():
+            return f"the spec's tree, {self.root} (marked by its {ROOT_MARKER})"
+        return (
+            f"the top file's folder, {self.root} (a file named {ROOT_MARKER} in a folder "
+            "above it lets its specs include from all of that folder)"
+        )
 
     def nested(self, error: SpecError, here) -> None:
         chain = _chain_text(here)
@@ -156,6 +160,23 @@ class _Reader:
     def error(self, message: str, use: ast.Use, here) -> None:
         hint = _chain_text(here[:-1]) if len(here) > 1 else None
         self.problems.append(Diagnostic(message, use.path.span, hint))
+
+
+def spec_root(top: Path) -> Path:
+    """The folder a spec's includes must lie in: the nearest one, from the top file's folder
+    up, that holds ROOT_MARKER; the top file's folder where none does."""
+    folder = top.parent.resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / ROOT_MARKER).is_file():
+            return candidate
+    return folder
+
+
+def _tidy(path: Path, resolved: Path) -> Path:
+    """`specs/lib/x.clamp` for `specs/paper/../lib/x.clamp`, for errors to name, unless a
+    link makes the shorter path another file."""
+    tidy = Path(os.path.normpath(path))
+    return tidy if tidy.resolve() == resolved else path
 
 
 def _chain_text(chain) -> str:
