@@ -37,12 +37,14 @@ def report_markdown(
         "",
         "\n\n".join(tables.markdown(t) for t in report_tables(plan, summaries)),
         "",
-        "Gives/learns name the induction circuit's steps (icl_dynamics_spec.md §5): "
-        "A = previous-token attend + copy (1, 2), B = induction QK match (3qk, 4), "
-        "C = induction head copy to output (3v, 5). Losses are clamped losses (clamps stay "
-        "active in evals, as in the paper); induction strength reads attention on the first "
-        "eval set as the model runs in training (clamps active: a clamped pattern shows its "
-        "clamp).",
+        _circuit_line(plan)
+        + "Losses are clamped losses (clamps stay active in evals, as in the paper); "
+        "induction strength reads attention on the first eval set as the model runs in "
+        "training (clamps active: a clamped pattern shows its clamp). By estimator: the "
+        "rule's first eval; the first eval under 0.9 ln 2 after the plateau; the middle of "
+        "the smoothed loss's steepest fall; a fitted sigmoid's midpoint ± half its 10–90% "
+        "width (– where no drop completes within the run, or the fit explains under 80% of "
+        "the curve's variance).",
     ]
     diverged = [s for s in summaries if s.diverged_at is not None]
     if diverged:
@@ -57,8 +59,16 @@ def report_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _circuit_line(plan: Plan) -> str:
+    """What `gives` and `learns` name: the spec's own subcircuits, described as declared."""
+    if not plan.subcircuits:
+        return ""
+    parts = "; ".join(f"{sub.name} = {sub.description}" for sub in plan.subcircuits)
+    return f"Gives/learns name the spec's subcircuits: {parts}. "
+
+
 def report_tables(plan: Plan, summaries: list[RunSummary]) -> list[tables.TableData]:
-    found = tables.result_tables(plan, summaries)
+    found = [*tables.result_tables(plan, summaries), tables.estimators_table(plan, summaries)]
     measured = tables.measures_table(summaries)
     return found + ([measured] if measured else [])
 

@@ -7,7 +7,12 @@ import math
 import attrs
 
 from clampdsl import kinds
-from clampdsl.analysis.phase import phase_step, plateau_exit_step
+from clampdsl.analysis.phase import (
+    phase_step,
+    plateau_exit_step,
+    sigmoid_fit,
+    steepest_descent_step,
+)
 from clampdsl.compile import subcircuits
 from clampdsl.compile.plan import Plan, Run
 
@@ -28,6 +33,11 @@ class RunSummary:
     diverged_at: int | None
     experiment: str = ""  # the experiment it is a run of (its sweeps and seeds expanded)
     point: tuple[tuple[str, str], ...] = ()  # (setting, value) of its sweeps and seeds
+    # The phase change read off the loss curve's shape (analysis/phase.py); None: not seen
+    steepest_step: int | None = None
+    sigmoid_midpoint: float | None = None
+    sigmoid_width: float | None = None  # steps from 10% to 90% of the drop
+    sigmoid_r2: float | None = None
 
     def to_json(self) -> dict:
         return attrs.asdict(self)
@@ -62,6 +72,8 @@ def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
         baseline = baselines[run.name]
         base_step = steps[baseline.name] if baseline else None
         speedup = base_step / step if base_step and step else None
+        loss = f"{plan.phase.eval_set}.loss"
+        fit = sigmoid_fit(rows, loss)
         summaries.append(
             RunSummary(
                 run.name,
@@ -71,13 +83,15 @@ def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
                 step,
                 None if step is None else step * run.train.batch,
                 plateau_exit_step(rows, plan.phase.eval_set),
-                rows[0].get(f"{plan.phase.eval_set}.loss", math.nan) if rows else math.nan,
+                rows[0].get(loss, math.nan) if rows else math.nan,
                 {k: v for k, v in last.items() if k.endswith((".loss", ".acc"))},
                 {k: v for k, v in last.items() if " " in k},
                 speedup,
-                diverged_at(rows, f"{plan.phase.eval_set}.loss"),
+                diverged_at(rows, loss),
                 run.experiment,
                 run.point,
+                steepest_descent_step(rows, loss),
+                *((fit.midpoint, fit.width, fit.r2) if fit else (None, None, None)),
             )
         )
     return summaries

@@ -57,6 +57,31 @@ def phase_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
     return TableData("Phase change by experiment", columns, tuple(rows))
 
 
+def estimators_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
+    """The phase change by each estimator (analysis/phase.py): the spec's rule, the plateau
+    exit, the steepest descent of the smoothed loss, a fitted sigmoid's midpoint and width.
+    Where they disagree much, the curve has no single sharp drop."""
+    columns = ("experiment", "rule", "plateau exit", "steepest descent", "sigmoid", "fit R²")
+
+    def step(value) -> str:
+        return "–" if value is None else f"{value:,.0f}"
+
+    rows = tuple(
+        (
+            s.name,
+            step(s.phase_step),
+            step(s.plateau_exit_step),
+            step(s.steepest_step),
+            "–"
+            if s.sigmoid_midpoint is None
+            else f"{s.sigmoid_midpoint:,.0f} ± {s.sigmoid_width / 2:,.0f}",
+            "–" if s.sigmoid_r2 is None else f"{s.sigmoid_r2:.3f}",
+        )
+        for s in summaries
+    )
+    return TableData(f"Phase change by estimator ({plan.phase.eval_set} loss)", columns, rows)
+
+
 def result_tables(plan: Plan, summaries: list[RunSummary]) -> list[TableData]:
     """The tables of every report: phase changes, across seeds where there are several,
     and the final evaluation."""
