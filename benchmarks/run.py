@@ -210,7 +210,7 @@ def run_worker(name: str, args, side_by_side: int = 1) -> dict:
         str(args.steps),
     ]
     if side_by_side > 1:
-        from clampdsl.jobs import threads_each
+        from clampdsl.executors.processes import threads_each
 
         command += ["--threads", str(threads_each(side_by_side))]
     results = {}

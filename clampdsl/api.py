@@ -5,10 +5,15 @@ plan = clampdsl.compile_file("specs/three_subcircuits.clamp")
 result = clampdsl.run("specs/three_subcircuits.clamp")
 result.summaries[0].phase_step
 clampdsl.load("specs/three_subcircuits.clamp")  # a finished run, read back (or None)
+
+`run` is the driver: it holds the run directory and writes it (the metrics from the groups'
+events, the report and summary), while an executor (executors/) trains the groups, here
+or elsewhere, and the groups write their own checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable
@@ -16,10 +21,12 @@ from pathlib import Path
 
 import attrs
 
-from clampdsl import failpoints
+from clampdsl import executors, failpoints
 from clampdsl.compile import compile_source, runnable
 from clampdsl.compile.plan import Plan
-from clampdsl.durable import RecoveryWarning
+from clampdsl.durable import RecoveryWarning, RunError
+from clampdsl.executors import Executor
+from clampdsl.executors.group import GroupFailed, GroupOutcome, GroupTask
 from clampdsl.report.markdown import report_markdown
 from clampdsl.report.plots import plot_curves
 from clampdsl.report.store import RunStore
@@ -40,6 +47,21 @@ class RunResult:
         return next(s for s in self.summaries if s.name == name)
 
 
+class GroupsFailed(RunError):
+    """Groups of a spec that did not finish, each with its reason; the others did, and the
+    same command trains what is left."""
+
+
+@attrs.frozen
+class RunFailed:
+    """A spec that did not finish: its run directory could not be held or written, or
+    groups failed (`error` says which)."""
+
+    plan: Plan
+    directory: Path
+    error: Exception
+
+
 # on_group(group_index, run names, total steps, first step) → on_progress(step, losses)
 GroupCallback = Callable[[int, tuple[str, ...], int, int], Callable[[int, dict], None]]
 
@@ -52,6 +74,7 @@ def run(
     on_group: GroupCallback | None = None,
     compile: str = "auto",
     allow_large: bool = False,
+    executor: str | Executor = "local",
 ) -> RunResult:
     """Compile and train a spec, write its run directory, and return the summaries.
 
@@ -59,64 +82,178 @@ def run(
     one resumes from its checkpoints. `compile` is "auto" (compile the train step on CUDA,
     and on CPU for runs long enough to repay it), "on" or "off". A spec over the resource
     guard's budgets (compile/guard.py) is refused with a SpecError unless `allow_large`.
+    `executor` trains the groups: "local" (here, one after the other), "ray" (a Ray
+    cluster), or one of `clampdsl.executors.choose(…)`. A run that does not finish raises
+    its error (GroupsFailed where groups failed).
     """
-    phases = Phases()
-    with phases("plan"):
-        plan, store = _plan_and_store(spec, out, guard=not allow_large)
-    with phases("imports"):  # torch, mostly
-        from clampdsl import accel
-        from clampdsl.train.session import resolve_device
-
-        accel.enable()  # the process-wide workarounds (accel/), once
-    with store.lock():
-        if fresh:
-            store.clear()
-        if (payload := store.finished()) is not None:
-            return attrs.evolve(_load(plan, store, payload), phases=phases.seconds)
-        if store.summary_path.exists():
-            warnings.warn(
-                f"{store.summary_path} does not match its metrics: rebuilt from the checkpoints",
-                RecoveryWarning,
-                stacklevel=2,
-            )
-        store.prepare()
-        result = _train(plan, store, resolve_device(device), on_group, compile, phases)
-        return attrs.evolve(result, phases=phases.seconds)
+    options = {"device": device, "fresh": fresh, "compile": compile, "allow_large": allow_large}
+    (result,) = run_specs(
+        [spec], out, executor=executor, on_group_for=lambda _: on_group, **options
+    )
+    if isinstance(result, RunFailed):
+        raise result.error
+    return result
 
 
-def _train(plan: Plan, store: RunStore, target, on_group, compile: str, phases) -> RunResult:
-    from clampdsl.train.checkpoint import Checkpointer
-    from clampdsl.train.loop import train_group
+def run_specs(
+    specs: list[str | Path],
+    out: str | Path = "runs",
+    device: str = "auto",
+    fresh: bool = False,
+    compile: str = "auto",
+    allow_large: bool = False,
+    executor: str | Executor = "local",
+    on_group_for: Callable[[Plan], GroupCallback | None] = lambda plan: None,
+    on_finished: Callable[[RunResult | RunFailed], None] = lambda result: None,
+) -> list[RunResult | RunFailed]:
+    """Trains the groups of every spec on one executor (all at once, where it trains
+    several), with `run`'s options; `on_group_for(plan)` gives each spec's progress
+    callback, and `on_finished` hears each spec's result as it ends. A spec whose run
+    directory cannot be written, or whose groups fail, is a RunFailed; the others go on."""
+    if isinstance(executor, str):
+        executor = executors.choose(executor)
+    runs = [_SpecRun(spec, out, allow_large, on_group_for) for spec in specs]
+    with contextlib.ExitStack() as held:
+        started = time.perf_counter()
+        held.enter_context(executor.opened())
+        target = executor.device(device)
+        for spec_run in runs:  # torch, mostly; or the connection to a cluster
+            spec_run.phases.add("imports", time.perf_counter() - started)
+        tasks, owners = [], []
+        for spec_run in runs:
+            spec_run.hold(held)
+            for task in spec_run.begin(fresh, target, compile):
+                tasks.append(task)
+                owners.append(spec_run)
+            if spec_run.result is not None:
+                on_finished(spec_run.result)
+        if tasks:
+            directories = dict.fromkeys(o.store.directory.resolve() for o in owners)
+            executor.check_storage(list(directories))
 
-    checkpointer = Checkpointer(store.checkpoints, plan.content_hash())
-    started, compiled, eval_seconds, done = time.perf_counter(), [], 0.0, []
-    for index, group in enumerate(plan.groups):
-        saved = checkpointer.load(index)
-        start = int(saved["step"]) if saved else 0
+        def on_done(index: int, outcome: GroupOutcome | GroupFailed) -> None:
+            if owners[index].done(tasks[index].group, outcome):
+                on_finished(owners[index].finish())
+
+        executor.execute(
+            tasks, lambda index, event: owners[index].on_event(tasks[index].group, event), on_done
+        )
+    return [spec_run.result for spec_run in runs]
+
+
+class _SpecRun:
+    """One spec's run directory while its groups train, whichever executor trains them:
+    the metrics from the groups' events, then the report and summary once all are done.
+    The groups write their checkpoints themselves (executors/group.py); nothing else
+    writes a run directory."""
+
+    def __init__(self, spec, out, allow_large: bool, on_group_for):
+        self.phases = Phases()
+        with self.phases("plan"):
+            self.plan, self.store = _plan_and_store(spec, out, guard=not allow_large)
+        self.on_group = on_group_for(self.plan)
+        self.records: dict[int, list[dict]] = {}  # by group, what its events told so far
+        self.progress: dict[int, Callable[[int, dict], None]] = {}
+        self.outcomes: dict[int, GroupOutcome | GroupFailed] = {}
+        self.result: RunResult | RunFailed | None = None
+        self.started, self.device = time.perf_counter(), ""
+
+    def hold(self, held: contextlib.ExitStack) -> None:
+        """Takes the run directory's lock into `held` (a RunFailed where it cannot)."""
+        try:
+            held.enter_context(self.store.lock())
+        except (RunError, OSError) as error:
+            self._failed(error)
+
+    def begin(self, fresh: bool, device: str, compile: str) -> list[GroupTask]:
+        """The groups to train: none where the run is reused, or failed to begin."""
+        if self.result is not None:  # its lock could not be held
+            return []
+        try:
+            if fresh:
+                self.store.clear()
+            if (payload := self.store.finished()) is not None:
+                self.result = attrs.evolve(
+                    _load(self.plan, self.store, payload), phases=self.phases.seconds
+                )
+                return []
+            if self.store.summary_path.exists():
+                warnings.warn(
+                    f"{self.store.summary_path} does not match its metrics: rebuilt from the "
+                    "checkpoints",
+                    RecoveryWarning,
+                    stacklevel=2,
+                )
+            self.store.prepare()
+        except (RunError, OSError) as error:
+            self._failed(error)
+            return []
+        self.started, self.device = time.perf_counter(), device
+        plan = attrs.evolve(self.plan, file=str(Path(self.plan.file).resolve()))
+        checkpoints = str(self.store.checkpoints.resolve())
+        return [GroupTask(plan, i, checkpoints, device, compile) for i in range(len(plan.groups))]
+
+    def on_event(self, group: int, event: dict) -> None:
+        self._HANDLERS[event["event"]](self, group, event)
+
+    def _started(self, group: int, event: dict) -> None:
         # The metrics are what the checkpoints hold: what an earlier, killed try wrote
         # beyond its last checkpoint goes (those evals are computed again, never appended
         # twice), and so does a line it tore.
-        store.write_records(done + (saved["records"] if saved else []))
-        if start == plan.run(group.runs[0]).train.steps:  # trained to the end before
-            done += saved["records"]
-            compiled.append(saved["session"].get("compiled", False))
-            continue
-        progress = (
-            on_group(index, group.runs, plan.run(group.runs[0]).train.steps, start)
-            if on_group
-            else None
-        )
-        result = train_group(
-            plan, index, target, progress, store.append_records, checkpointer, compile, saved
-        )
-        done += result.records
-        compiled.append(result.compiled)
-        eval_seconds += result.eval_seconds
-        phases.merge(result.phases, f"group {index + 1}: ")
-    seconds = time.perf_counter() - started
-    how = f"{target}, train step {'compiled' if all(compiled) else 'eager'}"
-    with phases("report"):
-        return _finish(plan, store, seconds, eval_seconds, how)
+        self.records[group] = list(event["records"])
+        self.store.write_records(self._in_order(self.records))
+        if self.on_group and event["start"] < event["total"]:
+            runs, total = tuple(event["runs"]), event["total"]
+            self.progress[group] = self.on_group(group, runs, total, event["start"])
+
+    def _recorded(self, group: int, event: dict) -> None:
+        self.records[group] += event["records"]
+        self.store.append_records(event["records"])
+
+    def _progressed(self, group: int, event: dict) -> None:
+        if group in self.progress:
+            self.progress[group](event["step"], event["losses"])
+
+    def _warned(self, group: int, event: dict) -> None:
+        warnings.warn(event["message"], RecoveryWarning, stacklevel=2)
+
+    _HANDLERS = {
+        "start": _started,
+        "records": _recorded,
+        "progress": _progressed,
+        "warning": _warned,
+    }
+
+    def done(self, group: int, outcome: GroupOutcome | GroupFailed) -> bool:
+        """Whether every group has ended, with this one."""
+        self.outcomes[group] = outcome
+        if isinstance(outcome, GroupOutcome):
+            self.phases.merge(outcome.phases, f"group {group + 1}: ")
+        return len(self.outcomes) == len(self.plan.groups)
+
+    def finish(self) -> RunResult | RunFailed:
+        failed = [(g, o) for g, o in sorted(self.outcomes.items()) if isinstance(o, GroupFailed)]
+        if failed:
+            reasons = "; ".join(f"group {g + 1} failed: {o.message}" for g, o in failed)
+            self._failed(GroupsFailed(f"{self.plan.file}: {reasons}"))
+            return self.result
+        seconds = time.perf_counter() - self.started
+        outcomes = [self.outcomes[g] for g in range(len(self.plan.groups))]
+        eval_seconds = sum(o.phases.get("evals", 0.0) for o in outcomes)
+        step = "compiled" if all(o.compiled for o in outcomes) else "eager"
+        how = f"{self.device}, train step {step}"
+        with self.phases("report"):
+            # in plan order, whichever order the groups trained and reported in
+            self.store.write_records([r for o in outcomes for r in o.records])
+            result = _finish(self.plan, self.store, seconds, eval_seconds, how)
+        self.result = attrs.evolve(result, phases=self.phases.seconds)
+        return self.result
+
+    def _in_order(self, by_group: dict[int, list[dict]]) -> list[dict]:
+        return [r for g in sorted(by_group) for r in by_group[g]]
+
+    def _failed(self, error: Exception) -> None:
+        self.result = RunFailed(self.plan, self.store.directory, error)
 
 
 def load(spec: str | Path, out: str | Path = "runs") -> RunResult | None:

@@ -1,4 +1,4 @@
-"""`clampdsl validate | plan | fmt | run | lsp`: thin commands over the stages.
+"""`clampdsl validate | plan | fmt | run | cache | lsp`: thin commands over the stages.
 
 Spec errors print as `file:line:col` diagnostics; never a traceback. Exit codes: 0 done,
 1 a run failed, 2 a spec error (or, for `lsp`, the lsp extra missing), 64 a usage error (a
@@ -21,6 +21,7 @@ from rich.markup import escape
 from clampdsl.compile import compile_source, runnable
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import RecoveryWarning, RunError
+from clampdsl.executors import BACKENDS
 from clampdsl.lang.diagnostics import SpecError
 
 app = typer.Typer(
@@ -237,7 +238,10 @@ def run(
     jobs: Annotated[
         int,
         typer.Option(
-            min=1, metavar="N", help="specs to train at once, each on an equal share of the cores"
+            min=1,
+            metavar="N",
+            help="groups to train at once here, each in a child process on an equal share "
+            "of the cores",
         ),
     ] = 1,
     threads: Annotated[
@@ -246,19 +250,36 @@ def run(
             min=1, metavar="N", help="torch threads (default: torch's choice; --jobs shares them)"
         ),
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            callback=lambda value: _one_of(value, tuple(BACKENDS), "--backend"),
+            help="where the groups train: local (this machine) or ray (every group a task on "
+            "a Ray cluster; the ray extra)",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDR",
+            help="the Ray cluster to use (default: RAY_ADDRESS, else one started for the run)",
+        ),
+    ] = None,
     allow_large: AllowLarge = False,
     profile: Annotated[
         bool, typer.Option("--profile", help="print where the wall time went, phase by phase")
     ] = False,
-    events: Annotated[bool, typer.Option(hidden=True)] = False,  # progress as JSON (jobs.py)
 ) -> None:
     """Train every experiment of each spec and report when induction heads formed.
 
     Example: clampdsl run specs/three_subcircuits.clamp --out runs
     """
-    _check_device(device)
-    if profile and jobs > 1 and len(files) > 1:
-        raise typer.BadParameter("profiles one process: drop --jobs", param_hint="--profile")
+    executor = _executor_or_exit(backend, jobs, address)
+    _check_device(device, executor)
+    at_once = executor.concurrent and len(files) > 1
+    if profile and at_once:
+        raise typer.BadParameter("profiles one spec at a time: pass one", param_hint="--profile")
     plans = _compile_all_or_exit(files, out_dir, allow_large)
     if threads is not None:
         import torch
@@ -266,15 +287,11 @@ def run(
         torch.set_num_threads(threads)
     options = {"device": device, "fresh": fresh, "compile": compile, "allow_large": allow_large}
     try:
-        if events:
-            from clampdsl.jobs import run_reporting_events
-
-            run_reporting_events(files, out_dir, options)
-        elif jobs > 1 and len(files) > 1:
-            _run_in_children(files, plans, out_dir, jobs, options)
+        if at_once:
+            _run_at_once(files, plans, out_dir, options, executor)
         else:
             for file, compiled in zip(files, plans, strict=True):
-                _run_here(file, compiled, out_dir, options, profile)
+                _run_here(file, compiled, out_dir, options | {"executor": executor}, profile)
     except KeyboardInterrupt as stop:
         step = getattr(stop, "step", None)  # train/loop.py's Interrupted: checkpoint saved
         saved = f" at step {step:,}: checkpoint saved," if step is not None else ";"
@@ -304,8 +321,23 @@ def _one_of(value: str, choices: tuple[str, ...], option: str) -> str:
     return value
 
 
-def _check_device(device: str) -> None:
-    """Before anything is compiled or written: a device this machine has."""
+def _executor_or_exit(backend: str, jobs: int, address: str | None):
+    """The executor of `--backend`, `--jobs` and `--address` (executors/), or exit 2 where
+    its extra is not installed."""
+    from clampdsl import executors
+
+    try:
+        return executors.choose(backend, jobs, address)
+    except executors.MissingExtra as missing:
+        sys.stderr.write(f"{missing}\n")
+        raise typer.Exit(MISSING_EXTRA) from None
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _check_device(device: str, executor) -> None:
+    """Before anything is compiled or written: a device this machine has, where the
+    executor trains here (a cluster's devices are checked once it is reached)."""
     if device in ("auto", "cpu"):
         return
     import torch
@@ -314,7 +346,7 @@ def _check_device(device: str) -> None:
         torch.device(device)
     except (RuntimeError, ValueError):
         raise typer.BadParameter(f"{device!r} is not a device", param_hint="--device") from None
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if device.startswith("cuda") and executor.trains_here and not torch.cuda.is_available():
         raise typer.BadParameter("no CUDA device here", param_hint="--device")
 
 
@@ -353,27 +385,58 @@ def _sizes(plan: Plan) -> str:
 
 def _run_here(file: Path, compiled: Plan, out_dir: Path, options: dict, profile: bool) -> None:
     from clampdsl import api
-    from clampdsl.report.console import group_progress, print_outcome, print_phases
+    from clampdsl.report.console import group_progress, print_phases
 
-    out.print(f"[bold]{escape(str(file))}[/]: {_sizes(compiled)}")
+    how = options["executor"].description
+    out.print(f"[bold]{escape(str(file))}[/]: {_sizes(compiled)}{f' · {how}' if how else ''}")
     started = time.perf_counter()
     with group_progress(out, compiled) as on_group:
         result = api.run(file, out_dir, on_group=on_group, **options)
-    if result.reused:
-        out.print(f"[dim]reusing the finished run in {result.directory} (--fresh to redo)[/]")
-    print_outcome(out, err, result)
+    _print_result(out, result)
     if profile:  # what came before the API's run: the interpreter, the CLI, the checks
         print_phases(out, {"start-up, checks": started - STARTED} | result.phases)
 
 
-def _run_in_children(
-    files: list[Path], plans: list[Plan], out_dir: Path, jobs: int, options: dict
-) -> None:
-    from clampdsl.jobs import run_in_children, threads_each
+def _print_result(console: Console, result) -> None:
+    from clampdsl.report.console import print_outcome
 
-    each = _count(threads_each(jobs), "torch thread")
-    out.print(f"{_count(len(files), 'spec')}, {jobs} at a time, {each} each", highlight=False)
-    if run_in_children(files, plans, out_dir, jobs, options, out, err):
+    if result.reused:
+        console.print(f"[dim]reusing the finished run in {result.directory} (--fresh to redo)[/]")
+    print_outcome(console, err, result)
+
+
+def _run_at_once(
+    files: list[Path], plans: list[Plan], out_dir: Path, options: dict, executor
+) -> None:
+    """Every spec's groups on one executor at once, in one display; each spec's results as
+    it finishes."""
+    from clampdsl import api
+    from clampdsl.report.console import group_bars, progress_bars
+
+    out.print(f"{_count(len(files), 'spec')}, {executor.description}", highlight=False)
+    names = {compiled.content_hash(): file for file, compiled in zip(files, plans, strict=True)}
+    failed = []
+    with progress_bars(out) as progress:
+
+        def on_finished(result) -> None:
+            file = names[result.plan.content_hash()]
+            if isinstance(result, api.RunFailed):
+                failed.append(file)
+                progress.console.print(f"[bold red]{escape(str(file))}: failed[/]")
+                err.print(f"error: {_run_failure(result.error)}", highlight=False, soft_wrap=True)
+                return
+            progress.console.print(f"[bold]{escape(str(file))}[/]")
+            _print_result(progress.console, result)
+
+        api.run_specs(
+            files,
+            out_dir,
+            executor=executor,
+            on_group_for=lambda plan: group_bars(progress, plan, names[plan.content_hash()].stem),
+            on_finished=on_finished,
+            **options,
+        )
+    if failed:
         raise typer.Exit(RUN_FAILURE)
 
 

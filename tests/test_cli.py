@@ -188,6 +188,42 @@ def test_version_and_every_commands_help_has_an_example():
         assert shown.returncode == 0 and "Example: clampdsl" in shown.stdout, command
 
 
+def test_ray_without_its_extra_exits_2_saying_what_to_install(tmp_path):
+    hidden = "import sys; sys.modules['ray'] = None\n"
+    args = ["run", str(ROOT / "specs" / "three_subcircuits.clamp"), "--backend", "ray"]
+    code = hidden + f"sys.argv[1:] = {[*args, '--out', str(tmp_path)]!r}\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code + "from clampdsl.cli import main; main()"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "the ray backend needs the ray extra: pip install 'clampdsl[ray]'\n"
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_core_never_imports_ray():
+    code = (
+        "import sys, clampdsl.cli, clampdsl.api, clampdsl.executors.processes\n"
+        "assert 'ray' not in sys.modules, 'ray imported'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_backend_options_that_do_not_fit_are_usage_errors(tmp_path):
+    good = ROOT / "specs" / "three_subcircuits.clamp"
+    for args, says in (
+        (["--backend", "slurm"], "'slurm' is not one of local, ray"),
+        (["--address", "10.0.0.1:6379"], "--address names a Ray cluster"),
+        (["--backend", "ray", "--jobs", "2"], "--jobs is for --backend local"),
+    ):
+        result = clampdsl("run", good, *args, "--out", tmp_path)
+        assert result.returncode == 64, (args, result.stderr)
+        assert says in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
 def test_lsp_without_its_extra_exits_2_saying_what_to_install():
     hidden = "import sys; sys.modules['pygls'] = None; sys.argv[1:] = ['lsp']\n"
     code = hidden + "from clampdsl.cli import main; main()"

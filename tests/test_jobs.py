@@ -1,14 +1,16 @@
-"""Several specs at once (`clampdsl run A B --jobs 2`): each in a child process, progress
-relayed as JSON lines, results as a one-at-a-time run gives them."""
+"""Groups in child processes (`clampdsl run A B --jobs 2`, executors/processes.py): each
+group in a child process, its events relayed as JSON lines, results as a one-at-a-time
+run gives them."""
 
-import io
 import json
+import math
 
 import pytest
 from conftest import ROOT, clampdsl
 
 import clampdsl as api
-from clampdsl.jobs import estimated_work, relay_events, report_events
+from clampdsl.executors.group import GroupTask, longest_first
+from clampdsl.executors.processes import parse_events
 
 
 @pytest.fixture
@@ -20,30 +22,17 @@ def two_specs(tmp_path, tiny_spec):
     return first, second
 
 
-def test_progress_events_replay_into_the_same_callbacks():
-    calls = []
-
-    def on_group(index, runs, total, start):
-        calls.append(("group", index, runs, total, start))
-        return lambda step, losses: calls.append(("step", index, step, losses))
-
-    stream = io.StringIO()
-    on_progress = report_events(stream)(1, ("a", "b"), 60, 20)
-    on_progress(40, {"a": 0.5, "b": 0.25})
-    on_progress(41, {})
-    lines = ["a library's stray print\n", *stream.getvalue().splitlines(keepends=True)]
-    relay_events(lines, on_group)
-    assert calls == [
-        ("group", 1, ("a", "b"), 60, 20),
-        ("step", 1, 40, {"a": 0.5, "b": 0.25}),
-        ("step", 1, 41, {}),
-    ]
+def test_a_childs_events_are_read_back_and_other_lines_skipped():
+    event = {"event": "progress", "step": 40, "losses": {"a": 0.5, "b": math.nan}}
+    lines = ["a library's stray print\n", json.dumps(event) + "\n", "[1, 2]\n", "{}\n"]
+    (read,) = parse_events(lines)
+    assert read["step"] == 40 and read["losses"]["a"] == 0.5 and math.isnan(read["losses"]["b"])
 
 
 def test_specs_run_at_once_give_what_each_gives_alone(tmp_path, two_specs):
     result = clampdsl("run", *two_specs, "--jobs", "2", "--out", tmp_path / "runs")
     assert result.returncode == 0, result.stderr
-    assert "2 specs, 2 at a time" in result.stdout
+    assert "2 specs, at most 2 groups at a time, each in a child process" in result.stdout
     for spec in two_specs:
         assert f"{spec.stem} group 1/1 (4 runs)" in result.stdout
         assert str(spec) in result.stdout
@@ -97,8 +86,15 @@ def test_a_failing_spec_is_reported_and_the_others_finish(tmp_path, two_specs):
     assert summary["runs"]
 
 
-def test_the_longest_specs_start_first():
+def test_the_longest_groups_start_first():
     paper = sorted((ROOT / "specs" / "paper").glob("*.clamp"))
-    order = sorted(paper, key=lambda spec: -estimated_work(api.compile_file(spec)))
-    # Measured, one after the other on 2 cores: Fig. 6 300 s, 4b 190, 5b 140, 8 and 3 90.
-    assert [spec.stem for spec in order] == ["fig6", "fig4b", "fig5b", "fig8", "fig3"]
+    tasks = [
+        GroupTask(plan, group, "checkpoints", "cpu", "auto")
+        for plan in map(api.compile_file, paper)
+        for group in range(len(plan.groups))
+    ]
+    work = {spec.stem: sum(t.work for t in tasks if t.plan.file == str(spec)) for spec in paper}
+    # Measured, one spec after the other on 2 cores: Fig. 6 300 s, 4b 190, 5b 140, 8 and 3 90.
+    assert sorted(work, key=lambda stem: -work[stem]) == ["fig6", "fig4b", "fig5b", "fig8", "fig3"]
+    order = [tasks[index].work for index in longest_first(tasks)]
+    assert order == sorted(order, reverse=True)

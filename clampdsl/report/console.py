@@ -55,11 +55,18 @@ def group_bars(progress: Progress, plan: Plan, name: str = ""):
     """An `on_group` callback for clampdsl.api.run that adds a bar per group of `plan`
     (labelled with `name` first, where several specs share the display)."""
 
+    bars = {}  # group → its bar: a group started again (a retried task) keeps its own
+
     def on_group(index, runs, total, start):
         label = f"{name} group {index + 1}/{len(plan.groups)} ({len(runs)} runs)".lstrip()
         # Until the first step is done: a compiled step takes a minute to build on a CPU,
         # with the bar standing still.
-        task = progress.add_task(f"{label} warming up", total=total, completed=start, losses="")
+        warming = f"{label} warming up"
+        if index in bars:
+            progress.update(bars[index], description=warming, completed=start)
+        else:
+            bars[index] = progress.add_task(warming, total=total, completed=start, losses="")
+        task = bars[index]
 
         def on_progress(step: int, losses: dict[str, float]) -> None:
             fields = {"description": label} if step > start else {}

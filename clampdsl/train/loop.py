@@ -56,17 +56,26 @@ def train_group(
     on_records: Callable[[list[Record]], None] | None = None,
     checkpointer: Checkpointer | None = None,
     compile: str = "off",
-    resume: dict | None = None,
+    on_start: Callable[[int, list[Record]], None] | None = None,
 ) -> GroupResult:
-    """Trains a group from step 0, or from `resume` (a checkpoint's state: Checkpointer.load).
-    The first step is timed apart from the others: it is where the step compiles."""
+    """Trains a group from its last checkpoint in `checkpointer` (the one place a group
+    resumes), or from step 0; `on_start(step, records)` hears where it starts and the
+    records the checkpoint holds. A group trained to the end before returns those records
+    without building anything. The first step is timed apart from the others: it is where
+    the step compiles."""
+    saved = checkpointer.load(group_index) if checkpointer is not None else None
+    start, records = (int(saved["step"]), list(saved["records"])) if saved else (0, [])
+    if on_start:
+        on_start(start, records)
+    if start == plan.run(plan.groups[group_index].runs[0]).train.steps:
+        order = plan.groups[group_index].schedule.order
+        compiled = saved["session"].get("compiled", False)  # older checkpoints: eager
+        return GroupResult(tuple(order), tuple(records), compiled, {})
     phases, started = Phases(), time.perf_counter()
     with phases("build"):  # model, clamps, data and eval sets
         session = GroupSession(plan, group_index, device, compile)
-        start, records = 0, []
-        if resume is not None:
-            session.load_state_dict(resume["session"])
-            start, records = int(resume["step"]), list(resume["records"])
+        if saved is not None:
+            session.load_state_dict(saved["session"])
     if start == 0:
         # Fresh groups only: a resumed group compiles its evals itself, so that its next
         # evals are the compiled ones an unbroken run computes (no eager eval in between).
