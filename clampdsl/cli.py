@@ -1,4 +1,5 @@
-"""`clampdsl validate | plan | fmt | run | cache | lsp`: thin commands over the stages.
+"""`clampdsl validate | plan | fmt | run | lsp` (and `report | export | cache`, in
+results_cli.py): thin commands over the stages.
 
 Spec errors print as `file:line:col` diagnostics; never a traceback. Exit codes: 0 done,
 1 a run failed, 2 a spec error (or, for `lsp`, the lsp extra missing), 64 a usage error (a
@@ -23,11 +24,13 @@ from clampdsl.compile.plan import Plan
 from clampdsl.durable import RecoveryWarning, RunError
 from clampdsl.executors import BACKENDS
 from clampdsl.lang.diagnostics import SpecError
+from clampdsl.results_cli import results
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
 )
+app.add_typer(results)  # report, export, cache: on what runs leave behind
 RUN_FAILURE = 1
 SPEC_ERROR = 2
 STARTED = time.perf_counter()  # this module's import: near the process's start

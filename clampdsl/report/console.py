@@ -3,6 +3,7 @@ table."""
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from functools import partial
 
@@ -224,6 +225,25 @@ def print_results(console: Console, plan: Plan, summaries: list[RunSummary]) -> 
         f"[dim]phase step: first eval with {plan.phase.text}; sequences = steps × batch (the "
         "paper's unit); losses are clamped losses.[/]"
     )
+
+
+def print_sparklines(console: Console, run) -> None:
+    """Each run's loss over training (a run directory read back: rerender.ReadRun), on one
+    scale for all, so that their heights compare."""
+    from clampdsl.report.rerender import curve_of, sparkline
+
+    key = f"{run.plan.phase.eval_set}.loss"
+    curves = {config.name: curve_of(run, config.name, key) for config in run.plan.runs}
+    finite = [v for curve in curves.values() for v in curve if math.isfinite(v)]
+    if not finite:
+        return
+    low, high = min(finite), max(finite)
+    table = Table(title=f"{key} over training, {high:.3f} to {low:.3f}", title_justify="left")
+    for column, justify in (("experiment", "left"), ("curve", "left"), ("evals", "right")):
+        table.add_column(column, justify=justify)
+    for name, curve in curves.items():
+        table.add_row(escape(name), sparkline(curve, low, high), str(len(curve)))
+    console.print(table)
 
 
 def print_outcome(console: Console, warnings: Console, result) -> None:
