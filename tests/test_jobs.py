@@ -4,6 +4,10 @@ run gives them."""
 
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from conftest import ROOT, clampdsl
@@ -98,3 +102,33 @@ def test_the_longest_groups_start_first():
     assert sorted(work, key=lambda stem: -work[stem]) == ["fig6", "fig4b", "fig5b", "fig8", "fig3"]
     order = [tasks[index].work for index in longest_first(tasks)]
     assert order == sorted(order, reverse=True)
+
+
+def test_children_stop_when_their_driver_is_killed(tmp_path, two_specs):
+    long = tmp_path / "long.clamp"
+    long.write_text(two_specs[0].read_text().replace("steps=60", "steps=100000"))
+    command = [sys.executable, "-m", "clampdsl", "run", long, two_specs[1], "--jobs", "2"]
+    driver = subprocess.Popen([*command, "--out", tmp_path / "runs"], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(children := _children(driver.pid)) < 2:
+        assert time.monotonic() < deadline and driver.poll() is None
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(child) for child in children):
+        assert time.monotonic() < deadline, "an orphan goes on training"
+        time.sleep(0.1)
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(child) for child in found.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False

@@ -2,10 +2,10 @@
 
 Each group trains in a child `python -m clampdsl.executors.processes`, at most N at a time,
 the longest first, each child on an equal share of the cores (torch threads). A child reads
-its task as JSON on stdin and writes its events, then its outcome, as JSON lines on stdout,
-which a thread per child hands to the driver's thread; no code or pickles pass between
-the processes. A child that fails is reported with what it wrote to stderr, and the others
-finish.
+its task as a JSON line on stdin and writes its events, then its outcome, as JSON lines on
+stdout, which a thread per child hands to the driver's thread; no code or pickles pass
+between the processes. A child that fails is reported with what it wrote to stderr, and
+the others finish; a child whose driver is gone stops.
 
 Why: on a CPU a batched group's step is many small kernels, which a second core speeds up
 little; two groups, one core each, train more run-steps per second than one after the
@@ -16,7 +16,9 @@ fewer run-steps per second than one after the other (docs/performance.md, "--job
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -111,10 +113,11 @@ class _Child:
 
     def _talk(self, request: str, events: queue.SimpleQueue) -> None:
         # Written here, not by the driver: a child reads its task once its imports are
-        # done, and the driver goes on meanwhile.
+        # done, and the driver goes on meanwhile. Its stdin stays open: the child stops
+        # when it closes, as it does when this process ends, however it ends.
         try:
-            self._process.stdin.write(request)
-            self._process.stdin.close()
+            self._process.stdin.write(request + "\n")
+            self._process.stdin.flush()
         except BrokenPipeError:  # it ended before reading: its exit status and stderr say why
             return
         for event in parse_events(self._process.stdout):
@@ -123,11 +126,16 @@ class _Child:
             else:
                 events.put((self.index, event))
 
+    def _close_stdin(self) -> None:
+        with contextlib.suppress(BrokenPipeError):  # a task it never read
+            self._process.stdin.close()
+
     def finished(self) -> bool:
         return self._process.poll() is not None
 
     def outcome(self) -> GroupOutcome | GroupFailed:
         self._relay.join()
+        self._close_stdin()
         self._stderr.seek(0)
         stderr = self._stderr.read().strip()
         self._stderr.close()
@@ -136,6 +144,7 @@ class _Child:
         return GroupFailed(stderr or f"its process ended with exit {self._process.returncode}")
 
     def stop(self) -> None:
+        self._close_stdin()
         if self._process.poll() is None:
             self._process.terminate()
             self._process.wait()
@@ -164,7 +173,8 @@ def main() -> None:
     line on stderr (exit 1)."""
     from clampdsl import accel
 
-    task = GroupTask.from_json(json.load(sys.stdin))
+    task = GroupTask.from_json(json.loads(sys.stdin.readline()))
+    threading.Thread(target=_stop_with_the_driver, daemon=True).start()
     accel.enable()  # this process trains
     try:
         with relaying_warnings(emit_line):
@@ -175,6 +185,13 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C reaches the children too; the driver reports it
         sys.exit(INTERRUPTED)
     emit_line({"event": "outcome", "outcome": outcome.to_json()})
+
+
+def _stop_with_the_driver() -> None:
+    """Ends this child once the driver closes its stdin or is gone (killed, say), so that
+    no orphan goes on writing a run directory that the next run holds."""
+    sys.stdin.read()
+    os._exit(INTERRUPTED)
 
 
 if __name__ == "__main__":
