@@ -102,6 +102,13 @@ def cache_export(
     data, graphs = _or_exit(lambda: graph_cache.export(plans, device, compile))
     _or_exit(lambda: write_atomically(to, data))
     cli.out.print(f"{to}: {cli._count(graphs, 'graph')}, {len(data) / 2**20:.1f} MiB")
+    if not graphs:
+        cli.err.print(
+            f"warning: no group compiles with --compile {compile} here (short runs train "
+            "eagerly on a CPU); --compile on exports their graphs",
+            style="bold yellow",
+            highlight=False,
+        )
 
 
 @cache.command("import")

@@ -52,9 +52,11 @@ def test_without_torchs_portable_cache_both_commands_say_so(tmp_path, monkeypatc
 COUNT_HITS = """
 import sys
 from torch._dynamo.utils import counters
+from clampdsl import accel
 from clampdsl.compile import compile_file
 from clampdsl.train.session import GroupSession
 
+accel.enable()  # as `clampdsl run` does: the accelerations are part of the cache key
 session = GroupSession(compile_file(sys.argv[1]), 0, "cpu", "on")
 session.train_step(0)
 print(counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"])
@@ -67,7 +69,9 @@ def test_exported_graphs_fill_an_empty_cache_elsewhere(tmp_path, monkeypatch):
     spec = tmp_path / "spec.clamp"
     spec.write_text(RESUMABLE)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "here"))
-    exported = clampdsl("cache", "export", spec, "--to", tmp_path / "g.bin")
+    eager = clampdsl("cache", "export", spec, "--to", tmp_path / "g.bin")  # 40 steps: eager
+    assert "0 graphs" in eager.stdout and "--compile on" in eager.stderr
+    exported = clampdsl("cache", "export", spec, "--to", tmp_path / "g.bin", "--compile", "on")
     assert exported.returncode == 0, exported.stderr
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "there"))
     imported = clampdsl("cache", "import", tmp_path / "g.bin")
