@@ -221,6 +221,8 @@ def print_results(console: Console, plan: Plan, summaries: list[RunSummary]) -> 
         for row in data.rows:
             table.add_row(*map(escape, row))  # run names hold brackets: match[seed=6]
         console.print(table)
+        for note in data.notes:
+            console.print(f"  {escape(note)}", highlight=False, soft_wrap=True)
     console.print(
         f"[dim]phase step: first eval with {plan.phase.text}; sequences = steps × batch (the "
         "paper's unit); losses are clamped losses.[/]"

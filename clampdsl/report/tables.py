@@ -6,11 +6,12 @@ import math
 
 import attrs
 
+from clampdsl.analysis import attribution
 from clampdsl.compile.plan import Plan
 from clampdsl.compile.sweeps import SEED_SETTING, run_name
 from clampdsl.report.summary import RunSummary
 
-LEFT_ALIGNED = ("experiment", "gives", "learns")
+LEFT_ALIGNED = ("experiment", "gives", "learns", "subcircuit", "where measured")
 
 
 @attrs.frozen
@@ -18,6 +19,7 @@ class TableData:
     title: str
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...] = ()  # sentences printed under the table
 
 
 def phase_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
@@ -82,13 +84,37 @@ def estimators_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
     return TableData(f"Phase change by estimator ({plan.phase.eval_set} loss)", columns, rows)
 
 
+def attribution_table(plan: Plan, summaries: list[RunSummary]) -> TableData | None:
+    """What gates the phase change (analysis/attribution.py): per declared subcircuit, how
+    much sooner the phase change comes where it is given, in each context measured, and a
+    sentence per subcircuit and clearly interacting pair. None without subcircuits."""
+    found = attribution.attribute(plan, {s.name: s.phase_step for s in summaries})
+    if found is None:
+        return None
+    rows = tuple(
+        (
+            e.subcircuit,
+            f"{e.saving.typical:.1f}×" if e.saving else "–",
+            "; ".join(f"{f.typical:.1f}× {label}" for label, f in e.by_context) or "–",
+            str(len(e.saving.values)) if e.saving else "0",
+        )
+        for e in found.effects
+    )
+    columns = ("subcircuit", "given: sooner by", "where measured", "pairs of runs")
+    return TableData(
+        "What gates the phase change", columns, rows, tuple(attribution.sentences(found))
+    )
+
+
 def result_tables(plan: Plan, summaries: list[RunSummary]) -> list[TableData]:
     """The tables of every report: phase changes, across seeds where there are several,
     and the final evaluation."""
     across = seeds_table(plan, summaries)
+    gating = attribution_table(plan, summaries)
     return [
         phase_table(plan, summaries),
         *([across] if across else []),
+        *([gating] if gating else []),
         final_table(plan, summaries),
     ]
 
@@ -170,6 +196,7 @@ def markdown(table: TableData) -> str:
         "|" + "---|" * len(table.columns),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in table.rows]
+    lines += ["", *(f"- {note}" for note in table.notes)] if table.notes else []
     return "\n".join(lines)
 
 
