@@ -28,7 +28,7 @@ from clampdsl.durable import RecoveryWarning, RunError
 from clampdsl.executors import Executor
 from clampdsl.executors.group import GroupFailed, GroupOutcome, GroupTask
 from clampdsl.report.markdown import report_markdown
-from clampdsl.report.plots import plot_curves
+from clampdsl.report.plots import plot_all
 from clampdsl.report.store import RunStore
 from clampdsl.report.summary import RunSummary, summarize
 from clampdsl.timing import Phases
@@ -282,12 +282,9 @@ def _plan_and_store(
 def _finish(plan, store: RunStore, seconds: float, eval_seconds: float, device: str) -> RunResult:
     records = store.read_records()
     summaries = summarize(plan, records)
-    figure = plot_curves(plan, records, store.directory / "curves.png")
+    figures = [f.name for f in plot_all(plan, records, summaries, store.directory)]
     store.write_text(
-        "report.md",
-        report_markdown(
-            plan, summaries, seconds, eval_seconds, device, figure.name if figure else None
-        ),
+        "report.md", report_markdown(plan, summaries, seconds, eval_seconds, device, figures)
     )
     payload = {
         "seconds": seconds,

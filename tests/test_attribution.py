@@ -98,3 +98,17 @@ def test_the_report_shows_it_only_where_subcircuits_are_declared():
     assert table.notes[0].startswith("A gates the phase change")
     bare = compile_source("clampdsl 1\nexperiment base\n")
     assert tables.attribution_table(bare, summarize(bare, [])) is None
+
+
+def test_the_attribution_is_drawn_where_the_runs_tell_the_subcircuits_apart(tmp_path):
+    from clampdsl.report.plots import plot_gating
+
+    records = [
+        {"run": name, "step": s, "sequences": s * 32, "train.loss": 2.0 if s < step else 0.1}
+        for name, step in STEPS.items()
+        for s in range(0, 4501, 100)
+    ]
+    drawn = plot_gating(MAIN, summarize(MAIN, records), tmp_path / "gating.png")
+    assert drawn.read_bytes().startswith(b"\x89PNG")
+    bare = compile_source("clampdsl 1\nexperiment base\n")
+    assert plot_gating(bare, summarize(bare, []), tmp_path / "none.png") is None

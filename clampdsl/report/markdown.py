@@ -13,7 +13,7 @@ def report_markdown(
     seconds: float,
     eval_seconds: float,
     device: str,
-    figure: str | None,
+    figures: list[str],
 ) -> str:
     first = plan.runs[0]
     baselines = sorted({b.name for b in baseline_runs(plan).values() if b})
@@ -54,8 +54,10 @@ def report_markdown(
             "numbers after that are not meaningful"
             for s in diverged
         ]
-    if figure:
-        lines += ["", "## Curves", "", f"![loss curves]({figure})"]
+    if figures:
+        lines += ["", "## Figures", ""] + [
+            f"![{name.removesuffix('.png')}]({name})" for name in figures
+        ]
     return "\n".join(lines) + "\n"
 
 

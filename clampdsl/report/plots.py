@@ -1,5 +1,5 @@
-"""PNG figures: loss curves against sequences seen (the paper's x-axis), and the strongest
-induction head's strength over training."""
+"""PNG figures: loss curves against sequences seen (the paper's x-axis), the strongest
+induction head's strength over training, and what gates the phase change (attribution)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,70 @@ from clampdsl.compile.plan import Plan
 from clampdsl.durable import write_atomically
 
 
-def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
+def plot_all(plan: Plan, records: list[dict], summaries, directory: Path) -> list[Path]:
+    """Every figure of a run directory that its records make: curves.png, and gating.png
+    where the spec declares subcircuits that the runs can tell apart."""
+    curves = plot_curves(plan, records, directory / "curves.png")
+    gating = plot_gating(plan, summaries, directory / "gating.png")
+    return [figure for figure in (curves, gating) if figure]
+
+
+def _pyplot():
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:  # plots are a nicety; the report stands without them
+        return None
+    return plt
+
+
+def plot_gating(plan: Plan, summaries, path: Path) -> Path | None:
+    """Per subcircuit, how much sooner the phase change comes where it is given, one bar
+    per context measured (analysis/attribution.py), on a log scale around 1×."""
+    from clampdsl.analysis.attribution import attribute
+
+    found = attribute(plan, {s.name: s.phase_step for s in summaries})
+    plt = _pyplot()
+    if plt is None or found is None or not any(e.by_context for e in found.effects):
+        return None
+    figure, axis = plt.subplots(figsize=(7, 0.6 + 0.5 * len(found.effects)))
+    labels, values, colours = [], [], []
+    for effect in found.effects:
+        for context, factor in effect.by_context:
+            labels.append(f"{effect.subcircuit} {context}")
+            values.append(factor.typical)
+            colours.append("tab:blue" if factor.typical >= 1 else "tab:red")
+    # Bars grow from 1× (no effect), right for sooner, left for later, on a log scale.
+    widths = [value - 1 for value in values]
+    axis.barh(labels[::-1], widths[::-1], color=colours[::-1], left=1)
+    axis.set_xscale("log")
+    low, high = min(0.8, min(values) / 1.25), max(1.25, max(values) * 1.25)
+    ticks = [2.0**k for k in range(-6, 10) if low <= 2.0**k <= high]
+    axis.set_xlim(low, high)
+    axis.set_xticks(ticks, [f"{t:g}×" for t in ticks])
+    axis.minorticks_off()
+    axis.axvline(1, color="grey", linewidth=0.8)
+    axis.set(
+        xlabel="phase change sooner by (×), where the subcircuit is given",
+        title="What gates the phase change",
+    )
+    return _save(plt, figure, path)
+
+
+def _save(plt, figure, path: Path) -> Path:
+    figure.tight_layout()
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
+    plt.close(figure)
+    write_atomically(path, image.getvalue())
+    return path
+
+
+def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
+    plt = _pyplot()
+    if plt is None:
         return None
     key = f"{plan.phase.eval_set}.{plan.phase.metric}"
     figure, (loss_axis, strength_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -51,9 +108,4 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
     else:
         note = "no induction strength measured"
         strength_axis.text(0.5, 0.5, note, ha="center", transform=strength_axis.transAxes)
-    figure.tight_layout()
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=110)
-    plt.close(figure)
-    write_atomically(path, image.getvalue())
-    return path
+    return _save(plt, figure, path)

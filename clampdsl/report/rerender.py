@@ -83,13 +83,13 @@ def curve_of(run: ReadRun, name: str, key: str) -> list[float]:
 
 
 def rewrite(run: ReadRun) -> list[Path]:
-    """curves.png from the records so far; report.md too where the run has finished (its
-    summary holds the wall times the report states). The files written."""
+    """The figures from the records so far (curves.png, gating.png); report.md too where
+    the run has finished (its summary holds the wall times the report states). The files
+    written."""
     from clampdsl.report.markdown import report_markdown
-    from clampdsl.report.plots import plot_curves
+    from clampdsl.report.plots import plot_all
 
-    figure = plot_curves(run.plan, list(run.records), run.directory / "curves.png")
-    written = [figure] if figure else []
+    written = plot_all(run.plan, list(run.records), list(run.summaries), run.directory)
     if run.finished:
         finished = json.loads((run.directory / "summary.json").read_text(encoding="utf-8"))
         text = report_markdown(
@@ -98,7 +98,7 @@ def rewrite(run: ReadRun) -> list[Path]:
             finished["seconds"],
             finished["eval_seconds"],
             finished["device"],
-            figure.name if figure else None,
+            [figure.name for figure in written],
         )
         write_atomically(run.directory / "report.md", text.encode("utf-8"))
         written.append(run.directory / "report.md")
