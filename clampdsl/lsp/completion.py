@@ -17,7 +17,7 @@ import sys
 import attrs
 
 from clampdsl import kinds
-from clampdsl.compile import selectors, settings, toplevel
+from clampdsl.compile import interventions, selectors, settings, toplevel
 from clampdsl.compile.plan import ModelConfig
 from clampdsl.kinds import Kind
 from clampdsl.lang import ast
@@ -80,6 +80,9 @@ def _items(words: list[str], word: str, before: str, context: _Context) -> tuple
     if not words:
         return 0, _statements(context.indented)
     head = words[0]
+    verb = head == "clamp" or head in kinds.verbs()
+    if verb and len(words) > 2 and (window := _in_window(words)) is not None:
+        return 0, window
     if head == "clamp":
         return _after_clamp(words, word, context)
     if head in kinds.verbs():
@@ -136,6 +139,39 @@ def _after_verb(kind: Kind, words, word, context) -> tuple[int, list[Item]]:
     return 0, _arguments(kind, written)
 
 
+# The words of a window (grammars/clamp.lark `window`), after a statement's arguments.
+WINDOW_WORDS = (
+    Item("from step", "word", "from step N [to step M]: acts from step N", insert="from step "),
+    Item("until step", "word", "until step N: acts before step N only", insert="until step "),
+    Item("during", "word", "during train | eval | both (the default)", insert="during "),
+)
+
+
+def _in_window(words: list[str]) -> list[Item] | None:
+    """Inside a window being written: what may come next there; None where no window has
+    begun. (`from` begins one unless a path follows, `graft … from "RUN"`, which this
+    offers nothing for.)"""
+    last, start = words[-1], _window_start(words[:-1])
+    if last == "during":
+        return [Item(d, "value", "when the clamp acts") for d in interventions.DURING]
+    if last in ("from", "until") or (last == "to" and start is not None):
+        return [Item("step", "word", "a training step", insert="step ")]
+    start = _window_start(words)
+    if start is None:
+        return None
+    written = set(words[start:])
+    if "during" in written:  # the window's last part
+        return []
+    return [item for item in WINDOW_WORDS if item.label.split()[0] not in written]
+
+
+def _window_start(words: list[str]) -> int | None:
+    for i, word in enumerate(words):
+        if word in ("until", "during") or (word == "from" and words[i + 1 : i + 2] == ["step"]):
+            return i
+    return None
+
+
 def _target(kind: Kind) -> Item:
     example = kind.example or f"clamp SEL to {kind.target}"
     insert = f"{kind.target} of " if kind.takes_source else None  # `scores of L2.H3`
@@ -160,6 +196,7 @@ def _arguments(kind: Kind, written: list[str]) -> list[Item]:
     items += [Item(f"at {rows}", "word", "only these rows") for rows in kind.rows]
     if kind.detachable:
         items.append(Item("detached", "word", "no gradient through what it reads"))
+    items += WINDOW_WORDS
     return [item for item in items if item.label.split()[-1] not in written]
 
 

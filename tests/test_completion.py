@@ -1,0 +1,41 @@
+"""Completion (lsp/completion.py) called directly, without a client: window words after a
+statement's arguments, `step` after `from` / `until` / a window's `to`, the phases after
+`during`, and nothing after a window's last part."""
+
+import pytest
+from conftest import ROOT
+
+from clampdsl.lsp.completion import complete
+
+SPEC = (ROOT / "specs" / "three_subcircuits.clamp").read_text() + "\nexperiment x:\n"
+
+
+def labels(line: str) -> list[str]:
+    text = SPEC + line
+    row = text.count("\n")
+    return [
+        item.label for item in complete(text, str(ROOT / "specs" / "x.clamp"), row, len(line)).items
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "    clamp L1.H2 to prev-token ",
+            ["strength", "at labels", "from step", "until step", "during"],
+        ),
+        ("    clamp L1.H2 to prev-token from step 10 ", ["until step", "during"]),
+        ("    clamp L1.H2 to prev-token from ", ["step"]),
+        ("    clamp L1.H2 to prev-token from step 10 to ", ["step"]),
+        ("    clamp L1.H2 to prev-token during ", ["train", "eval", "both"]),
+        ("    clamp L1.H2 to prev-token until step 5 during eval ", []),
+        ("    ablate L2.H1 ", ["from step", "until step", "during"]),
+    ],
+)
+def test_window_words_are_offered_where_a_window_may_go(line, expected):
+    assert labels(line) == expected
+
+
+def test_a_clamps_own_to_is_not_a_windows():
+    assert "prev-token" in labels("    clamp L1.H2 to ")
