@@ -98,3 +98,13 @@ def test_the_commands_take_the_spec_or_its_run_directory(finished):
     assert wrong.returncode == 64 and "is not one of csv, tensorboard" in wrong.stderr
     missing = clampdsl("report", finished.directory / "nothing")
     assert missing.returncode == 1 and "no plan.json here" in missing.stderr
+
+
+def test_each_heads_induction_strength_is_drawn_where_it_is_measured(finished, tmp_path):
+    from clampdsl.report.plots import plot_heads
+
+    run = rerender.read_run(finished.directory)
+    assert plot_heads(run.plan, list(run.records), tmp_path / "none.png") is None  # unmeasured
+    measured = [r | {"induction-strength L2.H0": 0.5} for r in run.records]
+    drawn = plot_heads(run.plan, measured, tmp_path / "heads.png")
+    assert drawn.read_bytes().startswith(b"\x89PNG")

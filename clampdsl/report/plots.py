@@ -6,16 +6,44 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from clampdsl.analysis.phase import phase_step
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import write_atomically
 
 
 def plot_all(plan: Plan, records: list[dict], summaries, directory: Path) -> list[Path]:
-    """Every figure of a run directory that its records make: curves.png, and gating.png
-    where the spec declares subcircuits that the runs can tell apart."""
+    """Every figure of a run directory that its records make: curves.png; heads.png where
+    induction strength is measured; gating.png where the spec declares subcircuits that
+    the runs can tell apart."""
     curves = plot_curves(plan, records, directory / "curves.png")
+    heads = plot_heads(plan, records, directory / "heads.png")
     gating = plot_gating(plan, summaries, directory / "gating.png")
-    return [figure for figure in (curves, gating) if figure]
+    return [figure for figure in (curves, heads, gating) if figure]
+
+
+def plot_heads(plan: Plan, records: list[dict], path: Path) -> Path | None:
+    """Each measured head's induction strength over training, a panel per run."""
+    measured = sorted({k for r in records for k in r if k.startswith("induction-strength")})
+    plt = _pyplot()
+    if plt is None or not measured:
+        return None
+    columns = min(3, len(plan.runs))
+    rows_of_panels = -(-len(plan.runs) // columns)
+    figure, axes = plt.subplots(
+        rows_of_panels, columns, figsize=(4.2 * columns, 3.2 * rows_of_panels), squeeze=False
+    )
+    for axis, run in zip(axes.flat, plan.runs, strict=False):
+        rows = sorted((r for r in records if r["run"] == run.name), key=lambda r: r["step"])
+        for key in measured:
+            values = [r.get(key) for r in rows]
+            axis.plot([r["sequences"] for r in rows], values, label=key.split(" ", 1)[1])
+        axis.set(title=run.name, xlabel="sequences seen", ylim=(-0.1, 1.05))
+        axis.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+    for axis in list(axes.flat)[len(plan.runs) :]:
+        axis.set_visible(False)
+    axes.flat[0].set_ylabel("induction strength")
+    axes.flat[0].legend(fontsize=7, ncol=2)
+    return _save(plt, figure, path)
 
 
 def _pyplot():
@@ -80,7 +108,11 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
     for run in plan.runs:
         rows = sorted((r for r in records if r["run"] == run.name), key=lambda r: r["step"])
         sequences = [r["sequences"] for r in rows]
-        loss_axis.plot(sequences, [r.get(key) for r in rows], label=run.name)
+        (line,) = loss_axis.plot(sequences, [r.get(key) for r in rows], label=run.name)
+        step = phase_step(rows, plan.phase)
+        if step is not None:  # the phase change, marked where the rule saw it
+            at = next(r for r in rows if r["step"] == step)
+            loss_axis.plot(at["sequences"], at[key], "o", color=line.get_color(), markersize=5)
         strengths = [
             max((v for k, v in r.items() if k.startswith("induction-strength")), default=None)
             for r in rows
