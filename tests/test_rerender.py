@@ -27,7 +27,8 @@ def test_a_finished_run_reads_back_as_it_was_reported(finished):
     assert list(run.summaries) == list(finished.summaries)
     report = finished.directory / "report.md"
     report.unlink()
-    assert rerender.rewrite(run) == [finished.directory / "curves.png", report]  # no gating: no subcircuits
+    # no heads.png nor gating.png: nothing measured, no subcircuits
+    assert rerender.rewrite(run) == [finished.directory / "curves.png", report]
     assert "Phase change by estimator" in report.read_text()
 
 
