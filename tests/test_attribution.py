@@ -98,6 +98,8 @@ def test_the_report_shows_it_only_where_subcircuits_are_declared():
     assert table.notes[0].startswith("A gates the phase change")
     bare = compile_source("clampdsl 1\nexperiment base\n")
     assert tables.attribution_table(bare, summarize(bare, [])) is None
+    alone = compile_file(ROOT / "specs" / "paper" / "fig3.clamp")  # declares A-C, gives none
+    assert tables.attribution_table(alone, summarize(alone, [])) is None
 
 
 def test_the_attribution_is_drawn_where_the_runs_tell_the_subcircuits_apart(tmp_path):

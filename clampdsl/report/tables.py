@@ -87,9 +87,10 @@ def estimators_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
 def attribution_table(plan: Plan, summaries: list[RunSummary]) -> TableData | None:
     """What gates the phase change (analysis/attribution.py): per declared subcircuit, how
     much sooner the phase change comes where it is given, in each context measured, and a
-    sentence per subcircuit and clearly interacting pair. None without subcircuits."""
+    sentence per subcircuit and clearly interacting pair. None without subcircuits, or
+    where no two runs differ in one (a spec whose experiments hand over nothing)."""
     found = attribution.attribute(plan, {s.name: s.phase_step for s in summaries})
-    if found is None:
+    if found is None or not any(effect.saving for effect in found.effects):
         return None
     rows = tuple(
         (
