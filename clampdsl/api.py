@@ -14,6 +14,7 @@ or elsewhere, and the groups write their own checkpoints.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -45,6 +46,35 @@ class RunResult:
 
     def summary(self, name: str) -> RunSummary:
         return next(s for s in self.summaries if s.name == name)
+
+    def rows(self) -> list[dict]:
+        """One plain dict per run: its summary's fields (phase steps by every estimator,
+        gives and learns, final losses and measures flattened to `final.train.loss`, …)."""
+        rows = []
+        for summary in self.summaries:
+            row = summary.to_json()
+            final, measures = row.pop("final"), row.pop("measures")
+            row.pop("point")
+            rows.append(row | {f"final.{k}": v for k, v in final.items()} | measures)
+        return rows
+
+    def frame(self):
+        """`rows()` as a pandas DataFrame, indexed by run (pandas must be installed)."""
+        import pandas
+
+        return pandas.DataFrame(self.rows()).set_index("name")
+
+    def curve(self, run: str, key: str = "train.loss") -> tuple[list[int], list[float]]:
+        """(steps, values) of one run's metric over its evals."""
+        rows = sorted((r for r in self.records if r["run"] == run), key=lambda r: r["step"])
+        return [r["step"] for r in rows], [r.get(key, math.nan) for r in rows]
+
+    def attribution(self):
+        """What gates the phase change (analysis/attribution.py), from these runs; None
+        where the spec declares no subcircuits."""
+        from clampdsl.analysis.attribution import attribute
+
+        return attribute(self.plan, {s.name: s.phase_step for s in self.summaries})
 
 
 class GroupsFailed(RunError):
