@@ -24,6 +24,7 @@ _EXPORTS = {
     "parse": "clampdsl.lang.parser",
     "parse_file": "clampdsl.lang.parser",
     "run": "clampdsl.api",
+    "run_specs": "clampdsl.api",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -186,7 +186,8 @@ class _SpecRun:
         self.progress: dict[int, Callable[[int, dict], None]] = {}
         self.outcomes: dict[int, GroupOutcome | GroupFailed] = {}
         self.result: RunResult | RunFailed | None = None
-        self.started, self.device = time.perf_counter(), ""
+        self.started = 0.0  # when its first group started: a spec may wait for a free slot
+        self.device = ""
 
     def hold(self, held: contextlib.ExitStack) -> None:
         """Takes the run directory's lock into `held` (a RunFailed where it cannot)."""
@@ -218,7 +219,7 @@ class _SpecRun:
         except (RunError, OSError) as error:
             self._failed(error)
             return []
-        self.started, self.device = time.perf_counter(), device
+        self.device = device
         plan = attrs.evolve(self.plan, file=str(Path(self.plan.file).resolve()))
         checkpoints = str(self.store.checkpoints.resolve())
         return [GroupTask(plan, i, checkpoints, device, compile) for i in range(len(plan.groups))]
@@ -230,6 +231,8 @@ class _SpecRun:
         # The metrics are what the checkpoints hold: what an earlier, killed try wrote
         # beyond its last checkpoint goes (those evals are computed again, never appended
         # twice), and so does a line it tore.
+        if not self.records:
+            self.started = time.perf_counter()
         self.records[group] = list(event["records"])
         self.store.write_records(self._in_order(self.records))
         if self.on_group and event["start"] < event["total"]:

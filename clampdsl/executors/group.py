@@ -8,7 +8,7 @@ progress, and each eval's records. Tasks, events and outcomes are plain JSON, so
 they cross a pipe or a cluster as they are.
 
 Events, each a dict with an "event" key:
-    start     runs (batching order), total (steps), start (step), records (from the checkpoint)
+    start     runs (plan order), total (steps), start (step), records (from the checkpoint)
     progress  step, losses (run → loss; empty between evals)
     records   records (one eval's, one per run)
     warning   message (a RecoveryWarning raised where the group trained)
@@ -17,6 +17,8 @@ Events, each a dict with an "event" key:
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +29,9 @@ from clampdsl.compile.plan import Plan
 from clampdsl.durable import RecoveryWarning
 
 Emit = Callable[[dict], None]
+# Progress between evals goes from a child or a task at most this often: a bar needs no
+# more, and a message per step would cost the group a share of its core.
+PROGRESS_EVERY_S = 0.25
 # A rough cost model for starting the longest groups first: a step's fixed cost is about 2
 # runs' share of a batched step on a 2-core CPU, and compiling a group costs about as much
 # as training 150,000 run-steps.
@@ -102,7 +107,7 @@ def run_group(task: GroupTask, emit: Emit) -> GroupOutcome:
     steps = plan.run(group.runs[0]).train.steps
 
     def on_start(start: int, records: list[dict]) -> None:
-        runs = list(group.schedule.order)
+        runs = list(group.runs)
         emit({"event": "start", "runs": runs, "total": steps, "start": start, "records": records})
 
     result = train_group(
@@ -116,6 +121,22 @@ def run_group(task: GroupTask, emit: Emit) -> GroupOutcome:
         on_start,
     )
     return GroupOutcome(result.records, result.compiled, result.phases)
+
+
+def throttled(emit: Emit) -> Emit:
+    """`emit`, with progress between evals passed on at most every PROGRESS_EVERY_S (what
+    comes between is dropped); every other event at once."""
+    sent = -math.inf
+
+    def send(event: dict) -> None:
+        nonlocal sent
+        if event["event"] == "progress" and not event["losses"]:
+            if time.monotonic() - sent < PROGRESS_EVERY_S:
+                return
+            sent = time.monotonic()
+        emit(event)
+
+    return send
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ from clampdsl.executors.group import (
     longest_first,
     relaying_warnings,
     run_group,
+    throttled,
 )
 
 POLL_S = 0.1
@@ -176,9 +177,10 @@ def main() -> None:
     task = GroupTask.from_json(json.loads(sys.stdin.readline()))
     threading.Thread(target=_stop_with_the_driver, daemon=True).start()
     accel.enable()  # this process trains
+    emit = throttled(emit_line)
     try:
-        with relaying_warnings(emit_line):
-            outcome = run_group(task, emit_line)
+        with relaying_warnings(emit):
+            outcome = run_group(task, emit)
     except (RunError, OSError) as error:
         sys.stderr.write(f"{error}\n")
         sys.exit(1)

@@ -5,10 +5,10 @@ last started on this machine), or starts a local one for the run. Each group is 
 Ray task sized from the group (`task_resources`), retried by Ray when its worker or node
 dies (it resumes from the group's last checkpoint), never when it raises: an error in the
 group is reported as its failure and the other groups finish. The tasks send their events
-in batches to an actor that the driver polls, so every group's progress reaches the one
-display. The run directory must be on storage every node sees at the same path;
-`check_storage` has a task on each node write a file there that the driver reads back.
-The driver's `CLAMPDSL_*` settings go to the workers with the tasks (docs/cluster.md).
+to an actor that the driver polls, so every group's progress reaches the one display. The
+run directory must be on storage every node sees at the same path; `check_storage` has a
+task on each node write a file there that the driver reads back. The driver's
+`CLAMPDSL_*` settings go to the workers with the tasks (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import contextlib
 import logging
 import math
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,13 +35,13 @@ from clampdsl.executors.group import (
     longest_first,
     relaying_warnings,
     run_group,
+    throttled,
 )
 
 # Retries of a task whose worker or node died: a few, since each resumes from the group's
 # last checkpoint; past them the group is reported as failed.
 MAX_RETRIES = 3
 POLL_S = 0.2  # how often the driver collects events and finished tasks
-FLUSH_S = 0.5  # how often a task sends its progress between evals, at most
 # A batched group's CPU step gains little from a second core below this many runs
 # (docs/performance.md, "--jobs"): one CPU each, two from here on.
 LARGE_GROUP_RUNS = 32
@@ -144,10 +143,11 @@ def _train(task: dict, events, index: int) -> dict:
     from clampdsl import accel
 
     accel.enable()  # this worker trains
-    send = _Sender(events, index)
+    sender = _Sender(events, index)
+    send = throttled(sender)
     with relaying_warnings(send):
         outcome = run_group(GroupTask.from_json(task), send)
-    send.flush(wait=True)  # before the outcome: the driver takes events, then outcomes
+    sender.wait()  # before the outcome: the driver takes events, then outcomes
     return outcome.to_json()
 
 
@@ -167,32 +167,19 @@ class _Events:
 
 
 class _Sender:
-    """A task's events to the actor, tagged with its attempt: a start, records or a
-    warning at once; progress between evals at most every FLUSH_S, the latest only (a bar
-    needs no more)."""
+    """A task's events to the actor, each tagged with the task's index and its attempt."""
 
     def __init__(self, events, index: int):
         self.events, self.index = events, index
         self.attempt = uuid.uuid4().hex  # a retried task is another attempt
-        self.batch: list = []
-        self.sent = 0.0
 
     def __call__(self, event: dict) -> None:
-        if self.batch and _between_evals(self.batch[-1][2]):
-            self.batch.pop()  # superseded
-        self.batch.append((self.index, self.attempt, event))
-        if not _between_evals(event) or time.monotonic() - self.sent >= FLUSH_S:
-            self.flush()
+        self.events.put.remote([(self.index, self.attempt, event)])
 
-    def flush(self, wait: bool = False) -> None:
-        sent = self.events.put.remote(self.batch)
-        self.batch, self.sent = [], time.monotonic()
-        if wait:
-            ray.get(sent)
-
-
-def _between_evals(event: dict) -> bool:
-    return event["event"] == "progress" and not event["losses"]
+    def wait(self) -> None:
+        """Returns once every event sent is with the actor (one caller's calls to an actor
+        run in order)."""
+        ray.get(self.events.put.remote([]))
 
 
 class _Relay:
