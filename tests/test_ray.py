@@ -1,7 +1,8 @@
 """The Ray backend (executors/ray.py) on a real local Ray cluster: a spec gives the very
-summary a local run gives; a worker killed mid-group is retried and resumes from its
-checkpoint, while a group that fails for a data reason is reported, not retried, and the
-other finishes; what Ray wrote, a local run resumes. Skipped without the ray extra."""
+summary a local run gives, in a run directory that `load` and `report` read as any; a
+worker killed mid-group is retried and resumes from its checkpoint, while a group that
+fails for a data reason is reported, not retried, and the other finishes; what Ray wrote,
+a local run resumes. Skipped without the ray extra."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import sys
 import pytest
 from conftest import RESUMABLE_IN_TWO_GROUPS, TIMINGS
 
+import clampdsl
 from clampdsl.compile import compile_source
 from clampdsl.durable import RunError
 from clampdsl.executors.group import GroupTask
@@ -86,6 +88,14 @@ def test_a_spec_on_ray_gives_the_summary_a_local_run_gives(tmp_path, local):
     assert results(tmp_path) == local  # metrics row for row, summary value for value
     (directory,) = (tmp_path / "out" / "spec").iterdir()
     assert not list(directory.glob(".probe-*"))  # the storage check leaves nothing behind
+    assert clampdsl.load(tmp_path / "spec.clamp", tmp_path / "out").reused  # as any run
+    again = subprocess.run(
+        [sys.executable, "-m", "clampdsl", "report", "spec.clamp", "--out", "out"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0 and "faster" in again.stdout, again.stderr
 
 
 def test_a_killed_worker_is_retried_a_failing_group_is_not_and_local_resumes(
