@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,15 @@ RESUMABLE_IN_TWO_GROUPS = RESUMABLE + "experiment faster:\n    train lr=2e-3\n"
 # summary.json's fields that differ between two runs of the same plan (its own SHA-256
 # covers the timings)
 TIMINGS = ("seconds", "eval_seconds", "sha256")
+
+
+def run_results(folder: Path) -> tuple[str, dict]:
+    """The metrics and timing-free summary of the one run of `spec.clamp` under `folder/out`."""
+    (directory,) = (folder / "out" / "spec").iterdir()
+    summary = json.loads((directory / "summary.json").read_text())
+    return (directory / "metrics.jsonl").read_text(), {
+        k: v for k, v in summary.items() if k not in TIMINGS
+    }
 
 
 @pytest.fixture

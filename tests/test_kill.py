@@ -1,14 +1,13 @@
 """A real `clampdsl run`, killed with SIGKILL at each moment that matters, resumes to the
 very metrics and summary an unbroken run writes (clampdsl/failpoints.py names the moments)."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 
 import pytest
-from conftest import RESUMABLE_IN_TWO_GROUPS, TIMINGS
+from conftest import RESUMABLE_IN_TWO_GROUPS, run_results
 
 SPEC = RESUMABLE_IN_TWO_GROUPS
 # Two batched groups of 40 steps each, checkpoints at 15 and 30 and the end of each.
@@ -40,20 +39,12 @@ def run(folder, kill_at=None) -> subprocess.CompletedProcess:
     )
 
 
-def results(folder) -> tuple[str, dict]:
-    (directory,) = (folder / "out" / "spec").iterdir()
-    summary = json.loads((directory / "summary.json").read_text())
-    return (directory / "metrics.jsonl").read_text(), {
-        k: v for k, v in summary.items() if k not in TIMINGS
-    }
-
-
 @pytest.fixture(scope="module")
 def unbroken(tmp_path_factory):
     folder = tmp_path_factory.mktemp("unbroken")
     (folder / "spec.clamp").write_text(SPEC)
     assert run(folder).returncode == 0
-    return results(folder)
+    return run_results(folder)
 
 
 def killed_then_resumed(folder, kill_at: str, unbroken) -> None:
@@ -63,7 +54,7 @@ def killed_then_resumed(folder, kill_at: str, unbroken) -> None:
     resumed = run(folder)
     assert resumed.returncode == 0, resumed.stderr
     assert "Traceback" not in resumed.stderr
-    metrics, summary = results(folder)
+    metrics, summary = run_results(folder)
     assert metrics == unbroken[0]  # row for row, value for value, none twice
     assert summary == unbroken[1]
     (directory,) = (folder / "out" / "spec").iterdir()
@@ -87,4 +78,4 @@ def test_a_run_killed_twice_resumes_exactly(tmp_path, unbroken):
     assert run(tmp_path, "step@20").returncode == -signal.SIGKILL
     assert run(tmp_path, "append:metrics.jsonl@2").returncode == -signal.SIGKILL
     assert run(tmp_path).returncode == 0
-    assert results(tmp_path) == unbroken
+    assert run_results(tmp_path) == unbroken

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import RESUMABLE_IN_TWO_GROUPS, TIMINGS
+from conftest import RESUMABLE_IN_TWO_GROUPS, run_results
 
 import clampdsl
 from clampdsl.compile import compile_source
@@ -53,14 +53,6 @@ def clampdsl_run(folder, *options, env=None) -> subprocess.CompletedProcess:
     )
 
 
-def results(folder) -> tuple[str, dict]:
-    (directory,) = (folder / "out" / "spec").iterdir()
-    summary = json.loads((directory / "summary.json").read_text())
-    return (directory / "metrics.jsonl").read_text(), {
-        k: v for k, v in summary.items() if k not in TIMINGS
-    }
-
-
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     """The spec's metrics and summary from `--backend local`, on one torch thread (as each
@@ -69,7 +61,7 @@ def local(tmp_path_factory):
     (folder / "spec.clamp").write_text(SPEC)
     run = clampdsl_run(folder, "--backend", "local", "--threads", "1")
     assert run.returncode == 0, run.stderr
-    return results(folder)
+    return run_results(folder)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +77,7 @@ def test_a_spec_on_ray_gives_the_summary_a_local_run_gives(tmp_path, local):
     run = clampdsl_run(tmp_path, "--backend", "ray")  # starts a local cluster of its own
     assert run.returncode == 0, run.stderr
     assert "every group a Ray task" in run.stdout
-    assert results(tmp_path) == local  # metrics row for row, summary value for value
+    assert run_results(tmp_path) == local  # metrics row for row, summary value for value
     (directory,) = (tmp_path / "out" / "spec").iterdir()
     assert not list(directory.glob(".probe-*"))  # the storage check leaves nothing behind
     assert clampdsl.load(tmp_path / "spec.clamp", tmp_path / "out").reused  # as any run
@@ -125,7 +117,7 @@ def test_a_killed_worker_is_retried_a_failing_group_is_not_and_local_resumes(
     (checkpoints / "checkpoints" / "group1.pt").unlink()
     resumed = clampdsl_run(tmp_path, "--backend", "local", "--threads", "1")
     assert resumed.returncode == 0, resumed.stderr
-    assert results(tmp_path) == local
+    assert run_results(tmp_path) == local
 
 
 def test_storage_the_driver_does_not_see_is_refused_by_name(tmp_path, cluster):
