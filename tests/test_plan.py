@@ -55,7 +55,14 @@ def test_main_spec_is_the_six_fig5b_experiments():
     [
         (
             [["validate", str(MAIN)]],
-            ("torch", "matplotlib", "clampdsl.api", "clampdsl.report", "clampdsl.train"),
+            (
+                "torch",
+                "matplotlib",
+                "clampdsl.api",
+                "clampdsl.report",
+                "clampdsl.train",
+                "pydantic",
+            ),
         ),
         ([["plan", str(MAIN)], ["fmt", str(MAIN)], ["--help"]], ("torch", "matplotlib")),
     ],
