@@ -69,7 +69,8 @@ class _Pass:
         if isinstance(statement, ast.EvalStmt):
             options = self.options(statement.options, settings.SECTIONS["eval"])
             every = self.point(statement.every)
-            return attrs.evolve(statement, every=every, options=options)
+            near = statement.near_every and self.point(statement.near_every)
+            return attrs.evolve(statement, every=every, options=options, near_every=near)
         if isinstance(statement, ast.PhaseStmt):
             return attrs.evolve(statement, factors=tuple(map(self.factor, statement.factors)))
         if isinstance(statement, ast.Experiment):

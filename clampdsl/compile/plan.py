@@ -76,6 +76,9 @@ class EvalConfig:
     every: int = 156
     sets: tuple[str, ...] = ("train", "relabel", "new-classes")
     size: int = 1000
+    # `, every N steps near phase`: the interval while a run of the group is near its phase
+    # change (PhaseRule.near), on top of the regular evals
+    near_every: int | None = None
 
 
 @attrs.frozen
@@ -271,6 +274,11 @@ class Measure:
     span: Span
 
 
+# How far from the rule's threshold a run counts as near its phase change: for the paper's
+# rule (train.loss < 0.4·ln 2) up to the plateau's exit (0.9·ln 2).
+NEAR_FACTOR = 2.25
+
+
 @attrs.frozen
 class PhaseRule:
     eval_set: str
@@ -279,6 +287,22 @@ class PhaseRule:
     threshold: float
     text: str
     span: Span
+
+    @property
+    def key(self) -> str:
+        return f"{self.eval_set}.{self.metric}"
+
+    @property
+    def near_band(self) -> tuple[float, float]:
+        """The values of a run near its phase change, not yet past it: within a factor
+        NEAR_FACTOR of the threshold, on the side the rule starts from."""
+        if self.op in ("<", "<="):
+            return self.threshold, self.threshold * NEAR_FACTOR
+        return self.threshold / NEAR_FACTOR, self.threshold
+
+    def is_near(self, value: float) -> bool:
+        low, high = self.near_band
+        return low < value < high
 
 
 @attrs.frozen
@@ -311,11 +335,18 @@ class Plan:
 
 
 POSITIONAL_KEYS = frozenset({"span", "text", "file", "description", "warnings"})
+# Fields added since plan hashes were first kept, left out of the hash while at their
+# default: a spec that does not use them keeps its run directory.
+LATER_DEFAULTS = {"near_every": None}
 
 
 def _strip_positions(data: Any) -> Any:
     if isinstance(data, dict):
-        return {k: _strip_positions(v) for k, v in data.items() if k not in POSITIONAL_KEYS}
+        return {
+            k: _strip_positions(v)
+            for k, v in data.items()
+            if k not in POSITIONAL_KEYS and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])
+        }
     if isinstance(data, (list, tuple)):
         return [_strip_positions(v) for v in data]
     return data

@@ -149,9 +149,23 @@ def apply_eval(settings: Settings, line: ast.EvalStmt, errors: Collector) -> Set
     updates = _options(SECTIONS["eval"], line.options, "eval", errors)
     if every:
         updates["every"] = every
+    if line.near_every is not None:
+        updates["near_every"] = _near_every(line.near_every, every, settings.train.batch, errors)
     if sets:
         updates["sets"] = tuple(sets)
     return attrs.evolve(settings, eval=attrs.evolve(settings.eval, **updates))
+
+
+def _near_every(point: ast.StepPoint, every: int | None, batch: int, errors) -> int | None:
+    """`, every N steps near phase`: N steps, at least one and under the regular interval."""
+    near = steps_of(point, batch, errors)
+    if near is not None and not 1 <= near < (every or near + 1):
+        errors.error(
+            f"the interval near the phase change must be at least one step and under the"
+            f" regular one ({every} steps)",
+            point.span,
+        )
+    return near
 
 
 def steps_of(point: ast.StepPoint, batch: int, errors: Collector) -> int | None:

@@ -70,6 +70,7 @@ class EvalStmt:
     sets: tuple[Name, ...]
     options: tuple[Option, ...]
     span: Span
+    near_every: StepPoint | None = None  # `, every 20 steps near phase`
 
 
 @attrs.frozen

@@ -166,9 +166,13 @@ class _ToAst(Transformer):
 
     def eval_stmt(self, meta, children):
         every, *rest = children
+        near = next((c for c in rest if isinstance(c, ast.StepPoint)), None)
         sets = tuple(c for c in rest if isinstance(c, ast.Name))
         options = tuple(c for c in rest if isinstance(c, ast.Option))
-        return ast.EvalStmt(every, sets, options, _span(self.file, meta))
+        return ast.EvalStmt(every, sets, options, _span(self.file, meta), near)
+
+    def near_phase(self, meta, children):
+        return children[0]
 
     def constant(self, meta, children):
         return children[0]

@@ -91,6 +91,7 @@ def print_plan(console: Console, plan: Plan) -> None:
     for index, group in enumerate(plan.groups):
         say(f"\n[bold]group {index + 1}[/]: {_group_line(plan, group)}")
         say(f"  resources: {estimates[index].describe()}")
+        say(f"  evals: {paper_form.evals(plan.run(group.runs[0]).eval, plan.phase)}")
         say(f"  {_graphs(plan, index)}")
         for line in _schedule_lines(group.schedule):
             say(f"  {escape(line)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clampdsl.compile.plan import Plan
-from clampdsl.report import tables
+from clampdsl.report import paper_form, tables
 from clampdsl.report.summary import RunSummary, baseline_runs
 
 
@@ -30,7 +30,7 @@ def report_markdown(
         f"- training: {first.train.steps:,} steps × batch {first.train.batch} = "
         f"{first.train.steps * first.train.batch:.2e} sequences, Adam lr {first.train.lr:g}",
         f"- phase change: first eval with `{plan.phase.text}` "
-        f"(threshold {plan.phase.threshold:.3f}); evals every {first.eval.every} steps",
+        f"(threshold {plan.phase.threshold:.3f}); evals {paper_form.evals(first.eval, plan.phase)}",
         _speedup_line(baselines),
         "",
         "## Results",

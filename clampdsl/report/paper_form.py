@@ -10,7 +10,7 @@ import attrs
 
 from clampdsl import kinds
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import Intervention, ModelConfig, Run, Window
+from clampdsl.compile.plan import EvalConfig, Intervention, ModelConfig, PhaseRule, Run, Window
 from clampdsl.compile.selectors import HEAD_SITES, LAYER_SITES, Sites
 
 FEW = 2  # at most this many heads left out read best as `H* except …`
@@ -30,6 +30,21 @@ def heads(chosen: Sequence[int], count: int) -> str:
     if chosen == list(range(chosen[0], chosen[-1] + 1)):
         return f"H{chosen[0]}-{chosen[-1]}"
     return "H{" + ",".join(map(str, chosen)) + "}"
+
+
+def evals(config: EvalConfig, rule: PhaseRule) -> str:
+    """`every 156 steps on train, relabel (1000 sequences each); every 20 steps while a
+    run's train.loss is in (0.277, 0.624)`."""
+    text = (
+        f"every {config.every:,} steps on {', '.join(config.sets)} ({config.size} sequences each)"
+    )
+    if config.near_every is None:
+        return text
+    low, high = rule.near_band
+    return (
+        f"{text}; every {config.near_every:,} steps while a run's {rule.key} is in"
+        f" ({low:.3g}, {high:.3g}), near the phase change"
+    )
 
 
 def layers(chosen: Sequence[int], count: int) -> str:

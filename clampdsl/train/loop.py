@@ -10,6 +10,7 @@ are read at evals only.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 import time
@@ -81,6 +82,7 @@ def train_group(
         # evals are the compiled ones an unbroken run computes (no eager eval in between).
         session.compile_evals_in_background()
     steps, every = session.config.train.steps, session.config.eval.every
+    due = _evals_due(plan, session.config.eval, records)
     keep_every = session.config.train.keep_every
     checkpoint_every = session.config.train.checkpoint_every
 
@@ -99,7 +101,7 @@ def train_group(
 
     with _deferred_interrupt() as interrupted:
         for step in range(start, steps):
-            if step % every == 0 and not (step == start and records):
+            if due(step) and not (step == start and records):
                 run_eval(step)
             if checkpointer is not None and (
                 checkpointer.due(step, start, checkpoint_every) or interrupted.is_set()
@@ -161,6 +163,25 @@ def _records(runs: list[Run], step: int, results: dict[str, torch.Tensor]) -> li
         | {key: column[r] for key, column in values.items()}
         for r, run in enumerate(runs)
     ]
+
+
+def _evals_due(plan: Plan, evals, records: list[Record]) -> Callable[[int], bool]:
+    """Whether an eval is due at a step: every `evals.every` steps, and every
+    `evals.near_every` while a run of the group is near its phase change at the latest eval
+    (PhaseRule.near_band). Read off the records, so a resumed group evaluates where an
+    unbroken one does."""
+    if evals.near_every is None:
+        return lambda step: step % evals.every == 0
+    rule, seen = plan.phase, {"records": -1, "near": False}
+
+    def near() -> bool:  # at the latest eval; looked at again only after a new one
+        if seen["records"] != len(records):
+            latest = [r for r in records if r["step"] == records[-1]["step"]] if records else []
+            seen["near"] = any(rule.is_near(r.get(rule.key, math.nan)) for r in latest)
+            seen["records"] = len(records)
+        return seen["near"]
+
+    return lambda step: step % evals.every == 0 or (step % evals.near_every == 0 and near())
 
 
 def _first_loss(record: Record) -> str:
