@@ -122,7 +122,7 @@ def test_every_token_of_a_shipped_spec_gets_its_kinds_scope(path: Path):
         scopes = scopes_of(lines[token.line - 1])[token.column - 1 : token.end_column - 1]
         assert all(s.startswith(want) for s in scopes), (token.line, str(token), want, scopes)
         checked += 1
-    assert checked > 20
+    assert checked >= 15  # the shortest shipped spec (fig18.clamp) has 19 such tokens
     for number, line in enumerate(lines, 1):  # comment lines (the parser folds them into _NL)
         if line.lstrip().startswith("#"):
             start = len(line) - len(line.lstrip())
