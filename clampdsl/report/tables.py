@@ -6,12 +6,12 @@ import math
 
 import attrs
 
-from clampdsl.analysis import attribution
+from clampdsl.analysis import attribution, scaling
 from clampdsl.compile.plan import Plan
 from clampdsl.compile.sweeps import SEED_SETTING, run_name
 from clampdsl.report.summary import RunSummary
 
-LEFT_ALIGNED = ("experiment", "gives", "learns", "subcircuit", "where measured")
+LEFT_ALIGNED = ("experiment", "swept", "gives", "learns", "subcircuit", "where measured")
 
 
 @attrs.frozen
@@ -107,15 +107,41 @@ def attribution_table(plan: Plan, summaries: list[RunSummary]) -> TableData | No
     )
 
 
+def scaling_table(plan: Plan, summaries: list[RunSummary]) -> TableData | None:
+    """How each experiment's phase change scales with each numeric swept setting
+    (analysis/scaling.py), and what the fits say the setting slows. None without such
+    a sweep."""
+    found = scaling.fits(plan, {s.name: s.phase_step for s in summaries})
+    if not found:
+        return None
+    rows = tuple(
+        (
+            fit.experiment + (f" [{fit.context}]" if fit.context else ""),
+            fit.setting,
+            "+".join(fit.gives) or "–",
+            "–" if fit.exponent is None else f"{fit.exponent:.2f}",
+            "–" if fit.r2 is None else f"{fit.r2:.2f}",
+            f"{len(fit.points)} of {len(fit.points) + fit.censored}",
+        )
+        for fit in found
+    )
+    columns = ("experiment", "swept", "gives", "exponent", "R²", "made the change")
+    return TableData(
+        "Phase change against the swept settings (T ∝ value^exponent)",
+        columns,
+        rows,
+        tuple(scaling.sentences(found)),
+    )
+
+
 def result_tables(plan: Plan, summaries: list[RunSummary]) -> list[TableData]:
     """The tables of every report: phase changes, across seeds where there are several,
-    and the final evaluation."""
-    across = seeds_table(plan, summaries)
-    gating = attribution_table(plan, summaries)
+    what gates them, how they scale with swept settings, and the final evaluation."""
+    optional = (seeds_table, attribution_table, scaling_table)
+    found = [table(plan, summaries) for table in optional]
     return [
         phase_table(plan, summaries),
-        *([across] if across else []),
-        *([gating] if gating else []),
+        *(table for table in found if table is not None),
         final_table(plan, summaries),
     ]
 
