@@ -51,7 +51,7 @@ def fits(plan: Plan, phase_steps: dict[str, int | None]) -> list[Fit]:
     for run in plan.runs:
         for setting, value in run.point:
             x = _number(value)
-            if x is None or x <= 0:
+            if x is None or x <= 0 or setting.endswith("seed"):  # a seed is no quantity
                 continue
             others = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in run.point if k != setting)
             gives = tuple(sorted(g.subcircuit for g in run.gives if g.whole))
