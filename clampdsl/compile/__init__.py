@@ -77,8 +77,8 @@ def compile_with_warnings(text: str, file: str = "<string>") -> tuple[Plan, list
     _check_run_count(runs, spec, errors)
     _check_names(spec, errors)
     _check_shapes(runs, errors)
-    measures = toplevel.lower_measures(spec, base.model, lets, errors)
-    phase = toplevel.lower_phase(spec, evaluated.eval.sets, text_of, errors, lets)
+    measures = toplevel.lower_measures(spec, base.model, base.task, lets, errors)
+    phase = toplevel.lower_phase(spec, evaluated.eval.sets, text_of, errors, lets, measures)
     reports = toplevel.lower_reports(spec, declared, errors)
 
     order = {name: index for index, name in enumerate(sources)}  # the top file's first
@@ -242,7 +242,8 @@ def _groups(runs: tuple[Run, ...]) -> tuple[Group, ...]:
     statistics, splits) and seeds may differ: such runs get their own data streams."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
-        shape = (run.model, run.task.features.dim, run.task.labels, run.task.context)
+        shape = (run.model, run.task.kind, run.task.tokens, run.task.features.dim, run.task.labels)
+        shape += (run.task.context,)
         timing = attrs.evolve(run.train, seed=0, data_seed=0, eval_seed=0)
         groups.setdefault((shape, timing, run.eval), []).append(run)
     return tuple(

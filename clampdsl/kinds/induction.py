@@ -20,6 +20,8 @@ class QueryRowTarget(PatternTarget):
     """Sets the query row of the pattern from `on_labels`, the attention to each context
     label."""
 
+    roles = ("labels",)
+
     def apply(self, site, pattern, clamp, context):
         return set_query_row(pattern, clamp, context, self.on_labels(clamp, context))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from clampdsl.analysis.phase import phase_step
+from clampdsl.analysis.phase import phase_step, rule_value
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import write_atomically
 
@@ -99,22 +99,31 @@ def _save(plt, figure, path: Path) -> Path:
     return path
 
 
+def head_metric(plan: Plan) -> str:
+    """The head measure the curves show: the phase rule's where it reads one, else
+    induction strength."""
+    measured = {m.metric for m in plan.measures}
+    return plan.phase.metric if plan.phase.metric in measured else "induction-strength"
+
+
 def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
     plt = _pyplot()
     if plt is None:
         return None
-    key = f"{plan.phase.eval_set}.{plan.phase.metric}"
+    strength = head_metric(plan)
     figure, (loss_axis, strength_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
     for run in plan.runs:
         rows = sorted((r for r in records if r["run"] == run.name), key=lambda r: r["step"])
         sequences = [r["sequences"] for r in rows]
-        (line,) = loss_axis.plot(sequences, [r.get(key) for r in rows], label=run.name)
+        values = [rule_value(r, plan.phase) for r in rows]
+        (line,) = loss_axis.plot(sequences, values, label=run.name)
         step = phase_step(rows, plan.phase)
         if step is not None:  # the phase change, marked where the rule saw it
             at = next(r for r in rows if r["step"] == step)
-            loss_axis.plot(at["sequences"], at[key], "o", color=line.get_color(), markersize=5)
+            marked = rule_value(at, plan.phase)
+            loss_axis.plot(at["sequences"], marked, "o", color=line.get_color(), markersize=5)
         strengths = [
-            max((v for k, v in r.items() if k.startswith("induction-strength")), default=None)
+            max((v for k, v in r.items() if k.startswith(f"{strength} L")), default=None)
             for r in rows
         ]
         if any(s is not None for s in strengths):
@@ -126,18 +135,21 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
         linewidth=0.8,
         label=f"phase: {plan.phase.text}",
     )
+    rule, metric = f"{plan.phase.eval_set}.{plan.phase.metric}", plan.phase.metric
     loss_axis.set(
-        xlabel="sequences seen", ylabel=key + " (clamps active)", title="Loss during training"
+        xlabel="sequences seen",
+        ylabel=rule + " (clamps active)",
+        title=f"{'Loss' if metric == 'loss' else metric.capitalize()} during training",
     )
     strength_axis.set(
         xlabel="sequences seen",
-        ylabel="induction strength (clamps active)",
-        title="Strongest measured induction head",
+        ylabel=f"{strength} (clamps active)",
+        title=f"Strongest measured head ({strength})",
     )
     loss_axis.legend(fontsize=8)
     if strength_axis.lines:
         strength_axis.legend(fontsize=8)
     else:
-        note = "no induction strength measured"
+        note = f"no {strength} measured"
         strength_axis.text(0.5, 0.5, note, ha="center", transform=strength_axis.transAxes)
     return _save(plt, figure, path)
