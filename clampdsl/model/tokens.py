@@ -58,6 +58,12 @@ class TokenTransformer(BatchedTransformer):
         return scores.permute(0, 1, 3, 4, 2)
 
     @staticmethod
+    def softmax(scores: torch.Tensor) -> torch.Tensor:
+        # over the last dimension of the key-innermost layout: torch's softmax over another
+        # dimension would first copy the scores into the batch-innermost one
+        return scores.permute(0, 1, 4, 2, 3).softmax(-1).permute(0, 1, 3, 4, 2)
+
+    @staticmethod
     def weighted_values(pattern: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         z = torch.matmul(pattern.permute(0, 1, 4, 2, 3), v.permute(0, 1, 4, 3, 2))
         return z.permute(0, 1, 4, 3, 2)

@@ -247,6 +247,11 @@ class BatchedTransformer(nn.Module):
         product, as `query_key_products`)."""
         return (pattern[:, :, None] * v[:, :, :, None]).sum(4)
 
+    @staticmethod
+    def softmax(scores: torch.Tensor) -> torch.Tensor:
+        """Scores [R, H, Nq, N, B] → the pattern, normalised over the keys."""
+        return torch.softmax(scores, KEYS)
+
     @torch.no_grad()
     def prepare_evals(self, table: torch.Tensor, items_per_sequence: int) -> dict:
         """What every forward of an eval would compute alike from the weights, computed
@@ -301,7 +306,7 @@ class BatchedTransformer(nn.Module):
             for layer in range(self.config.layers):
                 last = self.query_row_only(layer)
                 scores, v = self.attention_scores(layer, x, weights=weights, query_only=last)
-                pattern = torch.softmax(scores, KEYS)
+                pattern = self.softmax(scores)
                 _record(record, layer, pattern)
                 x = self.mix(layer, x, pattern, v, weights=weights)
             return self.readout(x)
@@ -343,7 +348,7 @@ class BatchedTransformer(nn.Module):
         scores, v = self.attention_scores(layer, x, clamps, weights, last, context=context)
         context.final_scores[layer] = scores
         scores = clamps.at("scores", layer, scores, context)
-        pattern = clamps.at("pattern", layer, torch.softmax(scores, KEYS), context)
+        pattern = clamps.at("pattern", layer, self.softmax(scores), context)
         _record(record, layer, pattern)
         x = self.mix(layer, x, pattern, v, clamps, weights, context)
         return clamps.at("out", layer, x, context)

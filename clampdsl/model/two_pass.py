@@ -54,7 +54,7 @@ def first_pass(model: BatchedTransformer, e, labels, clamps: ClampState, weights
             values=not last or (layer, "v") in wanted,
             keep=computed,
         )
-        computed.update(scores=scores, pattern=torch.softmax(scores, KEYS))
+        computed.update(scores=scores, pattern=model.softmax(scores))
         for what, value in computed.items():
             if (layer, what) in wanted:
                 records[(layer, what)] = value
