@@ -185,3 +185,34 @@ def test_a_token_plan_round_trips_and_a_few_shot_plan_keeps_its_json():
     assert plan.runs[0].task.tokens.vocab == 11
     few_shot = compile_source("clampdsl 1\nexperiment e:\n    ablate L2.H1\n")
     assert "tokens" not in few_shot.to_json()["runs"][0]["task"]  # its hash is as it was
+
+
+def test_a_phase_rule_on_a_measure_reads_its_strongest_head():
+    from clampdsl.analysis.phase import phase_step, rule_value
+
+    plan = plan_of('experiment e "x"\nmeasure prefix-matching of L2.H*\n' + PHASE)
+    records = [
+        {"step": 0, "prefix-matching L2.H0": 0.1, "prefix-matching L2.H1": 0.2},
+        {"step": 50, "prefix-matching L2.H0": 0.3, "prefix-matching L2.H1": 0.6},
+    ]
+    assert rule_value(records[0], plan.phase) == 0.2
+    assert phase_step(records, plan.phase) == 50
+
+
+PHASE = "phase train.prefix-matching > 0.5\n"
+
+
+def test_the_olsson_spec_trains_and_reports_a_short_run(tmp_path):
+    from conftest import ROOT
+
+    from clampdsl import api
+
+    text = (ROOT / "specs" / "olsson_repeated.clamp").read_text()
+    short = text.replace("steps=2000", "steps=20").replace("every 50 steps", "every 10 steps")
+    (tmp_path / "olsson.clamp").write_text(short)
+    result = api.run(tmp_path / "olsson.clamp", tmp_path / "runs", device="cpu", compile="off")
+    assert [s.name for s in result.summaries] == ["base", "prev_token"]
+    final = {r["run"]: r for r in result.records if r["step"] == 20}
+    assert final["prev_token"]["prev-token-strength L1.H0"] == pytest.approx(1.0)
+    assert 3.5 < final["base"]["train.loss"] < 5.0  # near ln 64 = 4.16 this early
+    assert (result.directory / "report.md").read_text().count("strongest head") == 1

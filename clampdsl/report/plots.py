@@ -9,6 +9,7 @@ from pathlib import Path
 from clampdsl.analysis.phase import phase_step, rule_value
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import write_atomically
+from clampdsl.report.summary import head_metric
 
 
 def plot_all(plan: Plan, records: list[dict], summaries, directory: Path) -> list[Path]:
@@ -99,18 +100,26 @@ def _save(plt, figure, path: Path) -> Path:
     return path
 
 
-def head_metric(plan: Plan) -> str:
-    """The head measure the curves show: the phase rule's where it reads one, else
-    induction strength."""
-    measured = {m.metric for m in plan.measures}
-    return plan.phase.metric if plan.phase.metric in measured else "induction-strength"
+def _second_curve(plan: Plan):
+    """(label, title, value of a record) of the right-hand curves: the strongest measured
+    head beside a rule on the loss; the loss beside a rule on a head measure."""
+    metric = head_metric(plan)
+    if plan.phase.metric == metric:
+        loss = f"{plan.phase.eval_set}.loss"
+        return loss, "Loss during training", lambda record: record.get(loss)
+
+    def strongest(record):
+        return max((v for k, v in record.items() if k.startswith(f"{metric} L")), default=None)
+
+    label = metric.replace("-", " ")
+    return label, f"Strongest measured head ({label})", strongest
 
 
 def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
     plt = _pyplot()
     if plt is None:
         return None
-    strength = head_metric(plan)
+    label, title, second = _second_curve(plan)
     figure, (loss_axis, strength_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
     for run in plan.runs:
         rows = sorted((r for r in records if r["run"] == run.name), key=lambda r: r["step"])
@@ -122,10 +131,7 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
             at = next(r for r in rows if r["step"] == step)
             marked = rule_value(at, plan.phase)
             loss_axis.plot(at["sequences"], marked, "o", color=line.get_color(), markersize=5)
-        strengths = [
-            max((v for k, v in r.items() if k.startswith(f"{strength} L")), default=None)
-            for r in rows
-        ]
+        strengths = [second(r) for r in rows]
         if any(s is not None for s in strengths):
             strength_axis.plot(sequences, strengths, label=run.name)
     loss_axis.axhline(
@@ -141,15 +147,11 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
         ylabel=rule + " (clamps active)",
         title=f"{'Loss' if metric == 'loss' else metric.capitalize()} during training",
     )
-    strength_axis.set(
-        xlabel="sequences seen",
-        ylabel=f"{strength} (clamps active)",
-        title=f"Strongest measured head ({strength})",
-    )
+    strength_axis.set(xlabel="sequences seen", ylabel=f"{label} (clamps active)", title=title)
     loss_axis.legend(fontsize=8)
     if strength_axis.lines:
         strength_axis.legend(fontsize=8)
     else:
-        note = f"no {strength} measured"
+        note = f"no {label} measured"
         strength_axis.text(0.5, 0.5, note, ha="center", transform=strength_axis.transAxes)
     return _save(plt, figure, path)
