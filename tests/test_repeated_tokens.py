@@ -216,3 +216,22 @@ def test_the_olsson_spec_trains_and_reports_a_short_run(tmp_path):
     assert final["prev_token"]["prev-token-strength L1.H0"] == pytest.approx(1.0)
     assert 3.5 < final["base"]["train.loss"] < 5.0  # near ln 64 = 4.16 this early
     assert (result.directory / "report.md").read_text().count("strongest head") == 1
+
+
+def test_runs_whose_repeats_differ_batch_as_one_model_with_their_own_data():
+    body = (
+        'experiment short "x":\n    task repeat_min=3 repeat_max=4\n'
+        'experiment long "y":\n    task repeat_min=5 repeat_max=6 loss=repeat\n'
+        'experiment wide "z":\n    task vocab=12\n'
+    )
+    plan = plan_of(body)
+    assert [group.runs for group in plan.groups] == [("short", "long"), ("wide",)]
+    from clampdsl.train.session import GroupSession
+
+    session = GroupSession(plan, 0)
+    batch = session.stream.at(0)
+    assert batch.tokens.shape == (2, 4, 20)  # [R, B, T]: each run its own sequences
+    rows = (batch.induction >= 0).sum(-1)
+    assert rows[0].max() <= 3 and rows[1].min() >= 4
+    assert session.train_step(0).shape == (2,)
+    assert set(session.evaluate(1)) == {"train.loss", "train.acc"}

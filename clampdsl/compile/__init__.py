@@ -27,6 +27,7 @@ from clampdsl.lang.diagnostics import Diagnostic, Span, SpecError, render
 from clampdsl.lang.grammar import CODE
 from clampdsl.lang.parser import parse
 from clampdsl.lang.source import read_spec
+from clampdsl.tasks import kinds as task_kinds
 
 # Bounds far beyond any spec of this kind, that keep checking one fast: an experiment's
 # clamps are checked against each other, pair by pair.
@@ -238,12 +239,13 @@ def _check_shapes(runs: tuple[Run, ...], errors: Collector) -> None:
 
 def _groups(runs: tuple[Run, ...]) -> tuple[Group, ...]:
     """Runs share one batched model when its shape and their schedule allow: same model,
-    feature and label sizes, steps, batch, learning rate and evals. Tasks (classes, feature
-    statistics, splits) and seeds may differ: such runs get their own data streams."""
+    task kind and what of the task the model's shape depends on (feature and label sizes;
+    vocabulary and length), steps, batch, learning rate and evals. Tasks (classes, feature
+    statistics, splits; repeat lengths, loss positions) and seeds may differ: such runs get
+    their own data streams."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
-        shape = (run.model, run.task.kind, run.task.tokens, run.task.features.dim, run.task.labels)
-        shape += (run.task.context,)
+        shape = (run.model, run.task.kind, *task_kinds.of(run.task).model_shape(run.task))
         timing = attrs.evolve(run.train, seed=0, data_seed=0, eval_seed=0)
         groups.setdefault((shape, timing, run.eval), []).append(run)
     return tuple(

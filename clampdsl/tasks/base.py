@@ -50,6 +50,11 @@ class TaskKind:
         """The config once `task NAME` selects this kind (its own settings at defaults)."""
         raise NotImplementedError
 
+    def model_shape(self, task: TaskConfig) -> tuple:
+        """What of the task the model's shape depends on: runs whose tasks differ in nothing
+        else batch as one model, each with its own data stream."""
+        raise NotImplementedError
+
     def brief(self, task: TaskConfig) -> str:
         """What tells a run's task from its group's others, in a few words (`clampdsl plan`)."""
         raise NotImplementedError

@@ -30,6 +30,9 @@ class FewShot(TaskKind):
     def selected(self, task):
         return attrs.evolve(task, kind=self.name, tokens=None)
 
+    def model_shape(self, task):
+        return (task.features.dim, task.labels, task.context)
+
     def brief(self, task):
         return f"{task.classes} classes"
 

@@ -31,6 +31,9 @@ class RepeatedTokens(TaskKind):
     def selected(self, task):
         return attrs.evolve(task, kind=self.name, tokens=task.tokens or TokensConfig())
 
+    def model_shape(self, task):
+        return (task.tokens.vocab, task.tokens.length)
+
     def brief(self, task):
         tokens = task.tokens
         return f"{tokens.length} tokens, repeats {tokens.repeat_min}-{tokens.repeat_max}"
