@@ -110,10 +110,10 @@ def test_the_token_model_computes_a_plain_forward_at_every_position():
     task = task_kinds.of(run.task).sampler(run.task)
     model = task.model(run.model, [5, 6])
     batch = task.sample(3, torch.Generator().manual_seed(0))
-    logits = model(batch.tokens, batch.targets)  # [R, B, T, V]
+    logits = model(*batch.model_inputs())  # [R, B, T, V]
     assert logits.shape == (2, 3, 20, 11)
     with torch.no_grad():  # the eval path: projections rotated once per position
-        prepared = model(batch.tokens, batch.targets, prepared=model.prepare_for(batch))
+        prepared = model(*batch.model_inputs(), prepared=model.prepare_for(batch))
     for r in range(2):
         for b in range(3):
             expected = reference_logits(model.weights, r, batch.tokens[b], 2, 2)
@@ -123,7 +123,7 @@ def test_the_token_model_computes_a_plain_forward_at_every_position():
     losses = torch.nn.functional.cross_entropy(
         logits[0, :, :-1].reshape(-1, 11), batch.tokens[:, 1:].reshape(-1)
     )
-    torch.testing.assert_close(model.losses(logits, batch.targets)[0], losses)
+    torch.testing.assert_close(model.losses(logits, batch.supervision)[0], losses)
 
 
 def test_prefix_matching_reads_attention_on_the_induction_targets():
@@ -145,11 +145,11 @@ def test_prefix_matching_reads_attention_on_the_induction_targets():
 
 
 def test_a_clamp_or_measure_that_reads_labels_is_a_compile_error_at_it():
-    body = "experiment e:\n    clamp L2.H1 to induction\n    restrict L2.H0 to labels\n"
+    body = "experiment e:\n    clamp L2.H1 to match\n    restrict L2.H0 to labels\n"
     with pytest.raises(SpecError) as error:
         plan_of(body + "measure induction-strength of L2.H*\n")
     text = str(error.value)
-    assert "tokens.clamp:7:5: error: induction reads label tokens" in text
+    assert "tokens.clamp:7:5: error: match reads label tokens" in text
     assert "tokens.clamp:8:5: error: restrict reads label tokens" in text
     assert "tokens.clamp:9:9: error: induction-strength reads label tokens" in text
 
@@ -235,3 +235,23 @@ def test_runs_whose_repeats_differ_batch_as_one_model_with_their_own_data():
     assert rows[0].max() <= 3 and rows[1].min() >= 4
     assert session.train_step(0).shape == (2,)
     assert set(session.evaluate(1)) == {"train.loss", "train.acc"}
+
+
+def test_an_induction_clamp_puts_its_strength_on_each_rows_induction_target():
+    from clampdsl.train.session import GroupSession
+
+    body = (
+        "experiment e:\n    clamp L2.H1 to induction strength 0.7\n"
+        "measure prefix-matching of L2.H*\n"
+    )
+    session = GroupSession(plan_of(body), 0)
+    results = session.evaluate(0)
+    assert results["prefix-matching L2.H1"].item() == pytest.approx(0.7)
+    assert results["prefix-matching L2.H0"].item() < 0.3
+    record = {}
+    batch = session.eval_sets["train"]
+    session.model(*batch.model_inputs(), session.clamps, record)
+    pattern = record[1][0, :, 1]  # [B, N, N] of L2.H1
+    rows = batch.induction < 0
+    assert torch.allclose(pattern.sum(-1), torch.ones(())) and not pattern[rows].eq(0.7).any()
+    session.train_step(0)  # trains through the clamp

@@ -2,8 +2,10 @@
 clamp sites and RoPE as model/transformer.py, with a token embedding in, a readout at
 every position out, and every layer computed at every row (the loss reads them all).
 
-Tokens are [(R,) B, T] and targets [(R,) B, T], the next token where the loss scores it
-and -1 elsewhere; logits are [R, B, T, V].
+Tokens are [(R,) B, T]; what the model reads besides them, `supervision` [(R,) B, T, 2],
+holds each position's target (the next token where the loss scores it, -1 elsewhere) and
+its induction target (a key position, -1 for none: what `clamp … to induction` sets);
+logits are [R, B, T, V].
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from clampdsl.compile.plan import ModelConfig
+from clampdsl.model.clamps import ClampState
+from clampdsl.model.context import Context
 from clampdsl.model.transformer import BatchedTransformer
 
 UNSCORED = -1  # a target the loss skips
@@ -47,6 +51,18 @@ class TokenTransformer(BatchedTransformer):
 
     def query_row_only(self, layer: int) -> bool:
         return False
+
+    @staticmethod
+    def with_run_dim(tokens: torch.Tensor, supervision: torch.Tensor):
+        if tokens.dim() == 2:  # shared by the runs
+            return tokens[None], supervision[None]
+        return tokens, supervision
+
+    @staticmethod
+    def context_of(supervision: torch.Tensor, e: torch.Tensor, clamps: ClampState) -> Context:
+        context = Context(supervision[..., 0], e, {}, clamps.reads_first_pass)
+        context.induction_targets = supervision[..., 1]
+        return context
 
     # Sequences of tens of tokens: the products are batched GEMMs over (R, H, B), with the
     # scores and patterns kept key-innermost in memory ([R, H, B, Nq, N], handed out as
@@ -93,13 +109,15 @@ class TokenTransformer(BatchedTransformer):
         logits = torch.matmul(normed.view(r, t * b, c), w["unembed_w"]) + w["unembed_b"][:, None]
         return logits.view(r, t, b, -1).transpose(1, 2)
 
-    def losses(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def losses(self, logits: torch.Tensor, supervision: torch.Tensor) -> torch.Tensor:
         """[R]: each sequence's mean cross-entropy over its scored positions, averaged."""
+        targets = supervision[..., 0]
         return per_sequence(token_losses(logits, targets), targets).mean(-1)
 
-    def eval_sums(self, logits: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
+    def eval_sums(self, logits: torch.Tensor, supervision: torch.Tensor) -> list[torch.Tensor]:
         """Sums over the sequences of each one's mean loss and share of correct next tokens
         at its scored positions: [R] each."""
+        targets = supervision[..., 0]
         correct = (logits.argmax(-1) == targets).float()
         return [
             per_sequence(token_losses(logits, targets), targets).sum(-1),

@@ -300,7 +300,7 @@ class BatchedTransformer(nn.Module):
         index (see `embed`); `prepared`, what `prepare_evals` computed for it."""
         weights = self.weights if prepared is None else dict(self.weights.items()) | prepared
         e = self.embed(features, labels, items, weights)
-        _, labels = per_run(features, labels)  # [1 or R, B, K]
+        _, labels = self.with_run_dim(features, labels)  # [1 or R, B, K]
         if clamps is None:
             x = e
             for layer in range(self.config.layers):
@@ -310,7 +310,7 @@ class BatchedTransformer(nn.Module):
                 _record(record, layer, pattern)
                 x = self.mix(layer, x, pattern, v, weights=weights)
             return self.readout(x)
-        context = Context(labels, e, {}, clamps.reads_first_pass)
+        context = self.context_of(labels, e, clamps)
         context.inputs = partial(raw_inputs, features, items)
         e = context.embedding = clamps.at("embed", None, e, context)
         schedule = clamps.schedule
@@ -332,6 +332,16 @@ class BatchedTransformer(nn.Module):
             else:
                 x = self._clamped_layer(layer, x, clamps, context, record, weights)
         return clamps.at("logits", None, self.readout(x), context)
+
+    @staticmethod
+    def with_run_dim(features: torch.Tensor, labels: torch.Tensor):
+        """The data with its leading run dimension D (`per_run`)."""
+        return per_run(features, labels)
+
+    @staticmethod
+    def context_of(labels: torch.Tensor, e: torch.Tensor, clamps: ClampState) -> Context:
+        """The final pass's context: labels [D, B, K], the embedding e."""
+        return Context(labels, e, {}, clamps.reads_first_pass)
 
     def is_last(self, layer: int) -> bool:
         return layer == self.config.layers - 1

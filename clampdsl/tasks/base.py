@@ -11,7 +11,9 @@ Roles:
   the query's answer among them (`at labels`, induction and match on labels, `restrict …
   to labels`, copy-scores, shifted-embedding, induction-strength);
 * `repeats`: some positions repeat an earlier token, and each such row's induction target,
-  the token after that earlier copy, is known (prefix-matching).
+  the token after that earlier copy, is known (prefix-matching);
+* `induction-targets`: where an induction head would attend, for `clamp … to induction`:
+  the few-shot query's matching labels, or each repeated token's induction target.
 
 The sampler (the class `data` names) draws training batches from a generator (the stream
 seeds one per chunk of steps, so a batch is a function of its step) and fixed eval sets.
@@ -33,6 +35,7 @@ ROLE_NOUNS = {
     "previous": "a previous token at each position",
     "labels": "label tokens",
     "repeats": "repeated tokens with known induction targets",
+    "induction-targets": "induction targets",
 }
 
 

@@ -42,11 +42,16 @@ class TokenBatch:
         """What `prepare_for` computes from: the sequence length only."""
         return ("tokens", self.tokens.shape[-1])
 
+    @property
+    def supervision(self) -> torch.Tensor:
+        """[B, T, 2]: each position's target and induction target (model/tokens.py)."""
+        return torch.stack([self.targets, self.induction], -1)
+
     def model_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.tokens, self.targets
+        return self.tokens, self.supervision
 
     def eval_inputs(self) -> tuple[torch.Tensor, torch.Tensor, None]:
-        return self.tokens, self.targets, None
+        return self.tokens, self.supervision, None
 
     def to(self, device) -> TokenBatch:
         return TokenBatch(*(t.to(device) for t in attrs.astuple(self, recurse=False)))

@@ -14,7 +14,7 @@ MAX_CONTEXT = 30  # items before the query: 2K+1 tokens, within the model's 64 p
 
 class FewShot(TaskKind):
     name = "fewshot"
-    roles = frozenset({"previous", "labels"})
+    roles = frozenset({"previous", "labels", "induction-targets"})
     eval_sets = ("train", "relabel", "new-classes")
     keys = {
         "classes": Key("int", low=2, high=SIZE),

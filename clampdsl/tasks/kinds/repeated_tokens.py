@@ -16,7 +16,7 @@ MAX_LENGTH = 512  # positions the model's rotary tables are built for
 
 class RepeatedTokens(TaskKind):
     name = "repeated-tokens"
-    roles = frozenset({"previous", "repeats"})
+    roles = frozenset({"previous", "repeats", "induction-targets"})
     eval_sets = ("train",)
     keys = {
         "vocab": Key("int", low=2, high=65_536, field="tokens.vocab"),
