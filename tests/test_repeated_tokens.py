@@ -255,3 +255,24 @@ def test_an_induction_clamp_puts_its_strength_on_each_rows_induction_target():
     rows = batch.induction < 0
     assert torch.allclose(pattern.sum(-1), torch.ones(())) and not pattern[rows].eq(0.7).any()
     session.train_step(0)  # trains through the clamp
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "forbid L1.H* attending prev-token",
+        "ablate L2.H1 keeping patterns",
+        "ablate L1.H0 keeping values",
+        "scale L2.H0 temperature 2",
+        "clamp L1.H1 to uniform",
+        "freeze L1.H* from step 1",
+        "clamp embed to zero",
+        "clamp L1.H0 to mean",
+    ],
+)
+def test_the_clamps_that_need_no_labels_train_and_evaluate_a_token_model(statement):
+    from clampdsl.train.session import GroupSession
+
+    session = GroupSession(plan_of(f"experiment e:\n    {statement}\n"), 0)
+    assert torch.isfinite(session.train_step(0)).all()
+    assert torch.isfinite(session.evaluate(1)["train.loss"]).all()
