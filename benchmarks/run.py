@@ -36,6 +36,15 @@ eval every {every} steps on train, relabel, new-classes
 measure induction-strength of L2.H*
 measure prev-token-strength of L1.H*
 """
+# Olsson et al.'s repeated random tokens (specs/olsson_repeated.clamp's model and task)
+TOKENS_HEADER = """clampdsl 1
+model attention-only layers=2 heads=4 d_model=64
+task repeated-tokens vocab=64 length=64 repeat_min=16 repeat_max=32
+train steps={steps} batch=32 lr=1e-3
+eval every {every} steps on train size=200
+measure prefix-matching of L2.H*
+measure prev-token-strength of L1.H*
+"""
 OTHERS = "L2.H* except H3"
 DONOR = "donor"  # the saved run grafts take, written beside the spec (`with_donor`)
 THREE_SUBCIRCUITS = [
@@ -68,15 +77,18 @@ CONFIGS: dict[str, list[str | None]] = {
     "group of 6 (three subcircuits)": THREE_SUBCIRCUITS,
     "group of 32": [None] * 32,
     "group of 64": [None] * 64,
+    "repeated tokens": [None],
+    "repeated tokens, group of 2 (olsson_repeated)": [None, "clamp L1.H0 to prev-token"],
 }
+HEADERS = {name: TOKENS_HEADER for name in CONFIGS if name.startswith("repeated tokens")}
 # The GPU targets' group (≥ 200,000 run-steps/s on one H100): measured by default on a GPU,
 # on a CPU only when asked for with --only.
 GPU_ONLY = ("group of 64",)
 MAIN_SPEC_EVERY = 100  # the eval cadence of specs/three_subcircuits.clamp
 
 
-def spec_for(bodies: list[str | None], steps: int) -> str:
-    text = HEADER.format(steps=steps, every=MAIN_SPEC_EVERY)
+def spec_for(bodies: list[str | None], steps: int, header: str = HEADER) -> str:
+    text = header.format(steps=steps, every=MAIN_SPEC_EVERY)
     for index, body in enumerate(bodies):
         text += f"experiment e{index}" + (f":\n    {body}\n" if body else "\n")
     return text
@@ -95,7 +107,9 @@ def measure(name: str, device: str, compile_choice: str, repeats: int, steps: in
     bodies = CONFIGS[name]
     # A long schedule, so that compile="auto" behaves as it would for a real run.
     folder = with_donor(spec_for([None], steps=100_000))
-    plan = compile_source(spec_for(bodies, steps=100_000), str(folder / f"{name}.clamp"))
+    header = HEADERS.get(name, HEADER)
+    spec = spec_for(bodies, steps=100_000, header=header)
+    plan = compile_source(spec, str(folder / f"{name}.clamp"))
     accel.enable()  # as `clampdsl run` does
     session = GroupSession(plan, 0, device, compile_choice)
     synchronize = torch.cuda.synchronize if session.device.type == "cuda" else (lambda: None)

@@ -39,3 +39,11 @@ def test_window_words_are_offered_where_a_window_may_go(line, expected):
 
 def test_a_clamps_own_to_is_not_a_windows():
     assert "prev-token" in labels("    clamp L1.H2 to ")
+
+
+def test_a_task_line_that_names_its_kind_offers_that_kinds_settings():
+    text = "clampdsl 1\ntask repeated-tokens "
+    items = complete(text, str(ROOT / "specs" / "x.clamp"), 1, len("task repeated-tokens ")).items
+    offered = {item.label: item.detail for item in items}
+    assert {"vocab", "length", "repeat_min", "repeat_max", "loss"} <= set(offered)
+    assert "classes" not in offered and "default 64" in offered["vocab"]

@@ -195,7 +195,7 @@ def test_measures_read_attention_with_clamps_active():
     probe = {"train": task.sample(32, torch.Generator().manual_seed(0))}
     sums = partial(chunk_sums, model, plan.measures), partial(chunk_sums, model, ())
     clamps = clamp_state([run])
-    results = evaluate(sums, model.prepare_evals, clamps, probe, plan.measures)
+    results = evaluate(sums, model.prepare_for, clamps, probe, plan.measures)
     # The paper's induction strength of a clamped head is 2s - 1.
     assert results["induction-strength L2.H0"].item() == pytest.approx(0.4)
     assert abs(results["induction-strength L2.H1"].item()) < 0.2
@@ -217,10 +217,10 @@ def test_evals_in_chunks_give_what_one_forward_gives(monkeypatch):
         partial(module.chunk_sums, model, plan.measures),
         partial(module.chunk_sums, model, ()),
     )
-    whole = module.evaluate(sums, model.prepare_evals, clamps, sets, plan.measures)
+    whole = module.evaluate(sums, model.prepare_for, clamps, sets, plan.measures)
     monkeypatch.setattr(resources, "RUN_SEQUENCES_PER_FORWARD", 32)  # 13, 13, 13, 12 sequences
     monkeypatch.setattr(resources, "MIN_SEQUENCES_PER_FORWARD", 1)
-    chunked = module.evaluate(sums, model.prepare_evals, clamps, sets, plan.measures)
+    chunked = module.evaluate(sums, model.prepare_for, clamps, sets, plan.measures)
     assert whole.keys() == chunked.keys() and any(k.startswith("induction") for k in whole)
     for key, value in whole.items():
         torch.testing.assert_close(chunked[key], value, atol=1e-5, rtol=1e-5)

@@ -18,12 +18,23 @@ PLATEAU_EXIT = 0.9 * math.log(2)  # leaving the "random label from context" plat
 
 def phase_step(records: list[dict], rule: PhaseRule) -> int | None:
     """The first eval step whose value satisfies the rule, or None if none does."""
-    key, compare = f"{rule.eval_set}.{rule.metric}", OPERATORS[rule.op]
+    compare = OPERATORS[rule.op]
     for record in sorted(records, key=lambda r: r["step"]):
-        value = record.get(key)
+        value = rule_value(record, rule)
         if value is not None and math.isfinite(value) and compare(value, rule.threshold):
             return record["step"]
     return None
+
+
+def rule_value(record: dict, rule: PhaseRule) -> float | None:
+    """What the rule compares in an eval record: the set's loss or accuracy, or a measured
+    metric's highest value over the heads measured (`prefix-matching L2.H0`, …: measures
+    are read on the first eval set, the only one a rule on them may name)."""
+    key = f"{rule.eval_set}.{rule.metric}"
+    if key in record:
+        return record[key]
+    heads = [v for k, v in record.items() if k.startswith(f"{rule.metric} L")]
+    return max(heads, default=None)
 
 
 def plateau_exit_step(records: list[dict], eval_set: str = "train") -> int | None:

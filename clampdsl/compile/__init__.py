@@ -27,6 +27,7 @@ from clampdsl.lang.diagnostics import Diagnostic, Span, SpecError, render
 from clampdsl.lang.grammar import CODE
 from clampdsl.lang.parser import parse
 from clampdsl.lang.source import read_spec
+from clampdsl.tasks import kinds as task_kinds
 
 # Bounds far beyond any spec of this kind, that keep checking one fast: an experiment's
 # clamps are checked against each other, pair by pair.
@@ -77,8 +78,8 @@ def compile_with_warnings(text: str, file: str = "<string>") -> tuple[Plan, list
     _check_run_count(runs, spec, errors)
     _check_names(spec, errors)
     _check_shapes(runs, errors)
-    measures = toplevel.lower_measures(spec, base.model, lets, errors)
-    phase = toplevel.lower_phase(spec, evaluated.eval.sets, text_of, errors, lets)
+    measures = toplevel.lower_measures(spec, base.model, base.task, lets, errors)
+    phase = toplevel.lower_phase(spec, evaluated.eval.sets, text_of, errors, lets, measures)
     reports = toplevel.lower_reports(spec, declared, errors)
 
     order = {name: index for index, name in enumerate(sources)}  # the top file's first
@@ -238,11 +239,13 @@ def _check_shapes(runs: tuple[Run, ...], errors: Collector) -> None:
 
 def _groups(runs: tuple[Run, ...]) -> tuple[Group, ...]:
     """Runs share one batched model when its shape and their schedule allow: same model,
-    feature and label sizes, steps, batch, learning rate and evals. Tasks (classes, feature
-    statistics, splits) and seeds may differ: such runs get their own data streams."""
+    task kind and what of the task the model's shape depends on (feature and label sizes;
+    vocabulary and length), steps, batch, learning rate and evals. Tasks (classes, feature
+    statistics, splits; repeat lengths, loss positions) and seeds may differ: such runs get
+    their own data streams."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
-        shape = (run.model, run.task.features.dim, run.task.labels, run.task.context)
+        shape = (run.model, run.task.kind, *task_kinds.of(run.task).model_shape(run.task))
         timing = attrs.evolve(run.train, seed=0, data_seed=0, eval_seed=0)
         groups.setdefault((shape, timing, run.eval), []).append(run)
     return tuple(

@@ -14,11 +14,12 @@ import attrs
 from clampdsl import kinds
 from clampdsl.compile import donors, numbers, selectors
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import HeadRef, Intervention, Window
+from clampdsl.compile.plan import HeadRef, Intervention, TaskConfig, Window
 from clampdsl.compile.selectors import Sites
 from clampdsl.compile.settings import Settings, steps_of
 from clampdsl.kinds import Kind
 from clampdsl.lang import ast
+from clampdsl.tasks import kinds as task_kinds
 
 DURING = ("train", "eval", "both")  # `during …`: when a clamp acts
 
@@ -47,6 +48,8 @@ def lower_statement(
     if site is None or params is None:
         return []
     items = _interventions(kind, sites, site, params, window, source, text, statement.span)
+    if not _task_has_roles(kind, items[0], settings.task, errors):
+        return []
     if kind.takes_donor:
         lent = donors.lend(kind, items[0], args, settings, folder, errors)
         if lent is None:
@@ -54,6 +57,11 @@ def lower_statement(
         donor, brought = lent
         items = [attrs.evolve(item, donor=donor) for item in items] + brought
     return items + _companions(kind, items, model)
+
+
+def _task_has_roles(kind: Kind, item: Intervention, task: TaskConfig, errors) -> bool:
+    """Whether the task declares the roles the clamp reads; an error at it if not."""
+    return task_kinds.has_roles(task, kind.reads_roles(item), kind.describe(), item.span, errors)
 
 
 def _kind_of(statement, model, lets, errors) -> tuple[Kind, ast.Arguments, HeadRef | None] | None:

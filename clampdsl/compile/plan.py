@@ -46,7 +46,24 @@ class FeatureConfig:
 
 
 @attrs.frozen
+class TokensConfig:
+    """Random tokens with one segment repeated later in the sequence (`task
+    repeated-tokens`): `vocab` tokens, sequences of `length`, segments of repeat_min to
+    repeat_max tokens; the loss scores every position's next token (`all`) or only those
+    inside the segment's second copy (`repeat`)."""
+
+    vocab: int = 64
+    length: int = 64
+    repeat_min: int = 16
+    repeat_max: int = 32
+    loss: str = "all"
+
+
+@attrs.frozen
 class TaskConfig:
+    """The task kind (clampdsl/tasks/kinds) and its settings: the few-shot task's at the top
+    level, a token task's under `tokens` (None for the few-shot task)."""
+
     kind: str = "fewshot"
     classes: int = 50
     new_classes: int = 100
@@ -55,6 +72,7 @@ class TaskConfig:
     pair_split: float = 0.8
     seed: int = 0
     features: FeatureConfig = FeatureConfig()
+    tokens: TokensConfig | None = None
 
 
 @attrs.frozen
@@ -321,7 +339,7 @@ class Plan:
         return next(r for r in self.runs if r.name == name)
 
     def to_json(self) -> dict:
-        return attrs.asdict(self)
+        return attrs.asdict(self, filter=_present)
 
     @classmethod
     def from_json(cls, data: dict) -> Plan:
@@ -335,18 +353,18 @@ class Plan:
 
 
 POSITIONAL_KEYS = frozenset({"span", "text", "file", "description", "warnings"})
-# Fields added since plan hashes were first kept, left out of the hash while at their
-# default: a spec that does not use them keeps its run directory.
-LATER_DEFAULTS = {"near_every": None}
+# Fields added after plans were first written, left out of the JSON (and so of the hash)
+# while unset (None): a plan that does not use them reads, and hashes, as it did.
+ABSENT_WHEN_NONE = frozenset({"tokens", "near_every"})
+
+
+def _present(field: attrs.Attribute, value: Any) -> bool:
+    return not (field.name in ABSENT_WHEN_NONE and value is None)
 
 
 def _strip_positions(data: Any) -> Any:
     if isinstance(data, dict):
-        return {
-            k: _strip_positions(v)
-            for k, v in data.items()
-            if k not in POSITIONAL_KEYS and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])
-        }
+        return {k: _strip_positions(v) for k, v in data.items() if k not in POSITIONAL_KEYS}
     if isinstance(data, (list, tuple)):
         return [_strip_positions(v) for v in data]
     return data

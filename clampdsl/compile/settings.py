@@ -6,11 +6,10 @@ one loop checks every setting and can say what the section accepts.
 
 from __future__ import annotations
 
-import math
-
 import attrs
 
 from clampdsl.compile.errors import Collector
+from clampdsl.compile.keys import SEED, SIZE, Key
 from clampdsl.compile.plan import (
     EvalConfig,
     FeatureConfig,
@@ -19,23 +18,9 @@ from clampdsl.compile.plan import (
     TrainConfig,
 )
 from clampdsl.lang import ast
-
-
-@attrs.frozen
-class Key:
-    kind: str  # "int" | "float" | "choice" | "features"
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-    field: str | None = None  # config attribute, when it differs from the key
-
+from clampdsl.tasks import kinds as task_kinds
 
 POSITIVE_INT = Key("int", low=1)
-MAX_CONTEXT = 30  # items before the query: 2K+1 tokens, within the model's 64 positions
-# Bounds far beyond any experiment of this kind, so that a number a spec gets wrong by
-# orders of magnitude is refused here rather than when the trainer allocates it.
-SEED = Key("int", low=0, high=2**32 - 1)
-SIZE = 100_000
 SECTIONS: dict[str, dict[str, Key]] = {
     "model": {
         "layers": Key("int", low=1, high=64),
@@ -44,14 +29,9 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "pos": Key("choice", choices=("rope",)),
         "norm": Key("choice", choices=("pre",)),
     },
+    # every task kind's settings; apply_setting accepts those of the kind selected
     "task": {
-        "classes": Key("int", low=2, high=SIZE),
-        "new_classes": Key("int", low=2, high=SIZE),
-        "labels": Key("int", low=2, high=SIZE),
-        "context": Key("int", low=2, high=MAX_CONTEXT),
-        "pair_split": Key("float", low=0.0, high=1.0),
-        "seed": SEED,
-        "features": Key("features"),
+        key: value for kind in task_kinds.by_name().values() for key, value in kind.keys.items()
     },
     "train": {
         "steps": Key("int", low=1, high=100_000_000),
@@ -74,8 +54,10 @@ FEATURE_KEYS: dict[str, Key] = {
     "scale": Key("float", low=0.0),
     "noise": Key("float", low=0.0, field="exemplar_noise"),
 }
-FLAGS = {"model": {"attention-only"}, "task": {"fewshot"}, "train": set()}
-EVAL_SETS = ("train", "relabel", "new-classes")
+FLAGS = {"model": {"attention-only"}, "task": set(task_kinds.by_name()), "train": set()}
+EVAL_SETS = tuple(
+    dict.fromkeys(s for kind in task_kinds.by_name().values() for s in kind.eval_sets)
+)
 
 
 def check_model(model: ModelConfig, span, errors: Collector) -> None:
@@ -97,23 +79,7 @@ def check_model(model: ModelConfig, span, errors: Collector) -> None:
 
 
 def check_task(task: TaskConfig, span, errors: Collector) -> None:
-    """What the task's numbers must satisfy together: each sequence takes `context`
-    distinct classes and labels, and the label sets split into training and held-out."""
-    k = task.context
-    for count, what in ((task.classes, "classes"), (task.new_classes, "new_classes")):
-        if count < k:
-            errors.error(
-                f"task {what}={count} is fewer than context={k}: a sequence shows "
-                f"{k} distinct classes",
-                span,
-            )
-    if math.comb(task.labels, k) < 2:
-        errors.error(
-            f"task labels={task.labels} gives fewer than 2 sets of context={k} labels: "
-            "nothing to hold out for the relabel set",
-            span,
-            hint=f"use labels={k + 1} or more",
-        )
+    task_kinds.of(task).check(task, span, errors)
 
 
 @attrs.frozen
@@ -129,16 +95,58 @@ def apply_setting(settings: Settings, line: ast.Setting, errors: Collector) -> S
     for flag in line.flags:
         if flag.value not in FLAGS[section]:
             errors.unknown(f"{section} kind", flag.value, flag.span, FLAGS[section] or {"(none)"})
+        elif section == "task":
+            settings = _select_task(settings, flag.value)
     config = getattr(settings, section)
-    updates = _options(SECTIONS[section], line.options, section, errors)
-    return attrs.evolve(settings, **{section: attrs.evolve(config, **updates)})
+    keys, options = SECTIONS[section], line.options
+    if section == "task":
+        keys, options = task_kinds.of(config).keys, _own_options(config, options, errors)
+    updates = _options(keys, options, section, errors)
+    return attrs.evolve(settings, **{section: _updated(config, updates)})
+
+
+def _select_task(settings: Settings, name: str) -> Settings:
+    """`task NAME`: the kind's config, and its eval sets where the ones set are not its."""
+    kind = task_kinds.by_name()[name]
+    evals = settings.eval
+    if not set(evals.sets) <= set(kind.eval_sets):
+        evals = attrs.evolve(evals, sets=kind.eval_sets)
+    return attrs.evolve(settings, task=kind.selected(settings.task), eval=evals)
+
+
+def _own_options(task: TaskConfig, options, errors: Collector) -> list:
+    """The options but those of another task kind than the one selected, each an error."""
+    kind, own = task_kinds.of(task), []
+    for option in options:
+        name = option.key.value
+        if name in kind.keys or name not in SECTIONS["task"]:
+            own.append(option)
+        else:
+            owners = [k.name for k in task_kinds.by_name().values() if name in k.keys]
+            errors.error(
+                f"{name} is a setting of task {' and '.join(owners)}, not of task {kind.name}",
+                option.key.span,
+                hint=f"task {kind.name} takes {', '.join(kind.keys)}",
+            )
+    return own
+
+
+def _updated(config, updates: dict):
+    """`config` with `updates`, whose dotted fields (`tokens.vocab`) set a nested config."""
+    nested: dict[str, dict] = {}
+    for field in [f for f in updates if "." in f]:
+        outer, inner = field.split(".", 1)
+        nested.setdefault(outer, {})[inner] = updates.pop(field)
+    for outer, inner in nested.items():
+        updates[outer] = attrs.evolve(getattr(config, outer), **inner)
+    return attrs.evolve(config, **updates)
 
 
 def apply_eval(settings: Settings, line: ast.EvalStmt, errors: Collector) -> Settings:
-    sets = []
+    sets, known = [], task_kinds.of(settings.task).eval_sets
     for name in line.sets:
-        if name.value not in EVAL_SETS:
-            errors.unknown("eval set", name.value, name.span, EVAL_SETS)
+        if name.value not in known:
+            errors.unknown("eval set", name.value, name.span, known)
         elif name.value in sets:
             errors.error(f"eval set {name.value!r} is listed twice", name.span)
         else:

@@ -10,13 +10,19 @@ import attrs
 
 from clampdsl.compile import numbers, selectors
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import Measure, ModelConfig, PhaseRule
+from clampdsl.compile.plan import Measure, ModelConfig, PhaseRule, TaskConfig
 from clampdsl.compile.settings import EVAL_SETS
 from clampdsl.lang import ast
+from clampdsl.tasks import kinds as task_kinds
 
 LANGUAGE_VERSION = 1
-METRICS = ("induction-strength", "prev-token-strength")
-PHASE_METRICS = ("loss", "acc")
+# Measures of heads, by the task roles they read (clampdsl/tasks/base.py)
+METRICS = {
+    "induction-strength": ("labels",),
+    "prev-token-strength": ("previous",),
+    "prefix-matching": ("repeats",),
+}
+PHASE_METRICS = ("loss", "acc")  # and any metric the spec measures
 CONSTANTS = {"ln2": math.log(2)}
 REPORTS = ("subcircuits", "phase", "curves")
 DEFAULT_PHASE = PhaseRule("train", "loss", "<", 0.4 * math.log(2), "train.loss < 0.4 * ln2", None)
@@ -71,11 +77,14 @@ def _names_a_later_let(let: ast.Let, earlier: dict[str, ast.Let]) -> bool:
     )
 
 
-def lower_measures(spec: ast.Spec, model: ModelConfig, lets, errors: Collector):
+def lower_measures(spec: ast.Spec, model: ModelConfig, task: TaskConfig, lets, errors: Collector):
     measures = []
     for stmt in _of_type(spec, ast.Measure):
-        if stmt.metric.value not in METRICS:
-            errors.unknown("measure", stmt.metric.value, stmt.metric.span, METRICS)
+        metric = stmt.metric.value
+        if metric not in METRICS:
+            errors.unknown("measure", metric, stmt.metric.span, METRICS)
+            continue
+        if not task_kinds.has_roles(task, METRICS[metric], metric, stmt.metric.span, errors):
             continue
         sites = selectors.resolve(stmt.selector, model, lets, errors)
         if sites is None:
@@ -87,7 +96,8 @@ def lower_measures(spec: ast.Spec, model: ModelConfig, lets, errors: Collector):
             )
             continue
         last = model.layers - 1
-        if stmt.metric.value == "prev-token-strength" and last in sites.layers:
+        every_row = task_kinds.of(task).every_position
+        if metric == "prev-token-strength" and last in sites.layers and not every_row:
             errors.error(
                 f"prev-token-strength reads every row of a layer's attention, and L{last + 1} "
                 "is computed at the query position only (the only one the loss reads)",
@@ -103,9 +113,12 @@ def lower_measures(spec: ast.Spec, model: ModelConfig, lets, errors: Collector):
     return tuple(measures)
 
 
-def lower_phase(spec: ast.Spec, eval_sets: tuple[str, ...], text_of, errors: Collector, lets=None):
+def lower_phase(
+    spec: ast.Spec, eval_sets: tuple[str, ...], text_of, errors: Collector, lets=None, measures=()
+):
     """The phase rule; its factors' numeric lets were read as numbers already
-    (compile/numbers.py): a name left is a constant, or an error here."""
+    (compile/numbers.py): a name left is a constant, or an error here. Its metric is the
+    loss, the accuracy, or a metric of `measures` (the highest over the heads measured)."""
     lets = lets or {}
     statements = list(_of_type(spec, ast.PhaseStmt))
     for extra in statements[1:]:
@@ -123,8 +136,7 @@ def lower_phase(spec: ast.Spec, eval_sets: tuple[str, ...], text_of, errors: Col
             stmt.eval_set.span,
             hint=f"add it to `eval every … on {', '.join(eval_sets)}`",
         )
-    if stmt.metric.value not in PHASE_METRICS:
-        errors.unknown("metric", stmt.metric.value, stmt.metric.span, PHASE_METRICS)
+    _check_phase_metric(stmt, eval_sets, measures, errors)
     threshold = 1.0
     for factor in stmt.factors:
         if isinstance(factor, ast.Number):
@@ -144,6 +156,28 @@ def lower_phase(spec: ast.Spec, eval_sets: tuple[str, ...], text_of, errors: Col
         text_of(stmt.span).removeprefix("phase").strip(),
         stmt.span,
     )
+
+
+def _check_phase_metric(stmt: ast.PhaseStmt, eval_sets, measures, errors: Collector) -> None:
+    """A loss or accuracy of any eval set, or a measured metric of the first (where
+    measures are read, train/evaluate.py)."""
+    metric, measured = stmt.metric.value, {m.metric: m for m in measures}
+    if metric in PHASE_METRICS:
+        return
+    if metric in METRICS and metric not in measured:
+        errors.error(
+            f"the phase rule reads {metric}, which the spec does not measure",
+            stmt.metric.span,
+            hint=f"add `measure {metric} of L2.H*` (or the heads it reads)",
+        )
+    elif metric not in METRICS:
+        errors.unknown("metric", metric, stmt.metric.span, [*PHASE_METRICS, *measured])
+    elif eval_sets and stmt.eval_set.value != eval_sets[0]:
+        errors.error(
+            f"{metric} is measured on {eval_sets[0]!r}, the first eval set, only",
+            stmt.eval_set.span,
+            hint=f"phase {eval_sets[0]}.{metric} …",
+        )
 
 
 def lower_reports(spec: ast.Spec, declared, errors: Collector) -> tuple[str, ...]:

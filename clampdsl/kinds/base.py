@@ -79,6 +79,7 @@ class Kind:
     detachable: bool = False  # takes `detached`: no gradient through what it reads
     takes_donor: bool = False  # takes `from "RUN_DIR"` and `at step N` (compile/donors.py)
     one_per_layer: bool = True  # one intervention per layer its selector names
+    roles: tuple[str, ...] = ()  # the task roles it reads (clampdsl/tasks/base.py)
     example: str = ""  # a statement of this kind, for hints
 
     def describe(self) -> str:
@@ -119,6 +120,12 @@ class Kind:
         if not expect_words(self, self.form, words, span, errors):
             return None
         return {"detached": 1.0} if detached else {}
+
+    def reads_roles(self, item: Intervention) -> tuple[str, ...]:
+        """The task roles it needs: its own, and each row set it is confined to (`at
+        labels` reads the label tokens)."""
+        confined = tuple(row for row in self.rows if item.params.get(f"at_{row}"))
+        return self.roles + confined
 
     def companions(self, item: Intervention, model: ModelConfig) -> tuple[Intervention, ...]:
         """Interventions of other kinds that the statement also asks for."""

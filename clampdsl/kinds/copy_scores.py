@@ -21,6 +21,7 @@ FILL = -1e9  # the reference's fill for the logits of labels not in the context
 class CopyScores(Kind):
     name = "copy-scores"
     target = "scores"
+    roles = ("labels",)
     takes_source = True
     detachable = True
     order = 10  # the reference's perfect copy, before a zero clamp of the logits

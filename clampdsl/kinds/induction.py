@@ -2,7 +2,10 @@
 
 * `clamp SEL to induction [strength s]`: s on the label tokens whose label is the query's,
   1-s on the other label tokens, 0 on exemplars. Induction strength (analysis/measures.py)
-  is then 2s-1. On a last-layer head it hands the model subcircuits A and B.
+  is then 2s-1. On a last-layer head it hands the model subcircuits A and B. On a token
+  task (model/context.py's `induction_targets`), every row that has an induction target
+  puts s on it and 1-s evenly on the row's other keys (prefix-matching is then s); the
+  other rows keep the pattern the head computes.
 * `clamp SEL to match [temperature t]`: the label token after each context item gets
   softmax over the items of cos(x_query, x_item) / t, on the raw input features (t = 0:
   all on the most similar item, shared among ties), the reference's `match_heads`.
@@ -20,6 +23,8 @@ class QueryRowTarget(PatternTarget):
     """Sets the query row of the pattern from `on_labels`, the attention to each context
     label."""
 
+    roles = ("labels",)
+
     def apply(self, site, pattern, clamp, context):
         return set_query_row(pattern, clamp, context, self.on_labels(clamp, context))
 
@@ -32,6 +37,12 @@ class Induction(QueryRowTarget):
     example = "clamp L2.H3 to induction strength 0.9"
     params = {"strength": Param(1.0, 0.0, 1.0)}
     order = 6  # the reference's step 6
+    roles = ("induction-targets",)
+
+    def apply(self, site, pattern, clamp, context):
+        if context.induction_targets is None:
+            return super().apply(site, pattern, clamp, context)
+        return set_induction_rows(pattern, clamp, context.induction_targets)
 
     def on_labels(self, clamp, context):
         """[R, H, K-1, B]: the query's attention to each context label (strengths [R, H];
@@ -64,6 +75,23 @@ class Match(QueryRowTarget):
         hardmax = hardmax / hardmax.sum(-1, keepdim=True)
         softmax = (cosine / t.where(t > 0, 1.0)).softmax(-1)
         return hardmax.where(t == 0, softmax).transpose(2, 3)
+
+
+def set_induction_rows(pattern, clamp, targets):
+    """pattern [R, H, Nq, N, B] with each row that has an induction target (targets [D, B,
+    N], -1 for none) := s on it and 1-s evenly on the row's other keys, where the clamp is
+    on."""
+    rows, n = pattern.shape[2:4]
+    targets = targets[..., n - rows :]  # [D, B, Nq]
+    keys = targets.new_ones(n).cumsum(0) - 1
+    on_target = (targets[..., None] == keys).to(pattern.dtype)  # [D, B, Nq, N]
+    others = pattern.new_ones(n, n).tril()[n - rows :] - on_target
+    others = others / others.sum(-1, keepdim=True).clamp(min=1)
+    s = clamp.strength[:, :, None, None, None]  # [R, H, 1, 1, 1]
+    induction = s * on_target.permute(0, 2, 3, 1)[:, None]
+    induction = induction + (1 - s) * others.permute(0, 2, 3, 1)[:, None]  # [R, H, Nq, N, B]
+    has_target = (targets >= 0).permute(0, 2, 1)[:, None, :, None]  # [D, 1, Nq, 1, B]
+    return induction.where((expand(clamp.on, pattern) > 0) & has_target, pattern)
 
 
 def set_query_row(pattern, clamp, context, on_labels):

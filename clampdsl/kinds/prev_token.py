@@ -14,6 +14,7 @@ class PrevToken(PatternTarget):
     name = target = "prev-token"
     params = {"strength": Param(1.0, 0.0, 1.0)}
     rows = ("labels",)
+    roles = ("previous",)
     order = 5  # the reference's step 5
 
     def apply(self, site, pattern, clamp, context):

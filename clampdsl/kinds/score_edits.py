@@ -53,6 +53,7 @@ class Forbid(ScoreEdit):
     name = statement = "forbid"
     form = ("attending", "prev-token")
     rows = ("labels",)
+    roles = ("previous",)
     example = "forbid L1.H* attending prev-token"
 
     def apply(self, site, scores, clamp, context):
@@ -71,6 +72,7 @@ class Forbid(ScoreEdit):
 class Restrict(ScoreEdit):
     name = statement = "restrict"
     form = ("to", "labels")
+    roles = ("labels",)
     example = "restrict L2.H3 to labels"
 
     def apply(self, site, scores, clamp, context):

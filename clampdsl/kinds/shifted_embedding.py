@@ -20,6 +20,7 @@ from clampdsl.kinds.base import Kind, PassRead, Write, detached_where, expand
 
 class ShiftedEmbedding(Kind):
     name = target = "shifted-embedding"
+    roles = ("labels",)  # a label token takes its exemplar's embedding
     detachable = True
     order = 10  # after the pattern clamps: the reference's separate forward replaces them
 

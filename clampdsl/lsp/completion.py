@@ -23,6 +23,7 @@ from clampdsl.kinds import Kind
 from clampdsl.lang import ast
 from clampdsl.lang.grammar import STATEMENTS
 from clampdsl.lsp.document import Reading, read
+from clampdsl.tasks import kinds as task_kinds
 
 WORD = re.compile(r"[^\s,=]*$")  # the word being typed: back to a space, a comma or a '='
 HEAD_SITE = re.compile(r"L(\d+|\*)\.H[^.\s]*\.")  # `L2.H3.`: a head's site comes next
@@ -210,14 +211,18 @@ def _setting_items(section: str, words: list[str], before: str) -> list[Item]:
         sets = [Item(s, "value", "eval set") for s in settings.EVAL_SETS if s not in words]
         return sets + _keys(section)
     flags = [Item(flag, "value", f"{section} kind") for flag in sorted(settings.FLAGS[section])]
-    return flags + _keys(section)
+    return flags + _keys(section, words)
 
 
-def _keys(section: str) -> list[Item]:
-    config = getattr(settings.Settings(), section)
+def _keys(section: str, words: list[str] = ()) -> list[Item]:
+    """The section's keys; on a task line that names its kind, that kind's only."""
+    config, keys = getattr(settings.Settings(), section), settings.SECTIONS[section]
+    named = [task_kinds.by_name()[w] for w in words if w in task_kinds.by_name()]
+    if section == "task" and named:
+        config, keys = named[0].selected(config), named[0].keys
     items = []
-    for name, key in settings.SECTIONS[section].items():
-        default = getattr(config, key.field or name, None)
+    for name, key in keys.items():
+        default = _field(config, key.field or name)
         detail = key.kind if key.kind != "choice" else " | ".join(key.choices)
         if key.low is not None or key.high is not None:
             low, high = ("" if b is None else f"{b:g}" for b in (key.low, key.high))
@@ -256,3 +261,10 @@ def _heads(context: _Context) -> tuple[int, list[Item]]:
     heads = context.model.heads
     items = [Item("H*", "selector", f"every head (H0-H{heads - 1})")]
     return 0, items + [Item(f"H{h}", "selector", f"head {h}") for h in range(heads)]
+
+
+def _field(config, field: str):
+    """A config's field by its dotted path (`tokens.vocab`), or None."""
+    for part in field.split("."):
+        config = getattr(config, part, None)
+    return config

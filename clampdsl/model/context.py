@@ -27,7 +27,10 @@ class Context:
     them, zeros for runs that do not take it; reads_first_pass [R] bool, per run; first_pass:
     whether this is the first pass. The final pass adds each layer's scores, before any
     clamp of them, to `final_scores`. `inputs()` gives the raw feature vectors [D, B, K, F]
-    (computed only where a clamp asks)."""
+    (computed only where a clamp asks). `induction_targets` [D, B, N]: each row's
+    induction target (a key position, -1 for none), which token tasks give
+    (model/tokens.py); None for the few-shot task, whose query's targets are its matching
+    labels."""
 
     label_positions = LABEL_POSITIONS
     batch_dims = BATCH_DIMS
@@ -37,6 +40,7 @@ class Context:
         self.reads_first_pass, self.first_pass = reads_first_pass, first_pass
         self.final_scores: dict[int, torch.Tensor] = {}  # layer → [R, H, Nq, N, B]
         self.inputs = None
+        self.induction_targets: torch.Tensor | None = None
 
     @property
     def label_rows(self) -> torch.Tensor:
@@ -77,6 +81,8 @@ class Context:
         )
         part.final_scores = {layer: s[runs] for layer, s in self.final_scores.items()}
         part.inputs = self.inputs and (lambda: of_runs(self.inputs(), runs))
+        if self.induction_targets is not None:
+            part.induction_targets = of_runs(self.induction_targets, runs)
         return part
 
 

@@ -44,19 +44,20 @@ LECUN_TRUNCATION = 0.8796  # std correction for a normal truncated at ±2σ (JAX
 
 
 class BatchedTransformer(nn.Module):
-    def __init__(self, config: ModelConfig, features: int, labels: int, seeds: Sequence[int]):
+    EMBEDDING = ["embed_w", "embed_b", "label_embed"]  # what `freeze embed` holds
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        features: int,
+        labels: int,
+        seeds: Sequence[int],
+        positions: int = 64,
+    ):
         super().__init__()
         self.config, self.n_labels = config, labels
         runs, c = len(seeds), config.d_model
-        shapes = {
-            "embed_w": (features, c),
-            "embed_b": (c,),
-            "label_embed": (labels, c),
-            "final_ln_g": (c,),
-            "final_ln_b": (c,),
-            "unembed_w": (c, labels),
-            "unembed_b": (labels,),
-        }
+        shapes = self.io_shapes(features, labels, c)
         for layer in range(config.layers):
             shapes |= {
                 f"ln_g{layer}": (c,),
@@ -69,12 +70,26 @@ class BatchedTransformer(nn.Module):
         )
         for r, seed in enumerate(seeds):
             self._init_run(r, seed)
-        cos, sin = rope_tables(config.head_dim, 64)
+        cos, sin = rope_tables(config.head_dim, positions)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         cos_rows, sin_rows = row_tables(cos, sin, config.heads, c)
         self.register_buffer("rope_cos_rows", cos_rows, persistent=False)
         self.register_buffer("rope_sin_rows", sin_rows, persistent=False)
+
+    @staticmethod
+    def io_shapes(features: int, labels: int, c: int) -> dict[str, tuple[int, ...]]:
+        """The input and output weights (before the layers'; their order is the order
+        each run's slice is drawn in)."""
+        return {
+            "embed_w": (features, c),
+            "embed_b": (c,),
+            "label_embed": (labels, c),
+            "final_ln_g": (c,),
+            "final_ln_b": (c,),
+            "unembed_w": (c, labels),
+            "unembed_b": (labels,),
+        }
 
     def weights_of(self, layer: int | None, part: str) -> list[tuple]:
         """The weights a part of the model is made of, as (name, dim, start, width): a
@@ -89,7 +104,7 @@ class BatchedTransformer(nn.Module):
             return [(f"proj{layer}", 1, 0, hd)]
         names = {
             "layer": [f"ln_g{layer}", f"ln_b{layer}", f"qkv{layer}", f"proj{layer}"],
-            "embed": ["embed_w", "embed_b", "label_embed"],
+            "embed": self.EMBEDDING,
             "logits": ["final_ln_g", "final_ln_b", "unembed_w", "unembed_b"],
         }[part]
         return [(name, None, 0, 0) for name in names]
@@ -101,16 +116,21 @@ class BatchedTransformer(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         for name, param in self.weights.items():
             value = torch.empty(param.shape[1:])
-            if name.startswith(("embed_w", "qkv", "proj", "unembed_w")):
-                std = math.sqrt(1.0 / value.shape[0]) / LECUN_TRUNCATION
-                nn.init.trunc_normal_(value, 0.0, std, -2 * std, 2 * std, generator=generator)
-            elif name == "label_embed":
-                nn.init.trunc_normal_(value, 0.0, 0.02, -0.04, 0.04, generator=generator)
-            elif name.startswith(("ln_g", "final_ln_g")):
-                value.fill_(1.0)
-            else:
-                value.zero_()
+            self.initialise(name, value, generator)
             param[r].copy_(value)
+
+    @staticmethod
+    def initialise(name: str, value: torch.Tensor, generator: torch.Generator) -> None:
+        """Draws a weight's initial value in place (the reference's initialisers)."""
+        if name.startswith(("embed_w", "qkv", "proj", "unembed_w")):
+            std = math.sqrt(1.0 / value.shape[0]) / LECUN_TRUNCATION
+            nn.init.trunc_normal_(value, 0.0, std, -2 * std, 2 * std, generator=generator)
+        elif name == "label_embed":
+            nn.init.trunc_normal_(value, 0.0, 0.02, -0.04, 0.04, generator=generator)
+        elif name.startswith(("ln_g", "final_ln_g")):
+            value.fill_(1.0)
+        else:
+            value.zero_()
 
     # ---- pieces ------------------------------------------------------------------------------
     def embed(
@@ -206,11 +226,31 @@ class BatchedTransformer(nn.Module):
         if clamps is not None:
             q, k = clamps.at("q", layer, q, context), clamps.at("k", layer, k, context)
             v = None if v is None else clamps.at("v", layer, v, context)
-        # Sequences are a handful of tokens: a broadcast product fuses (and runs) far better
-        # than a batched GEMM of thousands of 5×5 matrices.
-        scores = (q[:, :, :, :, None] * k[:, :, :, None]).sum(2) / math.sqrt(self.config.head_dim)
+        scores = self.query_key_products(q, k) / math.sqrt(self.config.head_dim)
         causal = torch.ones(n, n, device=x.device).tril()[n - rows :, :, None]
         return scores * causal + (1 - causal) * MASK_VALUE, v
+
+    def prepare_for(self, batch) -> dict:
+        """`prepare_evals` for an eval set's batch (tasks/fewshot.py)."""
+        return self.prepare_evals(batch.table, batch.labels.shape[-1])
+
+    @staticmethod
+    def query_key_products(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """q [R, H, hd, Nq, B] · k [R, H, hd, N, B] → [R, H, Nq, N, B]. Sequences are a
+        handful of tokens: a broadcast product fuses (and runs) far better than a batched
+        GEMM of thousands of 5×5 matrices."""
+        return (q[:, :, :, :, None] * k[:, :, :, None]).sum(2)
+
+    @staticmethod
+    def weighted_values(pattern: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """pattern [R, H, Nq, N, B] · v [R, H, hd, N, B] → z [R, H, hd, Nq, B] (a broadcast
+        product, as `query_key_products`)."""
+        return (pattern[:, :, None] * v[:, :, :, None]).sum(4)
+
+    @staticmethod
+    def softmax(scores: torch.Tensor) -> torch.Tensor:
+        """Scores [R, H, Nq, N, B] → the pattern, normalised over the keys."""
+        return torch.softmax(scores, KEYS)
 
     @torch.no_grad()
     def prepare_evals(self, table: torch.Tensor, items_per_sequence: int) -> dict:
@@ -231,7 +271,7 @@ class BatchedTransformer(nn.Module):
     def mix(self, layer: int, x, pattern, v, clamps=None, weights=None, context=None):
         """x + W_O · concat_h(pattern_h · v_h) at the pattern's rows (the last Nq positions);
         with clamps (and the pass's context), the clamps of z apply."""
-        z = (pattern[:, :, None] * v[:, :, :, None]).sum(4)  # [R, H, hd, Nq, B]
+        z = self.weighted_values(pattern, v)
         if clamps is not None:
             z = clamps.at("z", layer, z, context)
         r, _, _, rows, b = z.shape
@@ -260,17 +300,17 @@ class BatchedTransformer(nn.Module):
         index (see `embed`); `prepared`, what `prepare_evals` computed for it."""
         weights = self.weights if prepared is None else dict(self.weights.items()) | prepared
         e = self.embed(features, labels, items, weights)
-        _, labels = per_run(features, labels)  # [1 or R, B, K]
+        _, labels = self.with_run_dim(features, labels)  # [1 or R, B, K]
         if clamps is None:
             x = e
             for layer in range(self.config.layers):
-                last = self.is_last(layer)
+                last = self.query_row_only(layer)
                 scores, v = self.attention_scores(layer, x, weights=weights, query_only=last)
-                pattern = torch.softmax(scores, KEYS)
+                pattern = self.softmax(scores)
                 _record(record, layer, pattern)
                 x = self.mix(layer, x, pattern, v, weights=weights)
             return self.readout(x)
-        context = Context(labels, e, {}, clamps.reads_first_pass)
+        context = self.context_of(labels, e, clamps)
         context.inputs = partial(raw_inputs, features, items)
         e = context.embedding = clamps.at("embed", None, e, context)
         schedule = clamps.schedule
@@ -293,17 +333,32 @@ class BatchedTransformer(nn.Module):
                 x = self._clamped_layer(layer, x, clamps, context, record, weights)
         return clamps.at("logits", None, self.readout(x), context)
 
+    @staticmethod
+    def with_run_dim(features: torch.Tensor, labels: torch.Tensor):
+        """The data with its leading run dimension D (`per_run`)."""
+        return per_run(features, labels)
+
+    @staticmethod
+    def context_of(labels: torch.Tensor, e: torch.Tensor, clamps: ClampState) -> Context:
+        """The final pass's context: labels [D, B, K], the embedding e."""
+        return Context(labels, e, {}, clamps.reads_first_pass)
+
     def is_last(self, layer: int) -> bool:
         return layer == self.config.layers - 1
+
+    def query_row_only(self, layer: int) -> bool:
+        """Whether the layer is computed at the query row only: the last layer, whose other
+        rows reach neither the loss nor any measure."""
+        return self.is_last(layer)
 
     def _clamped_layer(self, layer, x, clamps: ClampState, context: Context, record, weights):
         """The layer's output; its scores, before their clamps, go to `context.final_scores`."""
         x = clamps.at("in", layer, x, context)  # the residual stream itself, as the reference's x
-        last = self.is_last(layer)
+        last = self.query_row_only(layer)
         scores, v = self.attention_scores(layer, x, clamps, weights, last, context=context)
         context.final_scores[layer] = scores
         scores = clamps.at("scores", layer, scores, context)
-        pattern = clamps.at("pattern", layer, torch.softmax(scores, KEYS), context)
+        pattern = clamps.at("pattern", layer, self.softmax(scores), context)
         _record(record, layer, pattern)
         x = self.mix(layer, x, pattern, v, clamps, weights, context)
         return clamps.at("out", layer, x, context)
@@ -333,8 +388,19 @@ class BatchedTransformer(nn.Module):
 
     def loss(self, features, labels, clamps=None) -> torch.Tensor:
         """Per-run mean cross-entropy at the query: [R]."""
-        logits = self.forward(features, labels, clamps)
+        return self.losses(self.forward(features, labels, clamps), labels)
+
+    def losses(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-run mean cross-entropy [R] of the forward's logits against the batch's
+        labels (the query's is the target)."""
         return query_loss(logits, labels[..., -1])
+
+    def eval_sums(self, logits: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
+        """Sums over the sequences, per run: the loss [R] and the correct answers [R]."""
+        targets = labels[..., -1]  # [B], or [R, B] when runs have their own data
+        sequences = targets.shape[-1]
+        correct = (logits.argmax(-1) == targets).float().sum(-1)
+        return [query_loss(logits, targets) * sequences, correct]
 
 
 def _of_runs(runs: slice, clamps: ClampState, context: Context, weights: dict) -> tuple:

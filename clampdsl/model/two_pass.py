@@ -44,7 +44,7 @@ def first_pass(model: BatchedTransformer, e, labels, clamps: ClampState, weights
         # The first pass's last layer is read at the query row only, unless a clamp reads
         # every row of it.
         last = layer == plan.layers - 1
-        query_only = model.is_last(layer) or (last and not plan.every_row_last)
+        query_only = model.query_row_only(layer) or (last and not plan.every_row_last)
         computed: dict = {}
         scores, v = model.attention_scores(
             layer,
@@ -54,7 +54,7 @@ def first_pass(model: BatchedTransformer, e, labels, clamps: ClampState, weights
             values=not last or (layer, "v") in wanted,
             keep=computed,
         )
-        computed.update(scores=scores, pattern=torch.softmax(scores, KEYS))
+        computed.update(scores=scores, pattern=model.softmax(scores))
         for what, value in computed.items():
             if (layer, what) in wanted:
                 records[(layer, what)] = value

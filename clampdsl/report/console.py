@@ -24,6 +24,7 @@ from clampdsl.compile import resources, subcircuits
 from clampdsl.compile.plan import Group, Plan, RunPasses, Schedule
 from clampdsl.report import paper_form, tables
 from clampdsl.report.summary import RunSummary
+from clampdsl.tasks import kinds as task_kinds
 
 STATEMENT_WIDTH = 48  # the column `clampdsl plan` aligns tensor indices at, at most
 
@@ -149,7 +150,8 @@ def _print_runs(say, plan: Plan, group: Group) -> None:
         gives = subcircuits.describe(run.gives)
         say(
             f"  [cyan]{escape(run.name)}[/]{escape(described)}  gives {escape(gives)}, "
-            f"seed {run.train.seed}, {run.task.classes} classes · {_passes(passes[name])}"
+            f"seed {run.train.seed}, {task_kinds.of(run.task).brief(run.task)} · "
+            f"{_passes(passes[name])}"
         )
         for statement in shown[name]:
             where = escape(_where(statement, plan))

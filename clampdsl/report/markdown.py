@@ -5,6 +5,7 @@ from __future__ import annotations
 from clampdsl.compile.plan import Plan
 from clampdsl.report import paper_form, tables
 from clampdsl.report.summary import RunSummary, baseline_runs
+from clampdsl.tasks import kinds as task_kinds
 
 
 def report_markdown(
@@ -24,9 +25,7 @@ def report_markdown(
         f"{len(plan.groups)} batched group(s); trained on {device} in {seconds:.0f} s "
         f"({eval_seconds:.0f} s of it in evals)",
         f"- model: {first.model.layers} layers × {first.model.heads} heads, width "
-        f"{first.model.d_model}; task: {first.task.classes} classes, {first.task.labels} labels, "
-        f"features synthetic(dim={first.task.features.dim}, "
-        f"correlation={first.task.features.correlation})",
+        f"{first.model.d_model}; task: {task_kinds.of(first.task).summary(first.task)}",
         f"- training: {first.train.steps:,} steps × batch {first.train.batch} = "
         f"{first.train.steps * first.train.batch:.2e} sequences, Adam lr {first.train.lr:g}",
         f"- phase change: first eval with `{plan.phase.text}` "

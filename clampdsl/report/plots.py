@@ -6,9 +6,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from clampdsl.analysis.phase import phase_step
+from clampdsl.analysis.phase import phase_step, rule_value
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import write_atomically
+from clampdsl.report.summary import head_metric
 
 
 def plot_all(plan: Plan, records: list[dict], summaries, directory: Path) -> list[Path]:
@@ -99,24 +100,38 @@ def _save(plt, figure, path: Path) -> Path:
     return path
 
 
+def _second_curve(plan: Plan):
+    """(label, title, value of a record) of the right-hand curves: the strongest measured
+    head beside a rule on the loss; the loss beside a rule on a head measure."""
+    metric = head_metric(plan)
+    if plan.phase.metric == metric:
+        loss = f"{plan.phase.eval_set}.loss"
+        return loss, "Loss during training", lambda record: record.get(loss)
+
+    def strongest(record):
+        return max((v for k, v in record.items() if k.startswith(f"{metric} L")), default=None)
+
+    label = metric.replace("-", " ")
+    return label, f"Strongest measured head ({label})", strongest
+
+
 def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
     plt = _pyplot()
     if plt is None:
         return None
-    key = f"{plan.phase.eval_set}.{plan.phase.metric}"
+    label, title, second = _second_curve(plan)
     figure, (loss_axis, strength_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
     for run in plan.runs:
         rows = sorted((r for r in records if r["run"] == run.name), key=lambda r: r["step"])
         sequences = [r["sequences"] for r in rows]
-        (line,) = loss_axis.plot(sequences, [r.get(key) for r in rows], label=run.name)
+        values = [rule_value(r, plan.phase) for r in rows]
+        (line,) = loss_axis.plot(sequences, values, label=run.name)
         step = phase_step(rows, plan.phase)
         if step is not None:  # the phase change, marked where the rule saw it
             at = next(r for r in rows if r["step"] == step)
-            loss_axis.plot(at["sequences"], at[key], "o", color=line.get_color(), markersize=5)
-        strengths = [
-            max((v for k, v in r.items() if k.startswith("induction-strength")), default=None)
-            for r in rows
-        ]
+            marked = rule_value(at, plan.phase)
+            loss_axis.plot(at["sequences"], marked, "o", color=line.get_color(), markersize=5)
+        strengths = [second(r) for r in rows]
         if any(s is not None for s in strengths):
             strength_axis.plot(sequences, strengths, label=run.name)
     loss_axis.axhline(
@@ -126,18 +141,17 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
         linewidth=0.8,
         label=f"phase: {plan.phase.text}",
     )
+    rule, metric = f"{plan.phase.eval_set}.{plan.phase.metric}", plan.phase.metric
     loss_axis.set(
-        xlabel="sequences seen", ylabel=key + " (clamps active)", title="Loss during training"
-    )
-    strength_axis.set(
         xlabel="sequences seen",
-        ylabel="induction strength (clamps active)",
-        title="Strongest measured induction head",
+        ylabel=rule + " (clamps active)",
+        title=f"{'Loss' if metric == 'loss' else metric.capitalize()} during training",
     )
+    strength_axis.set(xlabel="sequences seen", ylabel=f"{label} (clamps active)", title=title)
     loss_axis.legend(fontsize=8)
     if strength_axis.lines:
         strength_axis.legend(fontsize=8)
     else:
-        note = "no induction strength measured"
+        note = f"no {label} measured"
         strength_axis.text(0.5, 0.5, note, ha="center", transform=strength_axis.transAxes)
     return _save(plt, figure, path)

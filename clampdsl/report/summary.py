@@ -60,6 +60,13 @@ class RunSummary:
         )
 
 
+def head_metric(plan: Plan) -> str:
+    """The head measure the curves show: the phase rule's where it reads one, else
+    induction strength."""
+    measured = {m.metric for m in plan.measures}
+    return plan.phase.metric if plan.phase.metric in measured else "induction-strength"
+
+
 def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
     by_run = {run.name: [r for r in records if r["run"] == run.name] for run in plan.runs}
     steps = {name: phase_step(rows, plan.phase) for name, rows in by_run.items()}

@@ -9,7 +9,7 @@ import attrs
 from clampdsl.analysis import attribution, scaling
 from clampdsl.compile.plan import Plan
 from clampdsl.compile.sweeps import SEED_SETTING, run_name
-from clampdsl.report.summary import RunSummary
+from clampdsl.report.summary import RunSummary, head_metric
 
 LEFT_ALIGNED = ("experiment", "swept", "gives", "learns", "subcircuit", "where measured")
 
@@ -33,7 +33,7 @@ def phase_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
         "speed-up",
         "start loss",
         "final loss",
-        "strongest IH",
+        "strongest IH" if head_metric(plan) == "induction-strength" else "strongest head",
     )
     loss_key = f"{plan.phase.eval_set}.loss"
     rows = []
@@ -53,7 +53,7 @@ def phase_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
                 f"{s.speedup:.1f}×" if s.speedup else "–",
                 _number(s.start_loss),
                 _number(s.final.get(loss_key, math.nan)),
-                strongest_head(s.measures),
+                strongest_head(s.measures, head_metric(plan)),
             )
         )
     return TableData("Phase change by experiment", columns, tuple(rows))
@@ -205,10 +205,9 @@ def measures_table(summaries: list[RunSummary]) -> TableData | None:
     return TableData("Final measures", ("experiment", *keys), rows)
 
 
-def strongest_head(measures: dict[str, float]) -> str:
-    strengths = {
-        k.split(" ", 1)[1]: v for k, v in measures.items() if k.startswith("induction-strength")
-    }
+def strongest_head(measures: dict[str, float], metric: str) -> str:
+    """The head of the highest `metric` at the last eval, and its value."""
+    strengths = {k.split(" ", 1)[1]: v for k, v in measures.items() if k.startswith(f"{metric} L")}
     if not strengths:
         return "–"
     head = max(strengths, key=strengths.get)

@@ -23,7 +23,8 @@ import math
 import attrs
 import torch
 
-from clampdsl.compile.plan import TaskConfig
+from clampdsl.compile.plan import ModelConfig, TaskConfig
+from clampdsl.model.transformer import BatchedTransformer
 
 EXEMPLARS_PER_CLASS = 5
 
@@ -45,6 +46,45 @@ class Batch:
     labels: torch.Tensor  # [B, K]: context labels then the query's label
     match: torch.Tensor  # [B]: which context item matches the query
     table: torch.Tensor  # [U, F]: the feature vectors the items index
+
+    @property
+    def sequences(self) -> int:
+        return self.labels.shape[-2]
+
+    @property
+    def device(self) -> torch.device:
+        return self.labels.device
+
+    @property
+    def preparation(self) -> int:
+        """What `prepare_for` computes from: the table (shared by a group's eval sets)."""
+        return id(self.table)
+
+    def model_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features, self.labels
+
+    def eval_inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The table and labels, and the items that index the table: an eval embeds each
+        feature vector once (model/transformer.py's `embed`)."""
+        return self.table, self.labels, self.items
+
+    @staticmethod
+    def for_runs(batches, pick: torch.Tensor) -> Batch:
+        """[R, …]: run r's sequences from batches[pick[r]], over one table that holds
+        every batch's feature vectors."""
+        offsets = [0]
+        for batch in batches[:-1]:
+            offsets.append(offsets[-1] + len(batch.table))
+
+        def stacked(parts):
+            return torch.stack(parts).index_select(0, pick)
+
+        return Batch(
+            stacked([b.items + offset for b, offset in zip(batches, offsets, strict=True)]),
+            stacked([b.labels for b in batches]),
+            stacked([b.match for b in batches]),
+            torch.cat([b.table for b in batches]),
+        )
 
     @property
     def features(self) -> torch.Tensor:
@@ -106,6 +146,9 @@ class FewShotTask:
         sets = sets[torch.randperm(len(sets), generator=generator)]
         n_train = max(1, min(len(sets) - 1, round(config.pair_split * len(sets))))
         self.train_pairs, self.heldout_pairs = sets[:n_train], sets[n_train:]
+
+    def model(self, model: ModelConfig, seeds):
+        return BatchedTransformer(model, self.config.features.dim, self.config.labels, seeds)
 
     def sample(self, size: int, generator: torch.Generator, classes=None, pairs=None) -> Batch:
         classes = self.train_classes if classes is None else classes

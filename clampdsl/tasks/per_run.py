@@ -12,8 +12,6 @@ from collections.abc import Hashable, Sequence
 
 import torch
 
-from clampdsl.tasks.fewshot import Batch
-
 
 def distinct(keys: Sequence[Hashable]) -> tuple[list, list[int]]:
     """(the distinct keys in first-seen order, each key's index among them)."""
@@ -21,23 +19,11 @@ def distinct(keys: Sequence[Hashable]) -> tuple[list, list[int]]:
     return unique, [unique.index(key) for key in keys]
 
 
-def for_runs(batches: Sequence[Batch], index: Sequence[int]) -> Batch:
+def for_runs(batches: Sequence, index: Sequence[int]):
     """One batch per distinct source → the group's batch: the batch itself when there is
-    one source, else [R, …] with run r holding batches[index[r]], over one table that
-    holds every source's feature vectors."""
+    one source, else [R, …] with run r holding batches[index[r]] (each task's batch type
+    stacks its own fields)."""
     if len(batches) == 1:
         return batches[0]
-    pick = torch.tensor(index, device=batches[0].labels.device)
-    offsets = [0]
-    for batch in batches[:-1]:
-        offsets.append(offsets[-1] + len(batch.table))
-
-    def stacked(parts):
-        return torch.stack(parts).index_select(0, pick)
-
-    return Batch(
-        stacked([b.items + offset for b, offset in zip(batches, offsets, strict=True)]),
-        stacked([b.labels for b in batches]),
-        stacked([b.match for b in batches]),
-        torch.cat([b.table for b in batches]),
-    )
+    pick = torch.tensor(index, device=batches[0].device)
+    return type(batches[0]).for_runs(batches, pick)

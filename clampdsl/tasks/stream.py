@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import torch
 
-from clampdsl.tasks.fewshot import Batch, FewShotTask
 from clampdsl.tasks.per_run import for_runs
 
 CHUNK_STEPS = 100
@@ -22,27 +21,27 @@ CHUNK_STEPS = 100
 class BatchStream:
     """Batches [B, …] shared by the group's runs, or [R, B, …] when their sources differ.
 
-    `sources` holds the distinct (task, data seed) pairs; `index` says which one each run
-    draws from."""
+    `sources` holds the distinct (sampler, data seed) pairs (tasks/base.py); `index` says
+    which one each run draws from."""
 
     def __init__(
         self,
-        sources: Sequence[tuple[FewShotTask, int]],
+        sources: Sequence[tuple[object, int]],
         index: Sequence[int],
         batch: int,
         device="cpu",
     ):
         self.sources, self.index, self.batch, self.device = sources, index, batch, device
         self._chunk_index: int | None = None
-        self._chunk: Batch | None = None
+        self._chunk = None
 
-    def at(self, step: int) -> Batch:
+    def at(self, step: int):
         index, offset = divmod(step, CHUNK_STEPS)
         if index != self._chunk_index:
             self._chunk = for_runs([self._sample(*s, index) for s in self.sources], self.index)
             self._chunk_index = index
         return self._chunk.rows(slice(offset * self.batch, (offset + 1) * self.batch))
 
-    def _sample(self, task: FewShotTask, seed: int, chunk: int) -> Batch:
+    def _sample(self, task, seed: int, chunk: int):
         generator = torch.Generator().manual_seed(seed * 1_000_003 + chunk)
         return task.sample(CHUNK_STEPS * self.batch, generator).to(self.device)

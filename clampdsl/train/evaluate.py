@@ -10,8 +10,6 @@ from clampdsl.analysis.measures import MEASURES
 from clampdsl.compile.plan import Measure
 from clampdsl.compile.resources import chunk_size as cpu_chunk_size
 from clampdsl.model.clamps import ClampState
-from clampdsl.model.transformer import query_loss
-from clampdsl.tasks.fewshot import Batch
 
 
 @torch.no_grad()
@@ -19,7 +17,7 @@ def evaluate(
     sums: tuple[Callable, Callable],
     prepare: Callable,
     clamps: ClampState,
-    eval_sets: dict[str, Batch],
+    eval_sets: dict,
     measures: tuple[Measure, ...],
 ) -> dict[str, torch.Tensor]:
     """Returns {"train.loss": [R], "train.acc": [R], …, "induction-strength L2.H3": [R]}.
@@ -39,11 +37,11 @@ def evaluate(
     measured, unmeasured = sums
     for index, (name, batch) in enumerate(eval_sets.items()):
         sums_of_set = measured if index == 0 else unmeasured
-        if id(batch.table) not in prepared:
-            prepared[id(batch.table)] = prepare(batch.table, batch.labels.shape[-1])
-        inputs = prepared[id(batch.table)]
-        sequences = batch.labels.shape[-2]
-        size = chunk_size(sequences, clamps.n_runs, batch.labels.device.type)
+        if batch.preparation not in prepared:
+            prepared[batch.preparation] = prepare(batch)
+        inputs = prepared[batch.preparation]
+        sequences = batch.sequences
+        size = chunk_size(sequences, clamps.n_runs, batch.device.type)
         starts = range(0, sequences, size)
         chunks = [sums_of_set(clamps, batch.rows(slice(s, s + size)), inputs) for s in starts]
         loss, correct, *values = (sum(parts) / sequences for parts in zip(*chunks, strict=True))
@@ -59,7 +57,7 @@ def chunk_sums(
     model: Callable,
     measures: tuple[Measure, ...],
     clamps: ClampState,
-    chunk: Batch,
+    chunk,
     prepared: dict[str, torch.Tensor],
 ) -> list[torch.Tensor]:
     """Sums over a chunk's sequences, per run: query loss [R], correct answers [R], and
@@ -69,12 +67,11 @@ def chunk_sums(
     others: recording patterns keeps the whole of layer 1 (measures read it even where
     runs bypass it), and unrecorded the other sets evaluate faster."""
     record = {} if measures else None
-    logits = model(chunk.table, chunk.labels, clamps, record, chunk.items, prepared)
-    targets = chunk.labels[..., -1]  # [B], or [R, B] when runs have their own data
-    sequences = targets.shape[-1]
-    correct = (logits.argmax(-1) == targets).float().sum(-1)
+    features, labels, items = chunk.eval_inputs()
+    logits = model(features, labels, clamps, record, items, prepared)
+    sequences = chunk.sequences
     values = [MEASURES[m.metric](record[m.layer], chunk) * sequences for m in measures]
-    return [query_loss(logits, targets) * sequences, correct, *values]
+    return [*model.eval_sums(logits, labels), *values]
 
 
 def chunk_size(sequences: int, runs: int, device_type: str = "cpu") -> int:

@@ -17,8 +17,7 @@ from clampdsl import accel, kinds
 from clampdsl.compile.plan import Plan
 from clampdsl.compile.resources import COMPILE_AUTO_MIN_STEPS
 from clampdsl.model.clamps import ClampState
-from clampdsl.model.transformer import BatchedTransformer
-from clampdsl.tasks.fewshot import Batch, FewShotTask
+from clampdsl.tasks import kinds as task_kinds
 from clampdsl.tasks.per_run import distinct, for_runs
 from clampdsl.tasks.stream import BatchStream
 from clampdsl.train.checkpoint import donor_weights
@@ -56,13 +55,12 @@ class GroupSession:
         self.measures = plan.measures
         first = self.runs[0]
         self.config = first
-        tasks = {config: FewShotTask(config) for config in {r.task for r in self.runs}}
-        self.model = BatchedTransformer(
-            first.model,
-            first.task.features.dim,
-            first.task.labels,
-            [r.train.seed for r in self.runs],
-        ).to(self.device)
+        tasks = {
+            config: task_kinds.of(config).sampler(config) for config in {r.task for r in self.runs}
+        }
+        # Runs of a group share the task's shape: the first run's sampler builds the model.
+        self.model = tasks[first.task].model(first.model, [r.train.seed for r in self.runs])
+        self.model = self.model.to(self.device)
         self._graft()
         self.clamps = ClampState(self.runs, first.model, schedule).to(self.device)
         mode = compile_mode(compile, self.device, first.train.steps)
@@ -98,7 +96,7 @@ class GroupSession:
                     for name, *_ in self.model.weights_of(write.layer, write.site):
                         self.model.weights[name][r].copy_(weights[name])
 
-    def _eval_sets(self, tasks: dict) -> dict[str, Batch]:
+    def _eval_sets(self, tasks: dict) -> dict:
         """Fixed eval sets, drawn once per distinct (task, eval seed) of the runs."""
         sources, index = distinct([(r.task, r.train.eval_seed) for r in self.runs])
         eval_config = self.config.eval
@@ -120,7 +118,7 @@ class GroupSession:
         """Trains on the batch of `step`; returns per-run losses [R], left on the device."""
         self.clamps.set_step(step)
         batch = self.stream.at(step)
-        return self.step_function(batch.features, batch.labels)
+        return self.step_function(*batch.model_inputs())
 
     def compile_evals_in_background(self) -> None:
         """Has a second process compile the eval graphs while this one compiles the step
@@ -134,7 +132,7 @@ class GroupSession:
 
     def evaluate(self, step: int) -> dict[str, torch.Tensor]:
         self.clamps.set_step(step, "eval")
-        sums, prepare = self._eval_sums(), self.model.prepare_evals
+        sums, prepare = self._eval_sums(), self.model.prepare_for
         return evaluate(sums, prepare, self.clamps, self.eval_sets, self.measures)
 
     def _eval_sums(self) -> tuple:

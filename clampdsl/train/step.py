@@ -15,7 +15,7 @@ import torch
 from torch.func import functional_call, grad_and_value
 
 from clampdsl.model.clamps import ClampState
-from clampdsl.model.transformer import BatchedTransformer, query_loss
+from clampdsl.model.transformer import BatchedTransformer
 from clampdsl.train.compiled import CompiledOrEager
 
 BETAS = (0.9, 0.999)
@@ -75,7 +75,7 @@ class TrainStep:
 
     def _losses(self, params, features, labels):
         logits = functional_call(self.model, params, (features, labels, self.clamps))
-        losses = query_loss(logits, labels[..., -1])
+        losses = self.model.losses(logits, labels)
         return losses.sum(), losses.detach()
 
     def _step(self, features, labels):
