@@ -35,14 +35,48 @@ class ModelConfig:
 
 
 @attrs.frozen
+class FeatureFile:
+    """Features read from a file in the reference's layout, class × exemplar × dim. `file`
+    is its absolute path, which the content hash leaves out (POSITIONAL_KEYS): what a run
+    depends on is the bytes, named by their SHA-256, so moving the data keeps its run
+    directories."""
+
+    file: str
+    key: str  # the dataset of an .h5 file; "" for an .npy file
+    sha256: str
+    classes: int  # in the file: training takes the first, new-classes the last
+    exemplars: int  # per class: sequences show exemplar 0
+
+
+@attrs.frozen
 class FeatureConfig:
-    """Synthetic class prototypes standing in for the paper's Omniglot ResNet features."""
+    """The class features: a synthetic stand-in for the paper's Omniglot ResNet features
+    (kind "synthetic", of `family` "gaussian" or "relu-lowrank"), or a file (kind "file",
+    `stored`; dim is the file's)."""
 
     kind: str = "synthetic"
     dim: int = 128
     correlation: float = 0.9
-    scale: float = 1.0
+    scale: float = 1.0  # gaussian: multiplies every feature
     exemplar_noise: float = 0.5
+    family: str = "gaussian"
+    rank: int = 16  # relu-lowrank: dimensions the classes differ in before the ReLU
+    norm: float = 25.0  # relu-lowrank: the mean length of a class's exemplar 0
+    stored: FeatureFile | None = None
+
+    def describe(self) -> str:
+        """As a spec writes it, defaults written out (and a file's SHA-256)."""
+        if self.stored is not None:
+            key = f', key="{self.stored.key}"' if self.stored.key else ""
+            return f'file("{self.stored.file}"{key}) sha256 {self.stored.sha256[:12]}'
+        if self.family == "gaussian":
+            options = f"dim={self.dim}, correlation={self.correlation:g}, scale={self.scale:g}"
+        else:
+            options = (
+                f"kind={self.family}, dim={self.dim}, correlation={self.correlation:g}, "
+                f"rank={self.rank}, norm={self.norm:g}"
+            )
+        return f"synthetic({options}, noise={self.exemplar_noise:g})"
 
 
 @attrs.frozen

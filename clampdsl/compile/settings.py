@@ -10,6 +10,7 @@ import math
 
 import attrs
 
+from clampdsl.compile import feature_files
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import (
     EvalConfig,
@@ -69,11 +70,16 @@ SECTIONS: dict[str, dict[str, Key]] = {
     },
 }
 FEATURE_KEYS: dict[str, Key] = {
+    "kind": Key("choice", choices=("gaussian", "relu-lowrank"), field="family"),
     "dim": Key("int", low=1, high=8192),
     "correlation": Key("float", low=0.0, high=0.999),
     "scale": Key("float", low=0.0),
     "noise": Key("float", low=0.0, field="exemplar_noise"),
+    "rank": Key("int", low=1, high=8192),
+    "norm": Key("float", low=1e-6),  # a length: 0 would make every feature 0
 }
+# The synthetic options that one kind of features reads, and the other would ignore.
+FAMILY_OF = {"scale": "gaussian", "rank": "relu-lowrank", "norm": "relu-lowrank"}
 FLAGS = {"model": {"attention-only"}, "task": {"fewshot"}, "train": set()}
 EVAL_SETS = ("train", "relabel", "new-classes")
 
@@ -107,6 +113,16 @@ def check_task(task: TaskConfig, span, errors: Collector) -> None:
                 f"{k} distinct classes",
                 span,
             )
+    stored = task.features.stored
+    if stored is not None and task.classes + task.new_classes > stored.classes:
+        errors.error(
+            f"task classes={task.classes} and new_classes={task.new_classes} take "
+            f"{task.classes + task.new_classes} classes; the features file holds "
+            f"{stored.classes}",
+            span,
+            hint="training takes the file's first classes, new-classes its last (the "
+            "reference's class split)",
+        )
     if math.comb(task.labels, k) < 2:
         errors.error(
             f"task labels={task.labels} gives fewer than 2 sets of context={k} labels: "
@@ -221,17 +237,40 @@ def _value(key: Key, option: ast.Option, errors: Collector):
 
 
 def _features(value: ast.Value, errors: Collector) -> FeatureConfig | None:
+    if isinstance(value, ast.Call) and value.name.value == "file":
+        return feature_files.lower(value, errors)
     if isinstance(value, ast.Name) and value.value == "synthetic":
         return FeatureConfig()
     if not isinstance(value, ast.Call) or value.name.value != "synthetic":
         errors.error(
-            "features must be synthetic(...)",
+            'features must be synthetic(...) or file("PATH")',
             value.span,
             hint="e.g. features=synthetic(dim=128, correlation=0.9)",
         )
         return None
-    updates = _options(FEATURE_KEYS, value.options, "features", errors)
-    return FeatureConfig(**updates)
+    if value.argument is not None:
+        errors.error("synthetic(...) takes options only (dim=128, …)", value.argument.span)
+    features = FeatureConfig(**_options(FEATURE_KEYS, value.options, "features", errors))
+    _check_synthetic(features, value.options, errors)
+    return features
+
+
+def _check_synthetic(features: FeatureConfig, options, errors: Collector) -> None:
+    """Options of the other kind of synthetic features are errors, not silently ignored;
+    a rank beyond the dimensions is none."""
+    for option in options:
+        family = FAMILY_OF.get(option.key.value)
+        if family is not None and family != features.family:
+            errors.error(
+                f"{option.key.value} is an option of kind={family} features",
+                option.key.span,
+                hint=f"this is kind={features.family}",
+            )
+    if features.family == "relu-lowrank" and features.rank > features.dim:
+        errors.error(
+            f"rank={features.rank} is more than dim={features.dim}",
+            next(o.span for o in options if o.key.value == "rank"),
+        )
 
 
 def _fmt(bound: float | None) -> str:

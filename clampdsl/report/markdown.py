@@ -25,8 +25,7 @@ def report_markdown(
         f"({eval_seconds:.0f} s of it in evals)",
         f"- model: {first.model.layers} layers × {first.model.heads} heads, width "
         f"{first.model.d_model}; task: {first.task.classes} classes, {first.task.labels} labels, "
-        f"features synthetic(dim={first.task.features.dim}, "
-        f"correlation={first.task.features.correlation})",
+        f"features {first.task.features.describe()}",
         f"- training: {first.train.steps:,} steps × batch {first.train.batch} = "
         f"{first.train.steps * first.train.batch:.2e} sequences, Adam lr {first.train.lr:g}",
         f"- phase change: first eval with `{plan.phase.text}` "
