@@ -216,6 +216,7 @@ def test_relu_lowrank_features_are_non_negative_low_rank_and_of_the_norm_asked(t
         ("synthetic(rank=4)", "rank is an option of kind=relu-lowrank features"),
         ("synthetic(kind=relu-lowrank, scale=2)", "scale is an option of kind=gaussian"),
         ("synthetic(kind=relu-lowrank, dim=8, rank=16)", "rank=16 is more than dim=8"),
+        ("synthetic(kind=relu-lowrank, dim=8)", "rank=16 is more than dim=8"),
         ("synthetic(kind=uniform)", "kind cannot be 'uniform'"),
         ('synthetic("a.npy")', "synthetic(...) takes options only"),
         ('file(key="x")', "file(...) takes the path of the features file first"),

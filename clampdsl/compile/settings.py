@@ -251,14 +251,15 @@ def _features(value: ast.Value, errors: Collector) -> FeatureConfig | None:
     if value.argument is not None:
         errors.error("synthetic(...) takes options only (dim=128, …)", value.argument.span)
     features = FeatureConfig(**_options(FEATURE_KEYS, value.options, "features", errors))
-    _check_synthetic(features, value.options, errors)
+    _check_synthetic(features, value, errors)
     return features
 
 
-def _check_synthetic(features: FeatureConfig, options, errors: Collector) -> None:
+def _check_synthetic(features: FeatureConfig, call: ast.Call, errors: Collector) -> None:
     """Options of the other kind of synthetic features are errors, not silently ignored;
-    a rank beyond the dimensions is none."""
-    for option in options:
+    so is a rank beyond the dimensions (at the rank, or at the call where it is the
+    default)."""
+    for option in call.options:
         family = FAMILY_OF.get(option.key.value)
         if family is not None and family != features.family:
             errors.error(
@@ -267,9 +268,10 @@ def _check_synthetic(features: FeatureConfig, options, errors: Collector) -> Non
                 hint=f"this is kind={features.family}",
             )
     if features.family == "relu-lowrank" and features.rank > features.dim:
+        written = [o.span for o in call.options if o.key.value == "rank"]
         errors.error(
             f"rank={features.rank} is more than dim={features.dim}",
-            next(o.span for o in options if o.key.value == "rank"),
+            written[-1] if written else call.span,
         )
 
 
