@@ -9,9 +9,9 @@ import sys
 import numpy
 import pytest
 import torch
-from conftest import ROOT, spec
+from conftest import ROOT, clampdsl, spec
 
-from clampdsl import compile_file
+from clampdsl import compile_file, run
 from clampdsl.compile.tree import ROOT_MARKER
 from clampdsl.lang.diagnostics import SpecError
 from clampdsl.tasks.fewshot import FewShotTask
@@ -61,6 +61,13 @@ def test_an_npy_file_gives_the_references_class_and_exemplar_splits(tmp_path):
     expected = numpy.concatenate([array[:6], array[8:]])
     assert torch.equal(loaded.features, torch.from_numpy(expected))
     assert torch.equal(loaded.table, torch.from_numpy(expected[:, 0]))  # exemplar 0
+
+
+def test_the_plan_shows_the_file_its_shape_and_its_sha256(tmp_path):
+    data = saved(tmp_path, features())
+    shown = clampdsl("plan", features_spec(tmp_path)).stdout
+    sha256 = hashlib.sha256(data.read_bytes()).hexdigest()
+    assert f'features: file("{data}"): 12 classes × 5 exemplars × 8, sha256 {sha256[:12]}' in shown
 
 
 def test_the_plans_hash_follows_the_files_bytes_not_its_place(tmp_path):
@@ -179,10 +186,8 @@ def test_validating_a_file_spec_imports_neither_torch_nor_numpy(tmp_path):
 
 
 def test_a_file_spec_trains(tmp_path):
-    import clampdsl
-
     saved(tmp_path, features())
-    result = clampdsl.run(features_spec(tmp_path), tmp_path / "runs", "cpu", compile="off")
+    result = run(features_spec(tmp_path), tmp_path / "runs", "cpu", compile="off")
     assert result.summaries[0].final["train.loss"] > 0
 
 

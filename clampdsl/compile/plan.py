@@ -66,9 +66,11 @@ class FeatureConfig:
 
     def describe(self) -> str:
         """As a spec writes it, defaults written out (and a file's SHA-256)."""
-        if self.stored is not None:
-            key = f', key="{self.stored.key}"' if self.stored.key else ""
-            return f'file("{self.stored.file}"{key}) sha256 {self.stored.sha256[:12]}'
+        stored = self.stored
+        if stored is not None:
+            key = f', key="{stored.key}"' if stored.key else ""
+            shape = f"{stored.classes} classes × {stored.exemplars} exemplars × {self.dim}"
+            return f'file("{stored.file}"{key}): {shape}, sha256 {stored.sha256[:12]}'
         if self.family == "gaussian":
             options = f"dim={self.dim}, correlation={self.correlation:g}, scale={self.scale:g}"
         else:
