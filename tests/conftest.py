@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,16 @@ def run_results(folder: Path) -> tuple[str, dict]:
     return (directory / "metrics.jsonl").read_text(), {
         k: v for k, v in summary.items() if k not in TIMINGS
     }
+
+
+def fenced(page: Path, language: str) -> list[str]:
+    """The bodies of a Markdown page's ```LANGUAGE blocks, in order."""
+    return re.findall(rf"```{language}\n(.*?)```", page.read_text(), flags=re.S)
+
+
+def run_example(code: str, page: str) -> None:
+    """A page's Python example, executed as a script would run it (tracebacks name the page)."""
+    exec(compile(code, page, "exec"), {})
 
 
 @pytest.fixture

@@ -1,10 +1,8 @@
 """docs/api.md's example, run as written on a small spec that declares subcircuits (the
 main spec's experiments and library, shortened), so that the page stays true."""
 
-import re
-
 import pytest
-from conftest import ROOT
+from conftest import ROOT, fenced, run_example
 
 import clampdsl
 
@@ -37,11 +35,10 @@ def small(tmp_path):
 
 
 def test_the_api_pages_example_runs(small, tmp_path, monkeypatch, capsys):
-    page = (ROOT / "docs" / "api.md").read_text()
-    (example,) = re.findall(r"```python\n(.*?)```", page, re.S)
+    (example,) = fenced(ROOT / "docs" / "api.md", "python")
     monkeypatch.chdir(tmp_path)
     code = example.replace("specs/three_subcircuits.clamp", "small.clamp")
-    exec(compile(code.replace('device="cpu"', 'device="cpu", compile="off"'), "api.md", "exec"), {})
+    run_example(code.replace('device="cpu"', 'device="cpu", compile="off"'), "api.md")
     printed = capsys.readouterr().out
     assert "3 runs in 1 batched group(s)" in printed
     assert "noclamp" in printed and "evals; last loss" in printed

@@ -2,16 +2,15 @@
 whole files as they are, statement lines as the body of an experiment."""
 
 import json
-import re
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, fenced
 
 from clampdsl.compile import compile_source
 from clampdsl.compile.plan import snapshot_name
 
 REFERENCE = ROOT / "docs" / "language.md"
-BLOCKS = re.findall(r"```clamp\n(.*?)```", REFERENCE.read_text(), flags=re.S)
+BLOCKS = fenced(REFERENCE, "clamp")
 MODEL = "clampdsl 1\nmodel layers=2 heads=8 d_model=64\ntrain steps=4000\n"
 
 

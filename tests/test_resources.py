@@ -174,10 +174,10 @@ def test_every_shipped_spec_is_within_the_default_budgets(spec):
 
 
 def test_the_mirrored_constants_are_the_trainers():
-    from clampdsl.tasks import fewshot, stream
+    from clampdsl.tasks import features, stream
 
     assert resources.CHUNK_STEPS == stream.CHUNK_STEPS
-    assert resources.EXEMPLARS_PER_CLASS == fewshot.EXEMPLARS_PER_CLASS
+    assert resources.EXEMPLARS_PER_CLASS == features.EXEMPLARS_PER_CLASS
 
 
 def test_parameters_are_the_models():

@@ -9,7 +9,8 @@ import pytest
 from conftest import ROOT
 
 from clampdsl.compile import compile_file, compile_source
-from clampdsl.compile.includes import MAX_DEPTH, ROOT_MARKER
+from clampdsl.compile.includes import MAX_DEPTH
+from clampdsl.compile.tree import ROOT_MARKER
 from clampdsl.lang.diagnostics import SpecError
 
 LIB = """clampdsl 1

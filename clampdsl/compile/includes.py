@@ -17,18 +17,18 @@ still an error).
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import attrs
 
 from clampdsl.compile.toplevel import LANGUAGE_VERSION
+from clampdsl.compile.tree import is_absolute, spec_root, tree_words
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import Diagnostic, SpecError, quoted
 from clampdsl.lang.parser import parse
 from clampdsl.lang.source import read_spec
 
 MAX_DEPTH = 16  # includes within includes
-ROOT_MARKER = ".clamp-root"  # a folder holding it is the tree its specs may include from
 
 
 @attrs.frozen
@@ -113,11 +113,7 @@ class _Reader:
 
     def path_of(self, use: ast.Use, chain, here) -> Path | None:
         written = use.path.value
-        if (
-            PurePosixPath(written).is_absolute()
-            or PureWindowsPath(written).is_absolute()
-            or PureWindowsPath(written).drive
-        ):
+        if is_absolute(written):
             self.error("a `use` path is relative to the file that writes it", use, here)
             return None
         if len(chain) >= MAX_DEPTH:
@@ -130,7 +126,7 @@ class _Reader:
             self.error(f"cannot read {quoted(written)}: {error}", use, here)
             return None
         if not resolved.is_relative_to(self.root):
-            self.error(f"{quoted(written)} leads out of {self.tree()}", use, here)
+            self.error(f"{quoted(written)} leads out of {tree_words(self.root)}", use, here)
             return None
         files = [Path(u.span.file).resolve() for u, _ in chain] + [Path(use.span.file).resolve()]
         if resolved in files:
@@ -140,15 +136,6 @@ class _Reader:
             return None  # read in once, where first used
         self.included.add(resolved)
         return _tidy(path, resolved)
-
-    def tree(self) -> str:
-        """The tree includes may come from, in words for an error."""
-        if (self.root / ROOT_MARKER).is_file():
-            return f"the spec's tree, {self.root} (marked by its {ROOT_MARKER})"
-        return (
-            f"the top file's folder, {self.root} (a file named {ROOT_MARKER} in a folder "
-            "above it lets its specs include from all of that folder)"
-        )
 
     def nested(self, error: SpecError, here) -> None:
         chain = _chain_text(here)
@@ -160,16 +147,6 @@ class _Reader:
     def error(self, message: str, use: ast.Use, here) -> None:
         hint = _chain_text(here[:-1]) if len(here) > 1 else None
         self.problems.append(Diagnostic(message, use.path.span, hint))
-
-
-def spec_root(top: Path) -> Path:
-    """The folder a spec's includes must lie in: the nearest one, from the top file's folder
-    up, that holds ROOT_MARKER; the top file's folder where none does."""
-    folder = top.parent.resolve()
-    for candidate in (folder, *folder.parents):
-        if (candidate / ROOT_MARKER).is_file():
-            return candidate
-    return folder
 
 
 def _tidy(path: Path, resolved: Path) -> Path:

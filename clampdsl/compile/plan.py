@@ -19,6 +19,14 @@ import attrs
 from clampdsl.lang.diagnostics import Span
 
 PLAN_VERSION = 3
+LATER = "later"
+
+
+def later(default: Any) -> Any:
+    """A field added after plans were first written: left out of the JSON (and so of the
+    hash) while at its default, so that a plan that does not use it reads, and hashes, as
+    it did."""
+    return attrs.field(default=default, metadata={LATER: True})
 
 
 @attrs.frozen
@@ -35,14 +43,50 @@ class ModelConfig:
 
 
 @attrs.frozen
+class FeatureFile:
+    """Features read from a file in the reference's layout, class × exemplar × dim. `file`
+    is its absolute path, which the content hash leaves out (POSITIONAL_KEYS): what a run
+    depends on is the bytes, named by their SHA-256, so moving the data keeps its run
+    directories."""
+
+    file: str
+    key: str  # the dataset of an .h5 file; "" for an .npy file
+    sha256: str
+    classes: int  # in the file: training takes the first, new-classes the last
+    exemplars: int  # per class: sequences show exemplar 0
+
+
+@attrs.frozen
 class FeatureConfig:
-    """Synthetic class prototypes standing in for the paper's Omniglot ResNet features."""
+    """The class features: a synthetic stand-in for the paper's Omniglot ResNet features
+    (kind "synthetic", of `family` "gaussian" or "relu-lowrank"), or a file (kind "file",
+    `stored`; dim is the file's)."""
 
     kind: str = "synthetic"
     dim: int = 128
     correlation: float = 0.9
-    scale: float = 1.0
+    scale: float = 1.0  # gaussian: multiplies every feature
     exemplar_noise: float = 0.5
+    family: str = later("gaussian")
+    rank: int = later(16)  # relu-lowrank: dimensions the classes differ in before the ReLU
+    norm: float = later(25.0)  # relu-lowrank: the mean length of a class's exemplar 0
+    stored: FeatureFile | None = later(None)
+
+    def describe(self) -> str:
+        """As a spec writes it, defaults written out (and a file's SHA-256)."""
+        stored = self.stored
+        if stored is not None:
+            key = f', key="{stored.key}"' if stored.key else ""
+            shape = f"{stored.classes} classes × {stored.exemplars} exemplars × {self.dim}"
+            return f'file("{stored.file}"{key}): {shape}, sha256 {stored.sha256[:12]}'
+        if self.family == "gaussian":
+            options = f"dim={self.dim}, correlation={self.correlation:g}, scale={self.scale:g}"
+        else:
+            options = (
+                f"kind={self.family}, dim={self.dim}, correlation={self.correlation:g}, "
+                f"rank={self.rank}, norm={self.norm:g}"
+            )
+        return f"synthetic({options}, noise={self.exemplar_noise:g})"
 
 
 @attrs.frozen
@@ -72,7 +116,7 @@ class TaskConfig:
     pair_split: float = 0.8
     seed: int = 0
     features: FeatureConfig = FeatureConfig()
-    tokens: TokensConfig | None = None
+    tokens: TokensConfig | None = later(None)
 
 
 @attrs.frozen
@@ -96,7 +140,7 @@ class EvalConfig:
     size: int = 1000
     # `, every N steps near phase`: the interval while a run of the group is near its phase
     # change (PhaseRule.near), on top of the regular evals
-    near_every: int | None = None
+    near_every: int | None = later(None)
 
 
 @attrs.frozen
@@ -353,13 +397,10 @@ class Plan:
 
 
 POSITIONAL_KEYS = frozenset({"span", "text", "file", "description", "warnings"})
-# Fields added after plans were first written, left out of the JSON (and so of the hash)
-# while unset (None): a plan that does not use them reads, and hashes, as it did.
-ABSENT_WHEN_NONE = frozenset({"tokens", "near_every"})
 
 
 def _present(field: attrs.Attribute, value: Any) -> bool:
-    return not (field.name in ABSENT_WHEN_NONE and value is None)
+    return not (field.metadata.get(LATER) and value == field.default)
 
 
 def _strip_positions(data: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import attrs
 
+from clampdsl.compile import feature_files
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.keys import SEED, SIZE, Key
 from clampdsl.compile.plan import (
@@ -49,11 +50,16 @@ SECTIONS: dict[str, dict[str, Key]] = {
     },
 }
 FEATURE_KEYS: dict[str, Key] = {
+    "kind": Key("choice", choices=("gaussian", "relu-lowrank"), field="family"),
     "dim": Key("int", low=1, high=8192),
     "correlation": Key("float", low=0.0, high=0.999),
     "scale": Key("float", low=0.0),
     "noise": Key("float", low=0.0, field="exemplar_noise"),
+    "rank": Key("int", low=1, high=8192),
+    "norm": Key("float", low=1e-6),  # a length: 0 would make every feature 0
 }
+# The synthetic options that one kind of features reads, and the other would ignore.
+FAMILY_OF = {"scale": "gaussian", "rank": "relu-lowrank", "norm": "relu-lowrank"}
 FLAGS = {"model": {"attention-only"}, "task": set(task_kinds.by_name()), "train": set()}
 EVAL_SETS = tuple(
     dict.fromkeys(s for kind in task_kinds.by_name().values() for s in kind.eval_sets)
@@ -243,17 +249,42 @@ def _value(key: Key, option: ast.Option, errors: Collector):
 
 
 def _features(value: ast.Value, errors: Collector) -> FeatureConfig | None:
+    if isinstance(value, ast.Call) and value.name.value == "file":
+        return feature_files.lower(value, errors)
     if isinstance(value, ast.Name) and value.value == "synthetic":
         return FeatureConfig()
     if not isinstance(value, ast.Call) or value.name.value != "synthetic":
         errors.error(
-            "features must be synthetic(...)",
+            'features must be synthetic(...) or file("PATH")',
             value.span,
             hint="e.g. features=synthetic(dim=128, correlation=0.9)",
         )
         return None
-    updates = _options(FEATURE_KEYS, value.options, "features", errors)
-    return FeatureConfig(**updates)
+    if value.argument is not None:
+        errors.error("synthetic(...) takes options only (dim=128, …)", value.argument.span)
+    features = FeatureConfig(**_options(FEATURE_KEYS, value.options, "features", errors))
+    _check_synthetic(features, value, errors)
+    return features
+
+
+def _check_synthetic(features: FeatureConfig, call: ast.Call, errors: Collector) -> None:
+    """Options of the other kind of synthetic features are errors, not silently ignored;
+    so is a rank beyond the dimensions (at the rank, or at the call where it is the
+    default)."""
+    for option in call.options:
+        family = FAMILY_OF.get(option.key.value)
+        if family is not None and family != features.family:
+            errors.error(
+                f"{option.key.value} is an option of kind={family} features",
+                option.key.span,
+                hint=f"this is kind={features.family}",
+            )
+    if features.family == "relu-lowrank" and features.rank > features.dim:
+        written = [o.span for o in call.options if o.key.value == "rank"]
+        errors.error(
+            f"rank={features.rank} is more than dim={features.dim}",
+            written[-1] if written else call.span,
+        )
 
 
 def _fmt(bound: float | None) -> str:

@@ -28,11 +28,13 @@ class String:
 
 @attrs.frozen
 class Call:
-    """`synthetic(dim=128, correlation=0.9)`: a named value with options."""
+    """`synthetic(dim=128, correlation=0.9)`, `file("feats.h5", key="feat")`: a named value
+    with options, and a string before them where the call takes one."""
 
     name: Name
     options: tuple[Option, ...]
     span: Span
+    argument: String | None = None
 
 
 Value = Number | Name | String | Call

@@ -116,7 +116,8 @@ class _ToAst(Transformer):
     def call(self, meta, children):
         name, *rest = children
         options = tuple(c for c in rest if isinstance(c, ast.Option))
-        return ast.Call(name, options, _span(self.file, meta))
+        argument = next((c for c in rest if isinstance(c, ast.String)), None)
+        return ast.Call(name, options, _span(self.file, meta), argument)
 
     def option(self, meta, children):
         key, value = children

@@ -10,23 +10,21 @@ distractors in random order, `[x0, y0, …, x_{K-1}, y_{K-1}, xq]`, their labels
 distinct labels drawn per sequence (from the training or held-out sets of K labels) in
 random order; chance is ln K. K = 2 draws exactly as the reference's sampler.
 
-The Omniglot ResNet features of the paper are not available, so class prototypes are
-correlated Gaussians (icl_dynamics_spec.md §2, "synthetic stand-in"): high inter-class
-correlation makes matching hard, which is what keeps the loss plateau.
+The features (tasks/features.py) are a synthetic stand-in for the paper's Omniglot ResNet
+features, whose high inter-class correlation makes matching hard, which is what keeps the
+loss plateau; or the reference's own feature file.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 
 import attrs
 import torch
 
 from clampdsl.compile.plan import ModelConfig, TaskConfig
 from clampdsl.model.transformer import BatchedTransformer
-
-EXEMPLARS_PER_CLASS = 5
+from clampdsl.tasks.features import class_features
 
 
 def label_sets(labels: int, size: int) -> torch.Tensor:
@@ -127,21 +125,11 @@ class FewShotTask:
     def __init__(self, config: TaskConfig):
         self.config = config
         generator = torch.Generator().manual_seed(config.seed)
-        features = config.features
-        n_classes = config.classes + config.new_classes
-        shared = torch.randn(features.dim, generator=generator)
-        own = torch.randn(n_classes, features.dim, generator=generator)
-        rho = features.correlation
-        prototypes = math.sqrt(rho) * shared + math.sqrt(1 - rho) * own
-        noise = torch.randn(n_classes, EXEMPLARS_PER_CLASS - 1, features.dim, generator=generator)
-        exemplars = torch.cat(
-            [prototypes[:, None], prototypes[:, None] + features.exemplar_noise * noise], 1
-        )
-        self.features = exemplars * features.scale  # [classes, 5, dim]
+        self.features = class_features(config, generator)  # [classes, exemplars, dim]
         # Sequences use exemplar 0 of each class (the reference's exact-match training set).
         self.table = self.features[:, 0].contiguous()
         self.train_classes = torch.arange(config.classes)
-        self.new_classes = torch.arange(config.classes, n_classes)
+        self.new_classes = torch.arange(config.classes, len(self.features))
         sets = label_sets(config.labels, config.context)
         sets = sets[torch.randperm(len(sets), generator=generator)]
         n_train = max(1, min(len(sets) - 1, round(config.pair_split * len(sets))))

@@ -38,10 +38,7 @@ class FewShot(TaskKind):
 
     def summary(self, task):
         features = task.features
-        return (
-            f"{task.classes} classes, {task.labels} labels, features "
-            f"synthetic(dim={features.dim}, correlation={features.correlation})"
-        )
+        return f"{task.classes} classes, {task.labels} labels, features {features.describe()}"
 
     def check(self, task, span, errors):
         """Each sequence takes `context` distinct classes and labels, and the label sets
@@ -54,6 +51,16 @@ class FewShot(TaskKind):
                     f"{k} distinct classes",
                     span,
                 )
+        stored = task.features.stored
+        if stored is not None and task.classes + task.new_classes > stored.classes:
+            errors.error(
+                f"task classes={task.classes} and new_classes={task.new_classes} take "
+                f"{task.classes + task.new_classes} classes; the features file holds "
+                f"{stored.classes}",
+                span,
+                hint="training takes the file's first classes, new-classes its last (the "
+                "reference's class split)",
+            )
         if math.comb(task.labels, k) < 2:
             errors.error(
                 f"task labels={task.labels} gives fewer than 2 sets of context={k} labels: "

@@ -1,0 +1,41 @@
+"""The spec's tree: the folder whose files a spec may read (includes, feature files).
+
+A spec reads no file of the user's but those beside it: the folder of the file that names
+the path, or the nearest folder above it holding a file named `.clamp-root` (ROOT_MARKER),
+so that `specs/paper/fig3.clamp` can use `../lib/induction.clamp` where `specs/` is marked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+ROOT_MARKER = ".clamp-root"  # a folder holding it is the tree its specs may read from
+
+
+def is_absolute(written: str) -> bool:
+    """Whether a path a spec writes is absolute, or names a drive, on any system."""
+    return (
+        PurePosixPath(written).is_absolute()
+        or PureWindowsPath(written).is_absolute()
+        or bool(PureWindowsPath(written).drive)
+    )
+
+
+def tree_words(root: Path) -> str:
+    """The tree a spec may read files from (spec_root), in words for an error."""
+    if (root / ROOT_MARKER).is_file():
+        return f"the spec's tree, {root} (marked by its {ROOT_MARKER})"
+    return (
+        f"the top file's folder, {root} (a file named {ROOT_MARKER} in a folder "
+        "above it lets its specs use files from all of that folder)"
+    )
+
+
+def spec_root(top: Path) -> Path:
+    """The folder the files `top` names must lie in: the nearest one, from `top`'s folder
+    up, that holds ROOT_MARKER; `top`'s folder where none does."""
+    folder = top.parent.resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / ROOT_MARKER).is_file():
+            return candidate
+    return folder
