@@ -15,6 +15,8 @@ subcircuit A "previous token" = L1.H*.pattern to prev-token, L1.out to shifted-e
 subcircuit B "match" = L2.H*.pattern to induction or match
 subcircuit C "copy" = logits to scores
 sweep task.classes in 50, 100, 200
+experiment prev_token:
+    clamp L1.H2 to prev-token
 experiment noclamp
 experiment layer1:
     clamp L1.out to shifted-embedding
@@ -25,6 +27,7 @@ experiment copy:
 """
 # Sequences to the phase change at 50, 100, 200 classes: what classes slow is the match.
 LAWS = {
+    "prev_token": lambda x: 500.0,  # part of A given: neither unclamped nor a condition
     "noclamp": lambda x: 600 * (x / 50) ** 0.5,
     "layer1": lambda x: 100 * (x / 50) ** 0.45,
     "match": lambda x: 50 * (x / 50) ** 0.02,
@@ -44,6 +47,7 @@ def test_a_power_law_is_fitted_per_experiment_and_says_what_the_sweep_slows():
     assert found["noclamp"].exponent == pytest.approx(0.5)
     assert found["noclamp"].r2 == pytest.approx(1.0)
     assert found["match"].gives == ("A", "B") and found["match"].exponent < 0.05
+    assert found["prev_token"].partial and not found["noclamp"].partial
     (sentence,) = scaling.sentences(list(found.values()))
     assert sentence.startswith("classes slows the unclamped phase change (T ∝ classes^0.50")
     assert "it slows B (given A+B, T ∝ classes^0.02" in sentence

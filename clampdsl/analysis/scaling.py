@@ -33,6 +33,7 @@ class Fit:
     setting: str  # "task.classes"
     context: str  # the other swept values: "seed=6", or "" where there are none
     gives: tuple[str, ...]  # the subcircuits the experiment hands over whole
+    partial: bool  # it hands over part of one too: neither unclamped nor a clean condition
     points: tuple[tuple[float, float], ...]  # (x, T) of the runs that made the change
     censored: int  # runs that did not make it by their last step
     exponent: float | None  # None: fewer than two runs made the change
@@ -55,7 +56,8 @@ def fits(plan: Plan, phase_steps: dict[str, int | None]) -> list[Fit]:
                 continue
             others = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in run.point if k != setting)
             gives = tuple(sorted(g.subcircuit for g in run.gives if g.whole))
-            key = (run.experiment, setting, others, gives)
+            partial = any(not g.whole for g in run.gives)
+            key = (run.experiment, setting, others, gives, partial)
             series.setdefault(key, []).append((x, phase_steps.get(run.name)))
     return [_fit(*key, measured) for key, measured in series.items() if len(measured) > 1]
 
@@ -67,7 +69,7 @@ def _number(value: str) -> float | None:
         return None
 
 
-def _fit(experiment, setting, context, gives, measured) -> Fit:
+def _fit(experiment, setting, context, gives, partial, measured) -> Fit:
     points = tuple(sorted((x, float(max(t, 1))) for x, t in measured if t is not None))
     censored = len(measured) - len(points)
     exponent = r2 = None
@@ -79,7 +81,7 @@ def _fit(experiment, setting, context, gives, measured) -> Fit:
             total = sum((y - statistics.fmean(ys)) ** 2 for y in ys)
             residual = sum((y - intercept - exponent * x) ** 2 for x, y in zip(xs, ys, strict=True))
             r2 = 1 - residual / total if total else 1.0
-    return Fit(experiment, setting, context, gives, points, censored, exponent, r2)
+    return Fit(experiment, setting, context, gives, partial, points, censored, exponent, r2)
 
 
 def sentences(found: list[Fit]) -> list[str]:
@@ -92,19 +94,15 @@ def sentences(found: list[Fit]) -> list[str]:
 
 def _sentence(setting: str, context: str, group: list[Fit]) -> str:
     name = setting.rsplit(".", 1)[-1] + (f" ({context})" if context else "")
-    base = next((f for f in group if not f.gives), None)
+    clean = [f for f in group if not f.partial]
+    base = next((f for f in clean if not f.gives), None)
     if base is None or base.exponent is None:
         return f"{name}: no unclamped experiment made the change at two values; cannot tell."
     if not base.clear:
         return f"{name} does not clearly slow the unclamped phase change ({_law(base)})."
-    flat = [
-        f for f in group if f.gives and f.exponent is not None and f.exponent < FLAT * base.exponent
-    ]
-    scaling = [
-        f
-        for f in group
-        if f.gives and f.exponent is not None and f.exponent > SCALING * base.exponent
-    ]
+    measured = [f for f in clean if f.gives and f.exponent is not None]
+    flat = [f for f in measured if f.exponent < FLAT * base.exponent]
+    scaling = [f for f in measured if f.exponent > SCALING * base.exponent]
     slowed = set.intersection(*(set(f.gives) for f in flat)) if flat else set()
     slowed -= {s for f in scaling for s in f.gives}
     head = f"{name} slows the unclamped phase change ({_law(base)})"

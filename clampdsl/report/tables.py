@@ -118,7 +118,7 @@ def scaling_table(plan: Plan, summaries: list[RunSummary]) -> TableData | None:
         (
             fit.experiment + (f" [{fit.context}]" if fit.context else ""),
             fit.setting,
-            "+".join(fit.gives) or "–",
+            "+".join(fit.gives) + (" and part of one" if fit.partial else "") or "–",
             "–" if fit.exponent is None else f"{fit.exponent:.2f}",
             "–" if fit.r2 is None else f"{fit.r2:.2f}",
             f"{len(fit.points)} of {len(fit.points) + fit.censored}",
