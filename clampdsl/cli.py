@@ -13,11 +13,9 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from clampdsl.compile import compile_source, runnable
 from clampdsl.compile.plan import Plan
@@ -25,6 +23,9 @@ from clampdsl.durable import RecoveryWarning, RunError
 from clampdsl.executors import BACKENDS
 from clampdsl.lang.diagnostics import SpecError
 from clampdsl.results_cli import results
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     add_completion=False,
@@ -49,9 +50,31 @@ AllowLarge = Annotated[
         "8 GiB; work: CLAMPDSL_WORK_BUDGET, 1e16 FLOPs)",
     ),
 ]
-# Off a terminal (CI logs, pipes) Rich would assume 80 columns and fold the results table.
-out = Console(width=None if sys.stdout.isatty() else 132)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
+
+
+class LazyConsole:
+    """A Rich console made on first use: `validate`, `plan --json` and `fmt` print plain
+    text, and importing rich would be a tenth of what `validate` may take."""
+
+    def __init__(self, stderr: bool = False):
+        self._stderr, self._console = stderr, None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            stream = sys.stderr if self._stderr else sys.stdout
+            # Off a terminal (CI logs, pipes) Rich would assume 80 columns and fold tables.
+            width = None if stream.isatty() else 132
+            self._console = Console(stderr=self._stderr, width=width)
+        return self._console
+
+    def print(self, *objects, **options) -> None:
+        self.console.print(*objects, **options)
+
+
+out, err = LazyConsole(), LazyConsole(stderr=True)
 
 
 def _compile(path: Path, allow_large: bool = False) -> Plan:
@@ -149,7 +172,7 @@ def validate(
     plans = _compile_each(files, allow_large)
     for path, plan in zip(files, plans, strict=True):
         if plan is not None:
-            out.print(f"{path}: ok ({_sizes(plan)})", highlight=False)
+            sys.stdout.write(f"{path}: ok ({_sizes(plan)})\n")
     if None in plans:
         raise typer.Exit(SPEC_ERROR)
 
@@ -170,7 +193,7 @@ def plan(
         return
     from clampdsl.report.console import print_plan
 
-    print_plan(out, compiled)
+    print_plan(out.console, compiled)
 
 
 @app.command()
@@ -387,17 +410,19 @@ def _sizes(plan: Plan) -> str:
 
 
 def _run_here(file: Path, compiled: Plan, out_dir: Path, options: dict, profile: bool) -> None:
+    from rich.markup import escape
+
     from clampdsl import api
     from clampdsl.report.console import group_progress, print_phases
 
     how = options["executor"].description
     out.print(f"[bold]{escape(str(file))}[/]: {_sizes(compiled)}{f' · {how}' if how else ''}")
     started = time.perf_counter()
-    with group_progress(out, compiled) as on_group:
+    with group_progress(out.console, compiled) as on_group:
         result = api.run(file, out_dir, on_group=on_group, **options)
-    _print_result(out, result)
+    _print_result(out.console, result)
     if profile:  # what came before the API's run: the interpreter, the CLI, the checks
-        print_phases(out, {"start-up, checks": started - STARTED} | result.phases)
+        print_phases(out.console, {"start-up, checks": started - STARTED} | result.phases)
 
 
 def _print_result(console: Console, result) -> None:
@@ -405,7 +430,7 @@ def _print_result(console: Console, result) -> None:
 
     if result.reused:
         console.print(f"[dim]reusing the finished run in {result.directory} (--fresh to redo)[/]")
-    print_outcome(console, err, result)
+    print_outcome(console, err.console, result)
 
 
 def _run_at_once(
@@ -413,13 +438,15 @@ def _run_at_once(
 ) -> None:
     """Every spec's groups on one executor at once, in one display; each spec's results as
     it finishes."""
+    from rich.markup import escape
+
     from clampdsl import api
     from clampdsl.report.console import group_bars, progress_bars
 
     out.print(f"{_count(len(files), 'spec')}, {executor.description}", highlight=False)
     names = {compiled.content_hash(): file for file, compiled in zip(files, plans, strict=True)}
     failed = []
-    with progress_bars(out) as progress:
+    with progress_bars(out.console) as progress:
 
         def on_finished(result) -> None:
             file = names[result.plan.content_hash()]

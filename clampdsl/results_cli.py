@@ -40,8 +40,8 @@ def report(target: RunDirOrSpec, out_dir: OutDir = Path("runs")) -> None:
     if not run.records:
         cli.out.print(f"{run.directory}: no evals written yet", highlight=False)
         return
-    print_results(cli.out, run.plan, list(run.summaries))
-    print_sparklines(cli.out, run)
+    print_results(cli.out.console, run.plan, list(run.summaries))
+    print_sparklines(cli.out.console, run)
     written = _or_exit(lambda: rerender.rewrite(run))
     state = "finished" if run.finished else "not finished: the tables stand at its last eval"
     cli.out.print(f"{run.directory}: {state}; wrote {', '.join(p.name for p in written)}")

@@ -33,9 +33,14 @@ def sparse():
     return steps_and_losses(train_group(compile_source(SPEC.format(near="")), 0).records)
 
 
-def test_evals_are_denser_only_while_a_run_is_near_its_phase(sparse):
+@pytest.fixture(scope="module")
+def unbroken():
+    return train_group(compile_source(SPEC.format(near=NEAR)), 0).records
+
+
+def test_evals_are_denser_only_while_a_run_is_near_its_phase(sparse, unbroken):
     plan = compile_source(SPEC.format(near=NEAR))
-    dense = steps_and_losses(train_group(plan, 0).records)
+    dense = steps_and_losses(unbroken)
     assert list(sparse) == [0, 100, 200, 300]
     assert {step: dense[step] for step in sparse} == sparse  # training is the same
     extra = sorted(set(dense) - set(sparse))
@@ -45,9 +50,8 @@ def test_evals_are_denser_only_while_a_run_is_near_its_phase(sparse):
         assert plan.phase.is_near(dense[latest])
 
 
-def test_a_resumed_group_evaluates_where_an_unbroken_one_does(tmp_path):
+def test_a_resumed_group_evaluates_where_an_unbroken_one_does(tmp_path, unbroken):
     plan = compile_source(SPEC.format(near=NEAR))
-    unbroken = train_group(plan, 0).records
 
     class Killed(Exception):
         pass

@@ -62,6 +62,7 @@ def test_main_spec_is_the_six_fig5b_experiments():
                 "clampdsl.report",
                 "clampdsl.train",
                 "pydantic",
+                "rich",
             ),
         ),
         ([["plan", str(MAIN)], ["fmt", str(MAIN)], ["--help"]], ("torch", "matplotlib")),
