@@ -74,5 +74,9 @@ def test_a_flat_unclamped_run_is_no_slowing_and_every_report_has_the_table():
         "classes does not clearly slow the unclamped phase change (T ∝ classes^0.00, R² 1.00).",
     )
     assert table in tables.result_tables(plan, summaries)
+    assert [row[:3] for row in table.rows[:2]] == [
+        ("prev_token", "task.classes", "part of a subcircuit"),
+        ("noclamp", "task.classes", "–"),
+    ]
     seeded = compile_source(SPEC.replace("sweep task.classes in 50, 100, 200", "seeds 1..3"))
     assert tables.scaling_table(seeded, summarize(seeded, [])) is None  # seeds: no quantity

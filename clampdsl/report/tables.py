@@ -118,7 +118,7 @@ def scaling_table(plan: Plan, summaries: list[RunSummary]) -> TableData | None:
         (
             fit.experiment + (f" [{fit.context}]" if fit.context else ""),
             fit.setting,
-            "+".join(fit.gives) + (" and part of one" if fit.partial else "") or "–",
+            _gives(fit),
             "–" if fit.exponent is None else f"{fit.exponent:.2f}",
             "–" if fit.r2 is None else f"{fit.r2:.2f}",
             f"{len(fit.points)} of {len(fit.points) + fit.censored}",
@@ -132,6 +132,13 @@ def scaling_table(plan: Plan, summaries: list[RunSummary]) -> TableData | None:
         rows,
         tuple(scaling.sentences(found)),
     )
+
+
+def _gives(fit: scaling.Fit) -> str:
+    whole = "+".join(fit.gives)
+    if fit.partial:
+        return f"{whole} and part of a subcircuit" if whole else "part of a subcircuit"
+    return whole or "–"
 
 
 def result_tables(plan: Plan, summaries: list[RunSummary]) -> list[TableData]:
