@@ -29,17 +29,36 @@ def later(default: Any) -> Any:
     return attrs.field(default=default, metadata={LATER: True})
 
 
+POSITION_SCHEMES = ("rope", "relative", "absolute", "none")  # `pos=` (model/positions.py)
+
+
 @attrs.frozen
 class ModelConfig:
+    """The model: its shape, how positions enter it (`pos`, one of POSITION_SCHEMES), the
+    MLP blocks' hidden width in multiples of d_model (`mlp`, 0: attention-only) and
+    whether keys are smeared (`smear`, "on" or "off")."""
+
     layers: int = 2
     heads: int = 8
     d_model: int = 64
     pos: str = "rope"
     norm: str = "pre"
+    mlp: int = later(0)
+    smear: str = later("off")
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.heads
+
+    def variant(self) -> str:
+        """What sets it apart from the reference's model (RoPE, attention only, plain
+        keys), as a spec writes it (`pos=relative mlp=4 smear=on`); "" for nothing."""
+        defaults = ModelConfig()
+        return " ".join(
+            f"{name}={getattr(self, name)}"
+            for name in ("pos", "mlp", "smear")
+            if getattr(self, name) != getattr(defaults, name)
+        )
 
 
 @attrs.frozen

@@ -34,6 +34,7 @@ FLOAT, INDEX = 4, 8  # bytes of a float32 and of an int64
 # train/evaluate.py; tests/test_resources.py checks that they agree).
 CHUNK_STEPS = 100
 EXEMPLARS_PER_CLASS = 5
+POSITIONS = 64  # a few-shot model's learned position tables (model/transformer.py)
 
 # Floats an eager training step holds at its peak, per sequence and run, for N tokens,
 # width C and H heads: each layer but the last keeps TRAIN_TOKEN · N·C + TRAIN_KEPT_PAIR ·
@@ -53,6 +54,10 @@ TRAIN_LAST_TOKEN, TRAIN_LAST_SCORE, TRAIN_FEATURES, TRAIN_GRADIENTS = 15.8, 3.9,
 TRAIN_EMBED_TOKEN = 4.0  # of TRAIN_LAST_TOKEN: the embedding's, which every run computes
 EVAL_PAIR, EVAL_TOKEN, EVAL_SCORE, EVAL_ITEM, EVAL_RECORD = 1.15, 1.43, 1.31, 5.2, 1.0
 EVAL_PREPARED = 1.07
+# What MLP blocks add per float of their hidden layer: a step keeps its input and output
+# to GELU for the backward (and the gradient of one); an eval, one layer's at a time. Not
+# fitted: counted from the block's tensors.
+MLP_TRAIN, MLP_EVAL = 3.0, 2.0
 # What clamps add, per float of each site they write: little in a step (a constant clamp
 # cuts the gradient, so its layer keeps less), and in an eval, per float of what the
 # unclamped first pass records for its runs.
@@ -109,10 +114,14 @@ def estimate(plan: Plan) -> list[GroupEstimate]:
 
 
 def parameters(run: Run) -> int:
-    """Parameters of one run's model (model/transformer.py's weights)."""
-    c, labels = run.model.d_model, run.task.labels
+    """Parameters of one run's model (model/transformer.py's weights, and its variant's:
+    model/positions.py, mlp.py, smear.py)."""
+    config, c, labels = run.model, run.model.d_model, run.task.labels
     model = run.task.features.dim * c + c + labels * c + 2 * c + c * labels + labels
-    return model + run.model.layers * (2 * c + 3 * c * c + c * c)
+    m = config.mlp * c
+    layer = 2 * c + 3 * c * c + c * c + (3 * c + 2 * c * m + m if m else 0)
+    layer += config.heads * ((config.smear == "on") + POSITIONS * (config.pos == "relative"))
+    return model + POSITIONS * c * (config.pos == "absolute") + config.layers * layer
 
 
 # Sequences × runs per eval forward on a CPU. Fewer pay the per-call overhead more often;
@@ -179,7 +188,7 @@ def _group(index: int, runs: list[Run], schedule, measures: bool) -> GroupEstima
     # A training step: the activations its backward keeps, then (or, in Adam, instead)
     # the gradients.
     per_sequence = _train_floats(n, c, heads, layers, schedule, r)
-    per_sequence += _clamp_floats(runs, n, c, heads)
+    per_sequence += _clamp_floats(runs, n, c, heads) + MLP_TRAIN * n * model.mlp * c * layers
     features = (1 if data_sources == 1 else r) * b * (k + 1) * task.features.dim
     held = r * b * per_sequence + TRAIN_FEATURES * features + TRAIN_GRADIENTS * p * r
     activations = held * FLOAT
@@ -192,7 +201,8 @@ def _group(index: int, runs: list[Run], schedule, measures: bool) -> GroupEstima
     prepared = r * rows * c * FLOAT + EVAL_PREPARED * layers * rotated
     chunk = r * chunk_size(evals.size, r)
     recorded = _first_pass_records(schedule, r, n, c, heads, layers)
-    eval_chunk = chunk * (_eval_floats(k, c, heads, layers, measures) + recorded) * FLOAT
+    eval_floats = _eval_floats(k, c, heads, layers, measures) + MLP_EVAL * n * model.mlp * c
+    eval_chunk = chunk * (eval_floats + recorded) * FLOAT
     eval_peak = prepared + max(2 * rotated, eval_chunk)
     # Resident memory keeps part of what a step and an eval free (the heap holds on to it,
     # and their tensors are of other sizes): the smaller of their peaks adds STACKED of
@@ -320,7 +330,7 @@ def _flops(runs: list[Run], n: int, p: int) -> float:
     first = runs[0]
     model, task, train, evals = first.model, first.task, first.train, first.eval
     c, layers, k = model.d_model, model.layers, task.context
-    per_token = layers * 4 * c * c
+    per_token = layers * (4 * c * c + 2 * c * model.mlp * c)
     forward = 2 * (
         n * per_token
         + (k + 1) * task.features.dim * c

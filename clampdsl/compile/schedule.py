@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 from clampdsl import kinds
 from clampdsl.compile.plan import FirstPass, Intervention, ModelConfig, Run, RunPasses, Schedule
-from clampdsl.kinds.base import Write
+from clampdsl.kinds.base import POSITIONS_SITE, Write
 
 # The sites of one layer that its attention scores are computed from.
-FEEDS_SCORES = ("in", "q", "k")
+FEEDS_SCORES = ("in", "q", "k", POSITIONS_SITE)
 
 
 def schedule(runs: Sequence[Run], model: ModelConfig) -> Schedule:

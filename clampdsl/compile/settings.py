@@ -12,6 +12,7 @@ from clampdsl.compile import feature_files
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.keys import SEED, SIZE, Key
 from clampdsl.compile.plan import (
+    POSITION_SCHEMES,
     EvalConfig,
     FeatureConfig,
     ModelConfig,
@@ -27,8 +28,10 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "layers": Key("int", low=1, high=64),
         "heads": Key("int", low=1, high=256),
         "d_model": Key("int", low=2, high=8192),
-        "pos": Key("choice", choices=("rope",)),
+        "pos": Key("choice", choices=POSITION_SCHEMES),
         "norm": Key("choice", choices=("pre",)),
+        "mlp": Key("int", low=0, high=64),  # hidden width / d_model; 0: attention only
+        "smear": Key("choice", choices=("off", "on")),
     },
     # every task kind's settings; apply_setting accepts those of the kind selected
     "task": {
@@ -60,7 +63,8 @@ FEATURE_KEYS: dict[str, Key] = {
 }
 # The synthetic options that one kind of features reads, and the other would ignore.
 FAMILY_OF = {"scale": "gaussian", "rank": "relu-lowrank", "norm": "relu-lowrank"}
-FLAGS = {"model": {"attention-only"}, "task": set(task_kinds.by_name()), "train": set()}
+ATTENTION_ONLY = "attention-only"  # `model attention-only`: mlp=0
+FLAGS = {"model": {ATTENTION_ONLY}, "task": set(task_kinds.by_name()), "train": set()}
 EVAL_SETS = tuple(
     dict.fromkeys(s for kind in task_kinds.by_name().values() for s in kind.eval_sets)
 )
@@ -68,19 +72,20 @@ EVAL_SETS = tuple(
 
 def check_model(model: ModelConfig, span, errors: Collector) -> None:
     """What the model's numbers must satisfy together: heads split the width evenly, into
-    head sizes RoPE can rotate (pairs of dimensions)."""
+    head sizes RoPE can rotate (pairs of dimensions) where it has RoPE."""
     if model.d_model % model.heads:
         errors.error(
             f"heads={model.heads} does not divide d_model={model.d_model}: each head takes "
             "d_model / heads dimensions",
             span,
         )
-    elif model.head_dim % 2:
+    elif model.pos == "rope" and model.head_dim % 2:
         errors.error(
             f"the head size d_model / heads = {model.head_dim} is odd: RoPE rotates pairs "
             "of dimensions",
             span,
-            hint=f"use d_model={model.d_model + model.heads}, or another number of heads",
+            hint=f"use d_model={model.d_model + model.heads}, another number of heads, or "
+            "another pos",
         )
 
 
@@ -108,7 +113,21 @@ def apply_setting(settings: Settings, line: ast.Setting, errors: Collector) -> S
     if section == "task":
         keys, options = task_kinds.of(config).keys, _own_options(config, options, errors)
     updates = _options(keys, options, section, errors)
+    if section == "model" and any(flag.value == ATTENTION_ONLY for flag in line.flags):
+        updates = _attention_only(updates, line, errors)
     return attrs.evolve(settings, **{section: _updated(config, updates)})
+
+
+def _attention_only(updates: dict, line: ast.Setting, errors: Collector) -> dict:
+    """`model attention-only`: no MLP blocks (mlp=0), which the same line cannot undo."""
+    if updates.get("mlp"):
+        option = next(o for o in line.options if o.key.value == "mlp")
+        errors.error(
+            f"an attention-only model has no MLP blocks, yet this line sets mlp={updates['mlp']}",
+            option.span,
+            hint="drop `attention-only`, or mlp",
+        )
+    return updates | {"mlp": 0}
 
 
 def _select_task(settings: Settings, name: str) -> Settings:

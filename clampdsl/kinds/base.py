@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from clampdsl.lang.diagnostics import Span
 
 HEAD_SITES = ("q", "k", "v", "scores", "pattern", "z")
+# A head's relative-position biases by distance, [R, H, P] (`model pos=relative`): a site
+# the language does not name, which kinds/relative_position.py clamps.
+POSITIONS_SITE = "positions"
 SITE_NOUNS = {"pattern": "an attention pattern", "scores": "a head's pre-softmax scores"}
 
 

@@ -64,12 +64,20 @@ def qkv_then_rotate(
     and k: in a training step this beats any split of it, and the savings of `query_only`
     are in the attention and the output projection. As W^T · h^T, the GEMM's result comes
     out per head with the batch innermost."""
+    n = h.shape[1]
+    q, k, v = project_qkv(h, weight, heads, query_only)
+    return rotate(q, cos[:, n - q.shape[3] :], sin[:, n - q.shape[3] :]), rotate(k, cos, sin), v
+
+
+def project_qkv(h: torch.Tensor, weight: torch.Tensor, heads: int, query_only: bool):
+    """q, k and v of h (unrotated), per head with the batch innermost, as W^T · h^T: one
+    GEMM; the columns of W_Q and W_K alone (weight [R, C, 2C]) give v None."""
     r, n, b, c = h.shape
     qkv = torch.matmul(weight.transpose(1, 2), h.view(r, n * b, c).transpose(1, 2))
-    q, k, v = qkv.view(r, 3, heads, c // heads, n, b).unbind(1)
+    q, k, *v = qkv.view(r, -1, heads, c // heads, n, b).unbind(1)
     if query_only:
         q = q[:, :, :, -1:]
-    return rotate(q, cos[:, n - q.shape[3] :], sin[:, n - q.shape[3] :]), rotate(k, cos, sin), v
+    return q, k, (v[0] if v else None)
 
 
 def qkv_from_rotated_weights(h: torch.Tensor, rotated: torch.Tensor, heads: int, query_only: bool):

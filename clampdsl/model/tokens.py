@@ -1,6 +1,7 @@
 """The batched transformer for token tasks (tasks/repeated_tokens.py): the same layers,
-clamp sites and RoPE as model/transformer.py, with a token embedding in, a readout at
-every position out, and every layer computed at every row (the loss reads them all).
+clamp sites and variants (positions, MLP blocks, smeared keys) as model/transformer.py,
+with a token embedding in, a readout at every position out, and every layer computed at
+every row (the loss reads them all).
 
 Tokens are [(R,) B, T]; what the model reads besides them, `supervision` [(R,) B, T, 2],
 holds each position's target (the next token where the loss scores it, -1 elsewhere) and
@@ -19,6 +20,7 @@ from clampdsl.compile.plan import ModelConfig
 from clampdsl.model.clamps import ClampState
 from clampdsl.model.context import Context
 from clampdsl.model.transformer import BatchedTransformer
+from clampdsl.model.weights import layer_norm
 
 UNSCORED = -1  # a target the loss skips
 
@@ -43,8 +45,9 @@ class TokenTransformer(BatchedTransformer):
     def initialise(name: str, value: torch.Tensor, generator: torch.Generator) -> None:
         """Token embeddings of unit scale (torch's `nn.Embedding`): at the few-shot label
         embeddings' 0.02 the tokens are drowned in the residual stream by layer 1's output,
-        and the model did not form induction heads in 1,500 steps where this one does."""
-        if name == "token_embed":
+        and the model did not form induction heads in 1,500 steps where this one does. A
+        learned position embedding is drawn alike."""
+        if name in ("token_embed", "pos_embed"):
             torch.nn.init.normal_(value, 0.0, 1.0, generator=generator)
         else:
             BatchedTransformer.initialise(name, value, generator)
@@ -94,17 +97,14 @@ class TokenTransformer(BatchedTransformer):
         return table[torch.arange(r, device=tokens.device)[:, None, None], by_position]
 
     def prepare_for(self, batch) -> dict:
-        """Each layer's rotated projections for the batch's length (no table to embed)."""
-        n = batch.tokens.shape[-1]
-        return {
-            f"rotated_qkv{layer}": self._rotated_qkv(self.weights[f"qkv{layer}"], n)
-            for layer in range(self.config.layers)
-        }
+        """What the position scheme prepares for the batch's length (with RoPE, each
+        layer's rotated projections; no table to embed)."""
+        return self.positions.prepare(self.weights, batch.tokens.shape[-1])
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         """Logits at every position: [R, B, T, V]."""
         w = self.weights
-        normed = self._norm(x, w["final_ln_g"], w["final_ln_b"])  # [R, T, B, C]
+        normed = layer_norm(x, w["final_ln_g"], w["final_ln_b"])  # [R, T, B, C]
         r, t, b, c = normed.shape
         logits = torch.matmul(normed.view(r, t * b, c), w["unembed_w"]) + w["unembed_b"][:, None]
         return logits.view(r, t, b, -1).transpose(1, 2)

@@ -1,4 +1,6 @@
-"""The reference's attention-only transformer, batched over runs.
+"""The reference's attention-only transformer, batched over runs, and its variants (`model
+pos=… mlp=N smear=on`): the pieces a variant adds live in model/positions.py, mlp.py and
+smear.py, each declaring its weights (model/parts.py); the default adds none.
 
 Every parameter has a leading run dimension R: R experiments train as one model, each run's
 slice independent of the others (Adam is elementwise; losses are summed across runs).
@@ -28,19 +30,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from clampdsl.compile.plan import ModelConfig
+from clampdsl.model import exemplars, mlp, smear
+from clampdsl.model import positions as position_schemes
 from clampdsl.model.clamps import ClampState
 from clampdsl.model.context import Context
-from clampdsl.model.rotary import (
-    qkv_from_rotated_weights,
-    qkv_then_rotate,
-    rope_tables,
-    rotated_qkv,
-    row_tables,
-)
+from clampdsl.model.exemplars import per_run, raw_inputs
 from clampdsl.model.two_pass import KEYS, first_pass, scatter_runs
+from clampdsl.model.weights import layer_norm, lecun_normal
 
 MASK_VALUE = -1e20  # the reference's causal-mask fill (multiply-add), applied before clamps
-LECUN_TRUNCATION = 0.8796  # std correction for a normal truncated at ±2σ (JAX lecun_normal)
 
 
 class BatchedTransformer(nn.Module):
@@ -57,6 +55,10 @@ class BatchedTransformer(nn.Module):
         super().__init__()
         self.config, self.n_labels = config, labels
         runs, c = len(seeds), config.d_model
+        # The variant's pieces (model/parts.py): how positions enter, the keys, MLP blocks.
+        self.positions = position_schemes.of(config, positions)
+        self.keys, self.mlp = smear.of(config), mlp.of(config)
+        self.parts = (self.positions, self.keys, self.mlp)
         shapes = self.io_shapes(features, labels, c)
         for layer in range(config.layers):
             shapes |= {
@@ -65,17 +67,18 @@ class BatchedTransformer(nn.Module):
                 f"qkv{layer}": (c, 3 * c),
                 f"proj{layer}": (c, c),
             }
+        # ParameterDict keeps its names sorted, the order the base model's weights are
+        # drawn in; a variant's own are drawn after them, so the base's draw alike.
+        own = {name: shape for part in self.parts for name, shape in part.shapes().items()}
+        self.draw_order = (*sorted(shapes), *own)
         self.weights = nn.ParameterDict(
-            {name: nn.Parameter(torch.empty(runs, *shape)) for name, shape in shapes.items()}
+            {
+                name: nn.Parameter(torch.empty(runs, *shape))
+                for name, shape in (shapes | own).items()
+            }
         )
         for r, seed in enumerate(seeds):
             self._init_run(r, seed)
-        cos, sin = rope_tables(config.head_dim, positions)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
-        cos_rows, sin_rows = row_tables(cos, sin, config.heads, c)
-        self.register_buffer("rope_cos_rows", cos_rows, persistent=False)
-        self.register_buffer("rope_sin_rows", sin_rows, persistent=False)
 
     @staticmethod
     def io_shapes(features: int, labels: int, c: int) -> dict[str, tuple[int, ...]]:
@@ -95,37 +98,42 @@ class BatchedTransformer(nn.Module):
         """The weights a part of the model is made of, as (name, dim, start, width): a
         head's `width` entries along `dim` (of [R, …]) from `start`, one block per head in
         head order; dim None: the whole weight. Parts: a head's q, k, v (columns of W_QKV)
-        and z (its rows of W_O); a layer; embed; logits (the readout)."""
+        and z (its rows of W_O); a layer; embed; logits (the readout). A variant's pieces
+        add theirs (a layer's MLP block, a head's smear and relative positions with its k)."""
         c, hd = self.config.d_model, self.config.head_dim
         offsets = {"q": 0, "k": c, "v": 2 * c}
         if part in offsets:
-            return [(f"qkv{layer}", 2, offsets[part], hd)]
-        if part == "z":
-            return [(f"proj{layer}", 1, 0, hd)]
-        names = {
-            "layer": [f"ln_g{layer}", f"ln_b{layer}", f"qkv{layer}", f"proj{layer}"],
-            "embed": self.EMBEDDING,
-            "logits": ["final_ln_g", "final_ln_b", "unembed_w", "unembed_b"],
-        }[part]
-        return [(name, None, 0, 0) for name in names]
+            found = [(f"qkv{layer}", 2, offsets[part], hd)]
+        elif part == "z":
+            found = [(f"proj{layer}", 1, 0, hd)]
+        else:
+            names = {
+                "layer": [f"ln_g{layer}", f"ln_b{layer}", f"qkv{layer}", f"proj{layer}"],
+                "embed": self.EMBEDDING,
+                "logits": ["final_ln_g", "final_ln_b", "unembed_w", "unembed_b"],
+            }[part]
+            found = [(name, None, 0, 0) for name in names]
+        return found + [w for piece in self.parts for w in piece.part_weights(layer, part)]
 
     @torch.no_grad()
     def _init_run(self, r: int, seed: int) -> None:
         # Each run's slice is drawn from its own generator, in a fixed order, so a run gets
         # the same initial weights whether it trains alone or in a group.
         generator = torch.Generator().manual_seed(seed)
-        for name, param in self.weights.items():
-            value = torch.empty(param.shape[1:])
-            self.initialise(name, value, generator)
-            param[r].copy_(value)
+        owners = {name: part for part in self.parts for name in part.shapes()}
+        for name in self.draw_order:
+            value = torch.empty(self.weights[name].shape[1:])
+            if name not in owners or not owners[name].initialise(name, value, generator):
+                self.initialise(name, value, generator)
+            self.weights[name][r].copy_(value)
 
     @staticmethod
     def initialise(name: str, value: torch.Tensor, generator: torch.Generator) -> None:
-        """Draws a weight's initial value in place (the reference's initialisers)."""
+        """Draws a weight's initial value in place (the reference's initialisers; a learned
+        position embedding as the label embeddings)."""
         if name.startswith(("embed_w", "qkv", "proj", "unembed_w")):
-            std = math.sqrt(1.0 / value.shape[0]) / LECUN_TRUNCATION
-            nn.init.trunc_normal_(value, 0.0, std, -2 * std, 2 * std, generator=generator)
-        elif name == "label_embed":
+            lecun_normal(value, generator)
+        elif name in ("label_embed", "pos_embed"):
             nn.init.trunc_normal_(value, 0.0, 0.02, -0.04, 0.04, generator=generator)
         elif name.startswith(("ln_g", "final_ln_g")):
             value.fill_(1.0)
@@ -133,58 +141,15 @@ class BatchedTransformer(nn.Module):
             value.zero_()
 
     # ---- pieces ------------------------------------------------------------------------------
-    def embed(
-        self, features: torch.Tensor, labels: torch.Tensor, items=None, weights=None
-    ) -> torch.Tensor:
-        """features [(R,) B, K, F], labels [(R,) B, K] → tokens [R, 2K-1, B, C]; the
-        query's label is never embedded.
-
-        With `items` [(R,) B, K], `features` is instead a table [U, F] of the distinct
-        feature vectors, shared by the runs: each is embedded once and every item picks
-        its row (evals: a few hundred classes across thousands of sequences), or is found
-        embedded already in `weights` (`prepare_evals`)."""
+    def embed(self, features, labels, items=None, weights=None) -> torch.Tensor:
+        """features [(R,) B, K, F], labels [(R,) B, K] → tokens [R, 2K-1, B, C], or from a
+        table of feature vectors that `items` index (model/exemplars.py)."""
         w = weights or self.weights
-        r, f, c = w["embed_w"].shape
-        if items is not None:
-            if "embedded_table" in w:
-                table = w["embedded_table"]  # [R, U, C]
-            else:
-                table = self.embed_table(features).transpose(0, 1)
-            runs = torch.arange(r, device=items.device)[:, None, None]
-            exemplars = table[runs, items.expand(r, *items.shape[-2:]).transpose(1, 2)]
-        else:
-            features, labels = per_run(features, labels)
-            _, b, k = labels.shape
-            by_position = features.transpose(1, 2)  # [D, K, B, F]
-            if features.shape[0] == 1:
-                exemplars = self.embed_table(by_position.reshape(k * b, f))
-                exemplars = exemplars.view(k, b, r, c).permute(2, 0, 1, 3)
-            else:
-                exemplars = torch.matmul(by_position.reshape(r, k * b, f), w["embed_w"])
-                exemplars = exemplars.view(r, k, b, c)
-        exemplars = exemplars + w["embed_b"][:, None, None]  # [R, K, B, C]
-        context = per_run(features, labels)[1][..., :-1].transpose(1, 2)  # [D, K-1, B]
-        # Compared with each label rather than F.one_hot, which eagerly reads the labels
-        # back to check their range: a wait for the device in every step.
-        labels_seen = torch.arange(self.n_labels, device=context.device)
-        onehot = (context[..., None] == labels_seen).to(exemplars.dtype).flatten(1, 2)
-        label_tokens = torch.matmul(onehot, w["label_embed"]).view(r, *context.shape[1:], c)
-        k, b = exemplars.shape[1:3]
-        tokens = exemplars.new_empty(r, 2 * k - 1, b, c)
-        tokens[:, 0::2] = exemplars
-        tokens[:, 1::2] = label_tokens
-        return tokens
+        return exemplars.embed(w, features, labels, items, self.n_labels, self.embed_table)
 
     def embed_table(self, features: torch.Tensor) -> torch.Tensor:
-        """[M, F] feature vectors seen by every run → [M, R, C]: one GEMM, [M, F] @ [F, R·C]."""
-        r, f, c = self.weights["embed_w"].shape
-        weights = self.weights["embed_w"].permute(1, 0, 2).reshape(f, r * c)
-        return torch.matmul(features, weights).view(-1, r, c)
-
-    def _norm(self, x, g, b):
-        """Layer norm over C of a residual [R, N, B, C] (or [R, B, C])."""
-        shape = (g.shape[0],) + (1,) * (x.dim() - 2) + g.shape[1:]
-        return F.layer_norm(x, x.shape[-1:], eps=1e-5) * g.view(shape) + b.view(shape)
+        """[M, F] feature vectors seen by every run → [M, R, C]."""
+        return exemplars.embed_table(self.weights["embed_w"], features)
 
     def attention_scores(
         self,
@@ -206,18 +171,13 @@ class BatchedTransformer(nn.Module):
         Nq = N, or 1 with `query_only`: keys and values at every position, the query row
         alone (the last layer's other rows reach neither the loss nor any metric). With
         clamps (and the pass's context), the clamps of the q, k and v sites apply. `keep`,
-        a dict, receives q, k and v as computed (the first pass's records)."""
+        a dict, receives q, k and v as computed (the first pass's records). The position
+        scheme computes q, k, v and adds to the scores what it adds (model/positions.py)."""
         w = weights or self.weights
         n = x.shape[1]
-        h = self._norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
-        heads, parts = self.config.heads, slice(None if values else 2 * self.config.d_model)
-        if torch.is_grad_enabled():
-            cos, sin = self.rope_cos[:, :n], self.rope_sin[:, :n]
-            q, k, v = qkv_then_rotate(h, w[f"qkv{layer}"], heads, cos, sin, query_only)
-        else:
-            rotated = f"rotated_qkv{layer}"
-            weight = w[rotated] if rotated in w else self._rotated_qkv(w[f"qkv{layer}"], n)
-            q, k, v = qkv_from_rotated_weights(h, weight[:, :, parts], heads, query_only)
+        h = layer_norm(x, w[f"ln_g{layer}"], w[f"ln_b{layer}"])
+        q, k, v = self.positions.qkv(h, w, layer, values, query_only)
+        k = self.keys.smear(k, w, layer)
         rows = q.shape[3]
         if not values:
             v = None
@@ -227,6 +187,7 @@ class BatchedTransformer(nn.Module):
             q, k = clamps.at("q", layer, q, context), clamps.at("k", layer, k, context)
             v = None if v is None else clamps.at("v", layer, v, context)
         scores = self.query_key_products(q, k) / math.sqrt(self.config.head_dim)
+        scores = self.positions.scores(scores, w, layer, clamps, context)
         causal = torch.ones(n, n, device=x.device).tril()[n - rows :, :, None]
         return scores * causal + (1 - causal) * MASK_VALUE, v
 
@@ -256,33 +217,29 @@ class BatchedTransformer(nn.Module):
     def prepare_evals(self, table: torch.Tensor, items_per_sequence: int) -> dict:
         """What every forward of an eval would compute alike from the weights, computed
         once for all its chunks and passed to `forward` as `prepared`: the embedded
-        feature table [R, U, C] and each layer's `rotated_qkv` (2K-1 tokens for K items).
-        Each has a leading run dimension, so pass 1 takes its runs' slices."""
+        feature table [R, U, C] and what the position scheme prepares (with RoPE, each
+        layer's `rotated_qkv`, for 2K-1 tokens of K items). Each has a leading run
+        dimension, so pass 1 takes its runs' slices."""
         n = 2 * items_per_sequence - 1
         prepared = {"embedded_table": self.embed_table(table).transpose(0, 1)}
-        for layer in range(self.config.layers):
-            prepared[f"rotated_qkv{layer}"] = self._rotated_qkv(self.weights[f"qkv{layer}"], n)
-        return prepared
-
-    def _rotated_qkv(self, weight: torch.Tensor, n: int) -> torch.Tensor:
-        """`rotary.rotated_qkv` for positions 0..n-1."""
-        return rotated_qkv(weight, self.rope_cos_rows[:n], self.rope_sin_rows[:n])
+        return prepared | self.positions.prepare(self.weights, n)
 
     def mix(self, layer: int, x, pattern, v, clamps=None, weights=None, context=None):
-        """x + W_O · concat_h(pattern_h · v_h) at the pattern's rows (the last Nq positions);
-        with clamps (and the pass's context), the clamps of z apply."""
+        """x + W_O · concat_h(pattern_h · v_h) at the pattern's rows (the last Nq positions),
+        then the layer's MLP block where the model has them; with clamps (and the pass's
+        context), the clamps of z apply."""
         z = self.weighted_values(pattern, v)
         if clamps is not None:
             z = clamps.at("z", layer, z, context)
         r, _, _, rows, b = z.shape
-        projection = (weights or self.weights)[f"proj{layer}"]
-        out = torch.matmul(z.reshape(r, -1, rows * b).transpose(1, 2), projection)
-        return x[:, x.shape[1] - rows :] + out.view(r, rows, b, -1)
+        w = weights or self.weights
+        out = torch.matmul(z.reshape(r, -1, rows * b).transpose(1, 2), w[f"proj{layer}"])
+        return self.mlp.block(layer, x[:, x.shape[1] - rows :] + out.view(r, rows, b, -1), w)
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         """Query-position logits [R, B, L] (only the query enters loss and metrics)."""
         w = self.weights
-        query = self._norm(x[:, -1], w["final_ln_g"], w["final_ln_b"])
+        query = layer_norm(x[:, -1], w["final_ln_g"], w["final_ln_b"])
         return torch.matmul(query, w["unembed_w"]) + w["unembed_b"][:, None]
 
     # ---- forward -----------------------------------------------------------------------------
@@ -299,7 +256,7 @@ class BatchedTransformer(nn.Module):
         [R, B, H, Nq, N]; with `items`, `features` is a table of feature vectors that items
         index (see `embed`); `prepared`, what `prepare_evals` computed for it."""
         weights = self.weights if prepared is None else dict(self.weights.items()) | prepared
-        e = self.embed(features, labels, items, weights)
+        e = self.positions.embed(self.embed(features, labels, items, weights), weights)
         _, labels = self.with_run_dim(features, labels)  # [1 or R, B, K]
         if clamps is None:
             x = e
@@ -409,25 +366,9 @@ def _of_runs(runs: slice, clamps: ClampState, context: Context, weights: dict) -
     return clamps.for_runs(runs), context, None, {name: w[runs] for name, w in weights.items()}
 
 
-def raw_inputs(features, items) -> torch.Tensor:
-    """The sequences' feature vectors [D, B, K, F] (D: 1 for data the runs share, else R),
-    from features, or from a table [U, F] and the items that index it."""
-    if items is None:
-        return features if features.dim() == 4 else features[None]
-    return features[items if items.dim() == 3 else items[None]]
-
-
 def _record(record: dict | None, layer: int, pattern: torch.Tensor) -> None:
     if record is not None:
         record[layer] = pattern.permute(0, 4, 1, 2, 3)  # [R, B, H, Nq, N]
-
-
-def per_run(features: torch.Tensor, labels: torch.Tensor):
-    """Shared data ([B, K, F], [B, K]) gains a leading run dimension of 1; per-run data
-    ([R, B, K, F], [R, B, K]) is returned as it is."""
-    if labels.dim() == 2:
-        return features[None], labels[None]
-    return features, labels
 
 
 def query_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

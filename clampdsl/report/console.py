@@ -111,10 +111,11 @@ def print_plan(console: Console, plan: Plan) -> None:
 def _group_line(plan: Plan, group: Group) -> str:
     first = plan.run(group.runs[0])
     model, train = first.model, first.train
+    variant = f" {model.variant()}" if model.variant() else ""
     return (
         f"{_count(len(group.runs), 'run')} batched · "
-        f"{model.layers}L×{model.heads}H d={model.d_model} · {train.steps:,} steps × batch "
-        f"{train.batch} ({train.steps * train.batch:,} sequences) · lr {train.lr:g}"
+        f"{model.layers}L×{model.heads}H d={model.d_model}{variant} · {train.steps:,} steps "
+        f"× batch {train.batch} ({train.steps * train.batch:,} sequences) · lr {train.lr:g}"
     )
 
 
