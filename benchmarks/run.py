@@ -79,8 +79,15 @@ CONFIGS: dict[str, list[str | None]] = {
     "group of 64": [None] * 64,
     "repeated tokens": [None],
     "repeated tokens, group of 2 (olsson_repeated)": [None, "clamp L1.H0 to prev-token"],
+    "repeated tokens, pos=relative": [None],
+    "repeated tokens, mlp=4": [None],
 }
 HEADERS = {name: TOKENS_HEADER for name in CONFIGS if name.startswith("repeated tokens")}
+# The same task on variants of the model (model/positions.py, model/mlp.py)
+HEADERS |= {
+    name: TOKENS_HEADER.replace("model attention-only", f"model {name.split(', ')[1]}")
+    for name in ("repeated tokens, pos=relative", "repeated tokens, mlp=4")
+}
 # The GPU targets' group (≥ 200,000 run-steps/s on one H100): measured by default on a GPU,
 # on a CPU only when asked for with --only.
 GPU_ONLY = ("group of 64",)
