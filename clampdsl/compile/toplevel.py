@@ -8,7 +8,7 @@ import re
 
 import attrs
 
-from clampdsl.compile import numbers, selectors
+from clampdsl.compile import numbers, progress, selectors
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Measure, ModelConfig, PhaseRule, TaskConfig
 from clampdsl.compile.settings import EVAL_SETS
@@ -80,6 +80,8 @@ def _names_a_later_let(let: ast.Let, earlier: dict[str, ast.Let]) -> bool:
 def lower_measures(spec: ast.Spec, model: ModelConfig, task: TaskConfig, lets, errors: Collector):
     measures = []
     for stmt in _of_type(spec, ast.Measure):
+        if progress.lowers(stmt):  # read off the weights, or post hoc (compile/progress.py)
+            continue
         metric = stmt.metric.value
         if metric not in METRICS:
             errors.unknown("measure", metric, stmt.metric.span, METRICS)

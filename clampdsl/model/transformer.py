@@ -45,6 +45,7 @@ LECUN_TRUNCATION = 0.8796  # std correction for a normal truncated at ±2σ (JAX
 
 class BatchedTransformer(nn.Module):
     EMBEDDING = ["embed_w", "embed_b", "label_embed"]  # what `freeze embed` holds
+    COPIED = "label_embed"  # the embedding of what the logits name (the copying score's)
 
     def __init__(
         self,

@@ -9,17 +9,19 @@ from pathlib import Path
 from clampdsl.analysis.phase import phase_step, rule_value
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import write_atomically
+from clampdsl.report.progress_plots import plot_progress
 from clampdsl.report.summary import head_metric
 
 
 def plot_all(plan: Plan, records: list[dict], summaries, directory: Path) -> list[Path]:
     """Every figure of a run directory that its records make: curves.png; heads.png where
     induction strength is measured; gating.png where the spec declares subcircuits that
-    the runs can tell apart."""
+    the runs can tell apart; progress.png where it measures as-if losses or composition."""
     curves = plot_curves(plan, records, directory / "curves.png")
     heads = plot_heads(plan, records, directory / "heads.png")
     gating = plot_gating(plan, summaries, directory / "gating.png")
-    return [figure for figure in (curves, heads, gating) if figure]
+    progress = plot_progress(plan, records, directory / "progress.png", _pyplot(), _save)
+    return [figure for figure in (curves, heads, gating, progress) if figure]
 
 
 def plot_heads(plan: Plan, records: list[dict], path: Path) -> Path | None:
