@@ -191,6 +191,13 @@ def test_the_plan_records_and_shows_each_measure():
     ) in out.file.getvalue()
 
 
+def test_an_as_if_measure_at_end_is_not_a_row_set():
+    line = f"measure loss as-if {AS_IF} strength 0.5 at labels at end\n"
+    (measure,) = compile_source(TINY + "experiment base\n" + line).measures
+    assert measure.at_end and measure.name == f"loss as-if {AS_IF} strength 0.5 at labels"
+    assert measure.clamps[0].params == {"strength": 0.5, "at_labels": 1.0}
+
+
 def test_the_shipped_spec_keeps_its_plan_hash():
     plan = compile_file(ROOT / "specs" / "three_subcircuits.clamp")
     assert plan.content_hash()[:12] == "451ee92b3cfd"

@@ -194,14 +194,26 @@ def _as_if(statement: ast.Measure, settings: Settings, lets, runs, text_of, erro
         return []
     text = text_of(statement.span)
     folder = Path(statement.span.file).parent
-    items = interventions.lower_statement(statement.as_if, settings, lets, text, folder, errors)
+    clamp, at_end = _without_when(statement.as_if)
+    items = interventions.lower_statement(clamp, settings, lets, text, folder, errors)
     if not items:
         return []
     excluded = tuple(run.name for run in runs if _clashes(run, items, statement, errors))
     first = items[0]
-    name = text.removeprefix("measure").strip()
+    words = text.split()[1:]  # after `measure`, and before `at end`
+    name = " ".join(words[:-2] if at_end else words)
     measure = Measure(f"{metric}{AS_IF}", first.layer, first.heads, statement.span, POST_HOC)
-    return [attrs.evolve(measure, clamps=tuple(items), name=name, excluded=excluded)]
+    return [attrs.evolve(measure, clamps=tuple(items), name=name, excluded=excluded, at_end=at_end)]
+
+
+def _without_when(clamp: ast.Clamp) -> tuple[ast.Clamp, bool]:
+    """The clamp without a trailing `at end` (which the parser reads as a row set, `at
+    labels`), and whether it had one."""
+    rows = clamp.target.args.rows
+    if not rows or rows[-1].name.value not in WHEN:
+        return clamp, False
+    args = attrs.evolve(clamp.target.args, rows=rows[:-1])
+    return attrs.evolve(clamp, target=attrs.evolve(clamp.target, args=args)), True
 
 
 def as_if_result(measure: Measure) -> str:

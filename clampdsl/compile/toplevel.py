@@ -163,7 +163,8 @@ def lower_phase(
 def _check_phase_metric(stmt: ast.PhaseStmt, eval_sets, measures, errors: Collector) -> None:
     """A loss or accuracy of any eval set, or a measured metric of the first (where
     measures are read, train/evaluate.py)."""
-    metric, measured = stmt.metric.value, {m.metric: m for m in measures}
+    metric = stmt.metric.value
+    measured = {m.metric: m for m in progress.attention_measures(measures)}  # rules read these
     if metric in PHASE_METRICS:
         return
     if metric in METRICS and metric not in measured:
