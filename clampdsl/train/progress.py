@@ -22,6 +22,7 @@ import attrs
 import torch
 
 from clampdsl.analysis.progress import COMPOSED, composition_scores, copying_scores
+from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Intervention, Measure, Run, Window
 from clampdsl.compile.progress import (
     ALONE,
@@ -33,11 +34,10 @@ from clampdsl.compile.progress import (
     pair_key,
 )
 from clampdsl.compile.schedule import schedule_in_order
+from clampdsl.compile.selectors import Sites
 from clampdsl.kinds.zero import Ablate
 from clampdsl.model.clamps import ClampState
 from clampdsl.train.evaluate import chunk_sums, evaluate
-
-ABLATED_SITE = "v"  # where `ablate` zeroes a head (kinds/zero.py)
 
 
 @attrs.frozen
@@ -147,11 +147,10 @@ def _ablation(measure: Measure, heads: tuple[int, ...]) -> tuple[Intervention, .
     """`ablate` of some heads of the measure's layer, always on (none for no heads)."""
     if not heads:
         return ()
+    kind, span = Ablate(), measure.span
+    site = kind.lower_site(Sites((measure.layer,), heads, None, span), None, span, Collector())
     text = f"ablate L{measure.layer + 1} heads {list(heads)} (post hoc)"
-    item = Intervention(
-        Ablate.name, measure.layer, heads, ABLATED_SITE, {}, Window(), None, text, measure.span
-    )
-    return (item,)
+    return (Intervention(kind.name, measure.layer, heads, site, {}, Window(), None, text, span),)
 
 
 def _once(prepare: Callable) -> Callable:
