@@ -13,6 +13,7 @@ from clampdsl.compile import (
     includes,
     interventions,
     numbers,
+    progress,
     rules,
     schedule,
     settings,
@@ -79,6 +80,7 @@ def compile_with_warnings(text: str, file: str = "<string>") -> tuple[Plan, list
     _check_names(spec, errors)
     _check_shapes(runs, errors)
     measures = toplevel.lower_measures(spec, base.model, base.task, lets, errors)
+    measures += progress.lower(spec, evaluated, lets, runs, text_of, errors)
     phase = toplevel.lower_phase(spec, evaluated.eval.sets, text_of, errors, lets, measures)
     reports = toplevel.lower_reports(spec, declared, errors)
 

@@ -83,6 +83,8 @@ class _Pass:
         if isinstance(statement, ast.Action):
             args, window = self.arguments(statement.args), self.window(statement.window)
             return attrs.evolve(statement, args=args, window=window)
+        if isinstance(statement, ast.Measure) and statement.as_if is not None:
+            return attrs.evolve(statement, as_if=self.statement(statement.as_if))
         if isinstance(statement, ast.Sweep):
             return self.sweep(statement)
         if isinstance(statement, ast.Seeds):

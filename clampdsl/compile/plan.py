@@ -349,10 +349,27 @@ class Group:
 
 @attrs.frozen
 class Measure:
+    """A measure of some heads of a layer. `reads`: what it is computed from — the attention
+    patterns of the eval's own forward on the first eval set ("attention"), the weights
+    alone, with no forward ("weights"), or forwards of its own on the first eval set with
+    clamps added to each run's, post hoc, never in training ("post-hoc":
+    compile/progress.py). `source_layer` and `source_heads`: the writing heads a
+    composition score reads (`from L1.H*`); `clamps`: an as-if measure's clamp; `at_end`:
+    computed once, after the last step; `name`: an as-if measure's name in the records,
+    as written (`loss as-if L1.H* clamped to prev-token`); `excluded`: the runs an as-if
+    clamp cannot join (one of their own claims its site), not measured."""
+
     metric: str
     layer: int
     heads: tuple[int, ...]
     span: Span
+    reads: str = later("attention")
+    source_layer: int | None = later(None)
+    source_heads: tuple[int, ...] = later(())
+    clamps: tuple[Intervention, ...] = later(())
+    at_end: bool = later(False)
+    name: str = later("")
+    excluded: tuple[str, ...] = later(())
 
 
 # How far from the rule's threshold a run counts as near its phase change: for the paper's

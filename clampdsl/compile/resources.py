@@ -27,6 +27,7 @@ import attrs
 
 from clampdsl import kinds
 from clampdsl.compile.plan import Plan, Run
+from clampdsl.compile.progress import attention_measures
 
 FLOAT, INDEX = 4, 8  # bytes of a float32 and of an int64
 
@@ -106,7 +107,7 @@ class GroupEstimate:
 
 def estimate(plan: Plan) -> list[GroupEstimate]:
     """Each group's estimate, in plan order."""
-    measures = bool(plan.measures)
+    measures = bool(attention_measures(plan.measures))
     return [
         _group(index, [plan.run(name) for name in group.runs], group.schedule, measures)
         for index, group in enumerate(plan.groups)
@@ -160,7 +161,7 @@ def eval_graphs(plan: Plan, index: int, device_type: str = "cpu") -> int:
     set whole)."""
     runs = plan.groups[index].runs
     evals = plan.run(runs[0]).eval
-    functions = 2 if plan.measures and len(evals.sets) > 1 else 1
+    functions = 2 if attention_measures(plan.measures) and len(evals.sets) > 1 else 1
     chunk = evals.size if device_type == "cuda" else chunk_size(evals.size, len(runs))
     return functions * (1 if evals.size % chunk == 0 else 2)
 

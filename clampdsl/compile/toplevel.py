@@ -8,7 +8,7 @@ import re
 
 import attrs
 
-from clampdsl.compile import numbers, selectors
+from clampdsl.compile import numbers, progress, selectors
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Measure, ModelConfig, PhaseRule, TaskConfig
 from clampdsl.compile.settings import EVAL_SETS
@@ -80,6 +80,8 @@ def _names_a_later_let(let: ast.Let, earlier: dict[str, ast.Let]) -> bool:
 def lower_measures(spec: ast.Spec, model: ModelConfig, task: TaskConfig, lets, errors: Collector):
     measures = []
     for stmt in _of_type(spec, ast.Measure):
+        if progress.lowers(stmt):  # read off the weights, or post hoc (compile/progress.py)
+            continue
         metric = stmt.metric.value
         if metric not in METRICS:
             errors.unknown("measure", metric, stmt.metric.span, METRICS)
@@ -161,7 +163,8 @@ def lower_phase(
 def _check_phase_metric(stmt: ast.PhaseStmt, eval_sets, measures, errors: Collector) -> None:
     """A loss or accuracy of any eval set, or a measured metric of the first (where
     measures are read, train/evaluate.py)."""
-    metric, measured = stmt.metric.value, {m.metric: m for m in measures}
+    metric = stmt.metric.value
+    measured = {m.metric: m for m in progress.attention_measures(measures)}  # rules read these
     if metric in PHASE_METRICS:
         return
     if metric in METRICS and metric not in measured:

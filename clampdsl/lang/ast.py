@@ -243,9 +243,15 @@ class Experiment:
 
 @attrs.frozen
 class Measure:
+    """`measure METRIC of SEL [from SEL] [at end]`, or `measure METRIC as-if SEL clamped to
+    TARGET` (`as_if`: that clamp, with an always-open window; `selector`: its selector)."""
+
     metric: Name
     selector: Selector
     span: Span
+    source: Selector | None = None  # `from L1.H*`: the heads a composition score reads
+    when: Name | None = None  # `at end`
+    as_if: Clamp | None = None
 
 
 @attrs.frozen

@@ -193,8 +193,22 @@ class _ToAst(Transformer):
         return ast.Use(children[0], _span(self.file, meta))
 
     def measure_stmt(self, meta, children):
-        metric, selector = children
-        return ast.Measure(metric, selector, _span(self.file, meta))
+        metric, selector, *rest = children
+        source = next((c for c in rest if isinstance(c, ast.SiteSelector | ast.NameSelector)), None)
+        when = next((c for c in rest if isinstance(c, ast.Name)), None)
+        return ast.Measure(metric, selector, _span(self.file, meta), source, when)
+
+    def measure_source(self, meta, children):
+        return children[0]
+
+    def measure_when(self, meta, children):
+        return children[0]
+
+    def measure_as_if(self, meta, children):
+        metric, selector, _to, target = children
+        span = _span(self.file, meta)
+        clamp = ast.Clamp(selector, target, ast.Window(None, None, None), span)
+        return ast.Measure(metric, selector, span, as_if=clamp)
 
     def report_stmt(self, meta, children):
         return ast.Report(tuple(children), _span(self.file, meta))

@@ -17,7 +17,7 @@ import sys
 import attrs
 
 from clampdsl import kinds
-from clampdsl.compile import interventions, selectors, settings, toplevel
+from clampdsl.compile import interventions, progress, selectors, settings, toplevel
 from clampdsl.compile.plan import ModelConfig
 from clampdsl.kinds import Kind
 from clampdsl.lang import ast
@@ -92,7 +92,8 @@ def _items(words: list[str], word: str, before: str, context: _Context) -> tuple
         return 0, _setting_items(head, words, before)
     if head == "measure":
         if len(words) == 1:
-            return 0, [Item(m, "value", "measure") for m in toplevel.METRICS]
+            metrics = [*toplevel.METRICS, *progress.PROGRESS]
+            return 0, [Item(m, "value", "measure") for m in metrics]
         return _selector(word, context) if words[-1] == "of" else (0, [])
     if head == "report":
         return 0, [Item(r, "value", "report") for r in toplevel.REPORTS if r not in words]

@@ -27,6 +27,7 @@ UNSCORED = -1  # a target the loss skips
 
 class TokenTransformer(BatchedTransformer):
     EMBEDDING = ["token_embed"]
+    COPIED = "token_embed"
 
     def __init__(self, config: ModelConfig, vocab: int, length: int, seeds: Sequence[int]):
         super().__init__(config, 0, vocab, seeds, positions=max(64, length))

@@ -43,6 +43,7 @@ MASK_VALUE = -1e20  # the reference's causal-mask fill (multiply-add), applied b
 
 class BatchedTransformer(nn.Module):
     EMBEDDING = ["embed_w", "embed_b", "label_embed"]  # what `freeze embed` holds
+    COPIED = "label_embed"  # the embedding of what the logits name (the copying score's)
 
     def __init__(
         self,

@@ -100,12 +100,9 @@ def print_plan(console: Console, plan: Plan) -> None:
             say(f"  {escape(line)}")
         _print_runs(say, plan, group)
     if plan.measures:
-        count = plan.runs[0].model.heads
-        measured = (
-            f"{m.metric} of L{m.layer + 1}.{paper_form.heads(m.heads, count)}"
-            for m in plan.measures
-        )
-        say("\nmeasures: " + ", ".join(measured))
+        model = plan.runs[0].model
+        measured = (paper_form.measure(m, model) for m in plan.measures)
+        say("\nmeasures: " + escape(", ".join(measured)))
 
 
 def _group_line(plan: Plan, group: Group) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clampdsl.compile.plan import Plan
-from clampdsl.report import paper_form, tables
+from clampdsl.report import paper_form, progress_tables, tables
 from clampdsl.report.summary import RunSummary, baseline_runs
 from clampdsl.tasks import kinds as task_kinds
 
@@ -71,7 +71,7 @@ def _circuit_line(plan: Plan) -> str:
 def report_tables(plan: Plan, summaries: list[RunSummary]) -> list[tables.TableData]:
     found = [*tables.result_tables(plan, summaries), tables.estimators_table(plan, summaries)]
     measured = tables.measures_table(summaries)
-    return found + ([measured] if measured else [])
+    return found + ([measured] if measured else []) + progress_tables.composition_tables(summaries)
 
 
 def _speedup_line(baselines: list[str]) -> str:

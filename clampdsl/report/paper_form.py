@@ -10,7 +10,15 @@ import attrs
 
 from clampdsl import kinds
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import EvalConfig, Intervention, ModelConfig, PhaseRule, Run, Window
+from clampdsl.compile.plan import (
+    EvalConfig,
+    Intervention,
+    Measure,
+    ModelConfig,
+    PhaseRule,
+    Run,
+    Window,
+)
 from clampdsl.compile.selectors import HEAD_SITES, LAYER_SITES, Sites
 
 FEW = 2  # at most this many heads left out read best as `H* except …`
@@ -140,3 +148,17 @@ def _tensor(item: Intervention, named: list[int]) -> str:
     if item.source is not None:
         parts.append(f"source layer {item.source.layer}, head {item.source.head}")
     return "tensor " + "; ".join(parts) if parts else ""
+
+
+def measure(item: Measure, model: ModelConfig) -> str:
+    """A measure as the language writes it: `induction-strength of L2.H*`, `k-composition of
+    L2.H* from L1.H*`, `single-head-accuracy of L2.H* at end`, `loss as-if clamp L1.H* to
+    prev-token strength 1` (the clamp's words, defaults written out)."""
+    if item.clamps:
+        first = item.clamps[0]
+        named = [i.layer for i in item.clamps if i.kind == first.kind and i.layer is not None]
+        return f"{item.metric} " + kinds.of(first).spoken(first, selector(first, named, model))
+    text = f"{item.metric} of L{item.layer + 1}.{heads(item.heads, model.heads)}"
+    if item.source_layer is not None:
+        text += f" from L{item.source_layer + 1}.{heads(item.source_heads, model.heads)}"
+    return text + (" at end" if item.at_end else "")

@@ -9,17 +9,20 @@ from pathlib import Path
 from clampdsl.analysis.phase import phase_step, rule_value
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import write_atomically
+from clampdsl.report.progress_plots import plot_as_if, plot_composition
 from clampdsl.report.summary import head_metric
 
 
 def plot_all(plan: Plan, records: list[dict], summaries, directory: Path) -> list[Path]:
     """Every figure of a run directory that its records make: curves.png; heads.png where
     induction strength is measured; gating.png where the spec declares subcircuits that
-    the runs can tell apart."""
+    the runs can tell apart; as_if.png and composition.png where it measures those."""
     curves = plot_curves(plan, records, directory / "curves.png")
     heads = plot_heads(plan, records, directory / "heads.png")
     gating = plot_gating(plan, summaries, directory / "gating.png")
-    return [figure for figure in (curves, heads, gating) if figure]
+    as_if = plot_as_if(plan, records, directory / "as_if.png", _pyplot(), _save)
+    composition = plot_composition(plan, records, directory / "composition.png", _pyplot(), _save)
+    return [figure for figure in (curves, heads, gating, as_if, composition) if figure]
 
 
 def plot_heads(plan: Plan, records: list[dict], path: Path) -> Path | None:

@@ -9,6 +9,7 @@ import attrs
 from clampdsl.analysis import attribution, scaling
 from clampdsl.compile.plan import Plan
 from clampdsl.compile.sweeps import SEED_SETTING, run_name
+from clampdsl.report import progress_tables
 from clampdsl.report.summary import RunSummary, head_metric
 
 LEFT_ALIGNED = ("experiment", "swept", "gives", "learns", "subcircuit", "where measured")
@@ -146,10 +147,12 @@ def result_tables(plan: Plan, summaries: list[RunSummary]) -> list[TableData]:
     what gates them, how they scale with swept settings, and the final evaluation."""
     optional = (seeds_table, attribution_table, scaling_table)
     found = [table(plan, summaries) for table in optional]
+    single_head = progress_tables.single_head_table(summaries)
     return [
         phase_table(plan, summaries),
         *(table for table in found if table is not None),
         final_table(plan, summaries),
+        *([single_head] if single_head else []),
     ]
 
 
@@ -205,7 +208,9 @@ def final_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
 
 
 def measures_table(summaries: list[RunSummary]) -> TableData | None:
-    keys = sorted({key for s in summaries for key in s.measures})
+    """A column per measured key, but those of a table of their own (progress_tables.py)."""
+    found = {key for s in summaries for key in s.measures}
+    keys = sorted(key for key in found if not progress_tables.in_own_table(key))
     if not keys:
         return None
     rows = tuple((s.name, *(f"{s.measures.get(k, math.nan):.2f}" for k in keys)) for s in summaries)

@@ -15,6 +15,7 @@ import torch
 
 from clampdsl import accel, kinds
 from clampdsl.compile.plan import Plan
+from clampdsl.compile.progress import attention_measures
 from clampdsl.compile.resources import COMPILE_AUTO_MIN_STEPS
 from clampdsl.model.clamps import ClampState
 from clampdsl.tasks import kinds as task_kinds
@@ -23,6 +24,7 @@ from clampdsl.tasks.stream import BatchStream
 from clampdsl.train.checkpoint import donor_weights
 from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import chunk_sums, evaluate
+from clampdsl.train.progress import ProgressMeasures
 from clampdsl.train.step import TrainStep
 
 
@@ -52,7 +54,7 @@ class GroupSession:
         group = plan.groups[group_index]
         self.plan_order, schedule = group.runs, group.schedule
         self.runs = [plan.run(name) for name in schedule.order]
-        self.measures = plan.measures
+        self.measures = attention_measures(plan.measures)  # the others: self.progress
         first = self.runs[0]
         self.config = first
         tasks = {
@@ -71,6 +73,8 @@ class GroupSession:
             [(tasks[t], seed) for t, seed in sources], index, first.train.batch, self.device
         )
         self.eval_sets = self._eval_sets(tasks)
+        sets = first.eval.sets
+        self.progress = ProgressMeasures(plan.measures, self.runs, self.model, sets[0])
         # Evals are forward passes of a fixed size, reduced to sums: compiled too when the
         # step is, with static shapes in every group of a process, like the graphs
         # warm_evals.py compiles. With measures, two graphs: for the first eval set, with
@@ -133,7 +137,12 @@ class GroupSession:
     def evaluate(self, step: int) -> dict[str, torch.Tensor]:
         self.clamps.set_step(step, "eval")
         sums, prepare = self._eval_sums(), self.model.prepare_for
-        return evaluate(sums, prepare, self.clamps, self.eval_sets, self.measures)
+        results = evaluate(sums, prepare, self.clamps, self.eval_sets, self.measures)
+        if self.progress:  # read off the weights, and post hoc (train/progress.py)
+            last = step == self.config.train.steps
+            first = next(iter(self.eval_sets.values()))
+            results |= self.progress.evaluate(step, last, first)
+        return results
 
     def _eval_sums(self) -> tuple:
         if self._eager_eval_pending:
