@@ -410,16 +410,18 @@ def _with_donors(
     files: list[Path], plans: list[Plan], out_dir: Path, allow_large: bool
 ) -> list[tuple[list[Path], list[Plan]]]:
     """The specs to run, in stages one after the other: the donor specs their grafts name
-    (`from spec "…"`; theirs in a stage before them), then the specs themselves."""
+    (`from spec "…"`, given among them or not; theirs in a stage before them), then the
+    other specs."""
     from clampdsl.compile import donor_specs
 
-    own = {plan.content_hash() for plan in plans}
-    donors = [d.file for h, d in donor_specs.named(plans).items() if h not in own]
-    if not donors:
+    named = donor_specs.named(plans)
+    if not named:
         return [(files, plans)]
-    donor_files = [Path(file) for file in donors]
+    rest = [(f, p) for f, p in zip(files, plans, strict=True) if p.content_hash() not in named]
+    donor_files = [Path(donor.file) for donor in named.values()]
     donor_plans = _compile_all_or_exit(donor_files, out_dir, allow_large)
-    return [*_with_donors(donor_files, donor_plans, out_dir, allow_large), (files, plans)]
+    earlier = _with_donors(donor_files, donor_plans, out_dir, allow_large)
+    return [*earlier, ([f for f, _ in rest], [p for _, p in rest])]
 
 
 def _sizes(plan: Plan) -> str:
