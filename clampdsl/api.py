@@ -23,11 +23,12 @@ from pathlib import Path
 import attrs
 
 from clampdsl import executors, failpoints
-from clampdsl.compile import compile_source, runnable
+from clampdsl.compile import compile_source, donor_specs, runnable
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import RecoveryWarning, RunError
 from clampdsl.executors import Executor
 from clampdsl.executors.group import GroupFailed, GroupOutcome, GroupTask
+from clampdsl.lang.diagnostics import SpecError
 from clampdsl.report.markdown import report_markdown
 from clampdsl.report.plots import plot_all
 from clampdsl.report.store import RunStore
@@ -139,10 +140,15 @@ def run_specs(
     """Trains the groups of every spec on one executor (all at once, where it trains
     several), with `run`'s options; `on_group_for(plan)` gives each spec's progress
     callback, and `on_finished` hears each spec's result as it ends. A spec whose run
-    directory cannot be written, or whose groups fail, is a RunFailed; the others go on."""
+    directory cannot be written, or whose groups fail, is a RunFailed; the others go on.
+    The donor specs their grafts name are trained first, into the same store (or their
+    finished runs reused; `fresh` is not theirs), without progress callbacks; a spec whose
+    donor does not finish is a RunFailed."""
     if isinstance(executor, str):
         executor = executors.choose(executor)
     runs = [_SpecRun(spec, out, allow_large, on_group_for) for spec in specs]
+    options = {"device": device, "compile": compile, "allow_large": allow_large}
+    _train_donors(runs, out, executor, options)
     with contextlib.ExitStack() as held:
         started = time.perf_counter()
         held.enter_context(executor.opened())
@@ -171,6 +177,34 @@ def run_specs(
     return [spec_run.result for spec_run in runs]
 
 
+class DonorFailed(RunError):
+    """A donor spec that a spec's graft names did not finish (or changed since it was
+    compiled): the spec does not train."""
+
+
+def _train_donors(runs: list[_SpecRun], out, executor: Executor, options: dict) -> None:
+    """Every donor spec of the runs trained (or found finished) in the store `out`; a run
+    whose donor is not is failed."""
+    donors = donor_specs.named([spec_run.plan for spec_run in runs])
+    if not donors:
+        return
+    try:
+        results = run_specs([d.file for d in donors.values()], out, executor=executor, **options)
+    except (SpecError, OSError) as error:  # a donor spec changed, or went, since it compiled
+        results = [error] * len(donors)
+    problems = {}
+    for (plan_hash, donor), result in zip(donors.items(), results, strict=True):
+        if not isinstance(result, RunResult):
+            error = result.error if isinstance(result, RunFailed) else result
+            problems[plan_hash] = f"its donor spec {donor.file} did not finish: {error}"
+        elif result.plan.content_hash() != plan_hash:
+            problems[plan_hash] = f"its donor spec {donor.file} changed since it was compiled"
+    for spec_run in runs:
+        failed = [problems[h] for h in donor_specs.named([spec_run.plan]) if h in problems]
+        if failed:
+            spec_run.fail(DonorFailed(f"{spec_run.plan.file}: {failed[0]}"))
+
+
 class _SpecRun:
     """One spec's run directory while its groups train, whichever executor trains them:
     the metrics from the groups' events, then the report and summary once all are done.
@@ -181,6 +215,7 @@ class _SpecRun:
         self.phases = Phases()
         with self.phases("plan"):
             self.plan, self.store = _plan_and_store(spec, out, guard=not allow_large)
+        self.out = Path(out)  # the run store: a graft's donor spec's run is in it too
         self.on_group = on_group_for(self.plan)
         self.records: dict[int, list[dict]] = {}  # by group, what its events told so far
         self.progress: dict[int, Callable[[int, dict], None]] = {}
@@ -190,11 +225,14 @@ class _SpecRun:
         self.device = ""
 
     def hold(self, held: contextlib.ExitStack) -> None:
-        """Takes the run directory's lock into `held` (a RunFailed where it cannot)."""
+        """Takes the run directory's lock into `held` (a RunFailed where it cannot); none
+        for a run that failed already (its donor did)."""
+        if self.result is not None:
+            return
         try:
             held.enter_context(self.store.lock())
         except (RunError, OSError) as error:
-            self._failed(error)
+            self.fail(error)
 
     def begin(self, fresh: bool, device: str, compile: str) -> list[GroupTask]:
         """The groups to train: none where the run is reused, or failed to begin."""
@@ -217,12 +255,16 @@ class _SpecRun:
                 )
             self.store.prepare()
         except (RunError, OSError) as error:
-            self._failed(error)
+            self.fail(error)
             return []
         self.device = device
         plan = attrs.evolve(self.plan, file=str(Path(self.plan.file).resolve()))
         checkpoints = str(self.store.checkpoints.resolve())
-        return [GroupTask(plan, i, checkpoints, device, compile) for i in range(len(plan.groups))]
+        store = str(self.out.resolve())
+        return [
+            GroupTask(plan, i, checkpoints, device, compile, store=store)
+            for i in range(len(plan.groups))
+        ]
 
     def on_event(self, group: int, event: dict) -> None:
         self._HANDLERS[event["event"]](self, group, event)
@@ -268,7 +310,7 @@ class _SpecRun:
         failed = [(g, o) for g, o in sorted(self.outcomes.items()) if isinstance(o, GroupFailed)]
         if failed:
             reasons = "; ".join(f"group {g + 1} failed: {o.message}" for g, o in failed)
-            self._failed(GroupsFailed(f"{self.plan.file}: {reasons}"))
+            self.fail(GroupsFailed(f"{self.plan.file}: {reasons}"))
             return self.result
         seconds = time.perf_counter() - self.started
         outcomes = [self.outcomes[g] for g in range(len(self.plan.groups))]
@@ -285,7 +327,7 @@ class _SpecRun:
     def _in_order(self, by_group: dict[int, list[dict]]) -> list[dict]:
         return [r for g in sorted(by_group) for r in by_group[g]]
 
-    def _failed(self, error: Exception) -> None:
+    def fail(self, error: Exception) -> None:
         self.result = RunFailed(self.plan, self.store.directory, error)
 
 

@@ -307,17 +307,24 @@ def run(
     if profile and at_once:
         raise typer.BadParameter("profiles one spec at a time: pass one", param_hint="--profile")
     plans = _compile_all_or_exit(files, out_dir, allow_large)
+    stages = _with_donors(files, plans, out_dir, allow_large)
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
     options = {"device": device, "fresh": fresh, "compile": compile, "allow_large": allow_large}
     try:
-        if at_once:
-            _run_at_once(files, plans, out_dir, options, executor)
-        else:
-            for file, compiled in zip(files, plans, strict=True):
-                _run_here(file, compiled, out_dir, options | {"executor": executor}, profile)
+        for stage, (stage_files, stage_plans) in enumerate(stages, 1):
+            last = stage == len(stages)
+            if not last:  # donors: trained, or found finished, with the usual display
+                out.print(f"[dim]donor specs first: {', '.join(map(str, stage_files))}[/]")
+            chosen = options if last else options | {"fresh": False}
+            if executor.concurrent and len(stage_files) > 1:
+                _run_at_once(stage_files, stage_plans, out_dir, chosen, executor)
+                continue
+            for file, compiled in zip(stage_files, stage_plans, strict=True):
+                here = chosen | {"executor": executor}
+                _run_here(file, compiled, out_dir, here, profile and last)
     except KeyboardInterrupt as stop:
         step = getattr(stop, "step", None)  # train/loop.py's Interrupted: checkpoint saved
         saved = f" at step {step:,}: checkpoint saved," if step is not None else ";"
@@ -397,6 +404,24 @@ def _compile_all_or_exit(files: list[Path], out_dir: Path, allow_large: bool = F
             raise typer.Exit(SPEC_ERROR)
         seen[directory] = path
     return plans
+
+
+def _with_donors(
+    files: list[Path], plans: list[Plan], out_dir: Path, allow_large: bool
+) -> list[tuple[list[Path], list[Plan]]]:
+    """The specs to run, in stages one after the other: the donor specs their grafts name
+    (`from spec "…"`, given among them or not; theirs in a stage before them), then the
+    other specs."""
+    from clampdsl.compile import donor_specs
+
+    named = donor_specs.named(plans)
+    if not named:
+        return [(files, plans)]
+    rest = [(f, p) for f, p in zip(files, plans, strict=True) if p.content_hash() not in named]
+    donor_files = [Path(donor.file) for donor in named.values()]
+    donor_plans = _compile_all_or_exit(donor_files, out_dir, allow_large)
+    earlier = _with_donors(donor_files, donor_plans, out_dir, allow_large)
+    return [*earlier, ([f for f, _ in rest], [p for _, p in rest])]
 
 
 def _sizes(plan: Plan) -> str:

@@ -97,9 +97,10 @@ def cache_export(
     from clampdsl.train import graph_cache
 
     cli._one_of(compile, cli.COMPILE_CHOICES, "--compile")
-    plans = cli._compile_all_or_exit(files, Path("runs"))
+    store = Path("runs")  # where `run` keeps runs by default: a graft's donor spec's run
+    plans = cli._compile_all_or_exit(files, store)
     accel.enable()  # the code `run` generates, so that the cache keys are `run`'s
-    data, graphs = _or_exit(lambda: graph_cache.export(plans, device, compile))
+    data, graphs = _or_exit(lambda: graph_cache.export(plans, device, compile, store.resolve()))
     _or_exit(lambda: write_atomically(to, data))
     cli.out.print(f"{to}: {cli._count(graphs, 'graph')}, {len(data) / 2**20:.1f} MiB")
     if not graphs:

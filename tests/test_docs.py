@@ -31,7 +31,7 @@ def test_the_reference_has_examples():
 def donor_beside(tmp_path):
     """A folder holding the saved run the graft examples name: a finished one-run plan of
     the examples' model, which kept its weights at steps 1000 and 4000 (the files are
-    only looked for at compile time)."""
+    only looked for at compile time); and the donor spec they name."""
     directory = tmp_path / "runs" / "donor" / "0123abcd4567"
     (directory / "checkpoints").mkdir(parents=True)
     plan = compile_source(MODEL + "experiment donor\n")
@@ -39,6 +39,7 @@ def donor_beside(tmp_path):
     (directory / "summary.json").write_text("{}")
     for step in (1000, 4000):
         (directory / "checkpoints" / snapshot_name(0, step)).write_bytes(b"")
+    (tmp_path / "donor.clamp").write_text(MODEL + "seeds 5..7\nexperiment all_heads\n")
     return tmp_path
 
 

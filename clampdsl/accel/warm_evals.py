@@ -39,13 +39,16 @@ def allow_warming() -> bool:
     return bool(config.fx_graph_cache)
 
 
-def start_warming(plan: Plan, group_index: int, device: torch.device) -> EvalGraphWarmer | None:
-    """The child compiling the group's eval graphs; None where it cannot help (on a GPU the
-    step does not keep a core busy for a minute) or cannot start."""
+def start_warming(
+    plan: Plan, group_index: int, device: torch.device, store: Path | None = None
+) -> EvalGraphWarmer | None:
+    """The child compiling the group's eval graphs (`store`: the run store, where donor
+    specs' runs are); None where it cannot help (on a GPU the step does not keep a core
+    busy for a minute) or cannot start."""
     if device.type != "cpu":
         return None
     try:
-        return EvalGraphWarmer(plan, group_index, device)
+        return EvalGraphWarmer(plan, group_index, device, store)
     except OSError:  # no interpreter to start: the trainer compiles the graphs itself
         return None
 
@@ -53,7 +56,7 @@ def start_warming(plan: Plan, group_index: int, device: torch.device) -> EvalGra
 class EvalGraphWarmer:
     """The child process compiling one group's eval graphs."""
 
-    def __init__(self, plan: Plan, group_index: int, device: torch.device):
+    def __init__(self, plan: Plan, group_index: int, device: torch.device, store: Path | None):
         # Inductor's C++ kernels are specialised on the thread count (and cached under it):
         # the child compiles for this process's.
         request = {
@@ -61,6 +64,7 @@ class EvalGraphWarmer:
             "group": group_index,
             "device": str(device),
             "threads": torch.get_num_threads(),
+            "store": None if store is None else str(store),
         }
         # The child finds this clampdsl even when it is not installed (a checkout on sys.path).
         path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(PACKAGE_ROOT)]))
@@ -98,7 +102,8 @@ def _compile_requested_graphs() -> None:
     request = json.load(sys.stdin)
     torch.set_num_threads(request["threads"])
     plan = Plan.from_json(request["plan"])
-    GroupSession(plan, request["group"], request["device"], "on").evaluate(0)
+    store = request["store"] and Path(request["store"])
+    GroupSession(plan, request["group"], request["device"], "on", store).evaluate(0)
 
 
 if __name__ == "__main__":

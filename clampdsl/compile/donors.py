@@ -1,22 +1,27 @@
-"""A graft's donor: the saved run it takes weights from, found and checked at compile time.
+"""A graft's donor: the run it takes weights from, found and checked at compile time.
 
-`from "RUN_DIR"` is resolved against the spec file's directory and must stay inside it (a
-spec reads nothing else); the directory's plan.json is read as JSON (nothing in it is
-executed or unpickled) and must be a plan of this version, with a run (`run NAME`, or its
-only one) of this model's shape. The weights are those kept at `at step N` (`train
-keep_every`), or the last ones of a finished run. The donor's plan hash and step go into
-this run's Plan, so a different donor makes a different run directory; the donor's clamps
-on the layers it lends come along, for the whole training, as they were at that step.
+Two kinds of donor. `from "RUN_DIR"` is a saved run directory, resolved against the spec
+file's directory and inside it (a spec reads nothing else); its plan.json is read as JSON
+(nothing in it is executed or unpickled) and must be a plan of this version. `from spec
+"FILE.clamp"` is a run a spec defines (compile/donor_specs.py): compiled here, its run in
+the run store, trained first by the runner where it has not finished. Either way the run
+(`run NAME`; or `experiment NAME` and `seed N`; or its only one) must have this model's
+shape. The weights are those kept at `at step N` (`train keep_every`), or the last ones of
+a finished run. The donor's plan hash and step go into this run's Plan, so a different
+donor makes a different run directory; the donor's clamps on the layers it lends come
+along, for the whole training, as they were at that step.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
 
 from clampdsl import kinds
+from clampdsl.compile import donor_specs
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import (
     PLAN_VERSION,
@@ -28,8 +33,10 @@ from clampdsl.compile.plan import (
     Window,
     kept_steps,
 )
+from clampdsl.compile.run_folders import run_folder
 from clampdsl.compile.settings import Settings, steps_of
 from clampdsl.kinds import Kind
+from clampdsl.kinds.base import word_text
 from clampdsl.lang import ast
 
 PLAN_FILE, FINISHED_FILE = "plan.json", "summary.json"
@@ -39,12 +46,70 @@ SHAPE = {  # what the weights' shapes and the sequence layout depend on
     "labels": lambda model, task: task.labels,
     "context": lambda model, task: task.context,
 }
+CHOOSING = ("run", "experiment")  # the words that name a donor's run, each before a name
+FORMS = (
+    '`graft L1 from "RUN_DIR" [run NAME] [at step N]` or `graft L1 from spec "FILE.clamp" '
+    "[experiment NAME] [seed N] [at step N]`"
+)
+
+
+@attrs.frozen
+class Choice:
+    """Which run of the donor's plan: `run NAME`, or `experiment NAME` and `seed N`, or
+    (none given) its only one."""
+
+    run: ast.Name | None = None
+    experiment: ast.Name | None = None
+    seed: ast.Param | None = None
+
+
+@attrs.frozen
+class Source:
+    """A donor's plan and where its run is: `path` and `file` as the Donor records them;
+    `kept(group)`, the steps whose weights it keeps; `finished`, whether its last are."""
+
+    plan: Plan
+    path: str
+    file: str
+    kept: Callable[[int], list[int]]
+    finished: bool
+    noun: str  # "directory" or "spec", for messages
+
+
+def choice(args: ast.Arguments, errors: Collector) -> tuple[ast.Arguments, Choice] | None:
+    """The arguments without those that choose the donor's run, and that choice; None
+    after an error (a choice made twice)."""
+    words, chosen, index = [], {}, 0
+    while index < len(args.words):
+        word, name = args.words[index], args.words[index + 1 : index + 2]
+        if word_text(word) in CHOOSING and name and isinstance(name[0], ast.Name):
+            chosen.setdefault(word_text(word), []).append(name[0])
+            index += 2
+        else:
+            words.append(word)
+            index += 1
+    seeds = [p for p in args.params if p.name.value == "seed"]
+    params = tuple(p for p in args.params if p.name.value != "seed")
+    twice = [given[1] for given in (*chosen.values(), seeds) if len(given) > 1]
+    if twice:
+        errors.error("the donor's run is chosen twice by this word", twice[0].span)
+        return None
+    first = {key: given[0] for key, given in chosen.items()}
+    made = Choice(first.get("run"), first.get("experiment"), seeds[0] if seeds else None)
+    if made.run is not None and (made.experiment or made.seed):
+        errors.error(
+            "name the donor's run with `run NAME`, or with `experiment NAME` and `seed N`",
+            made.run.span,
+        )
+        return None
+    return attrs.evolve(args, words=tuple(words), params=params), made
 
 
 def lend(
     kind: Kind,
     item: Intervention,
     args: ast.Arguments,
+    chosen: Choice,
     settings: Settings,
     folder: Path,
     errors: Collector,
@@ -54,24 +119,47 @@ def lend(
     if len(args.paths) != 1 or len(args.steps) > 1:
         where = args.paths[1].span if len(args.paths) > 1 else span
         where = args.steps[1].span if len(args.steps) > 1 else where
-        message = f'{kind.describe()} takes one `from "RUN_DIR"` and at most one `at step`'
-        errors.error(message, where)
+        message = (
+            f'{kind.describe()} takes one `from "RUN_DIR"` or `from spec "FILE.clamp"`, and '
+            "at most one `at step`"
+        )
+        errors.error(message, where, hint=f"it is written {FORMS}")
         return None
     path = args.paths[0]
-    directory = _directory(path, folder, errors)
-    plan = _plan(directory, path, errors) if directory else None
-    run = _run(plan, kind.donor_run(args.words), path, errors) if plan else None
+    spec = isinstance(path, ast.WordedPath)
+    source = _from_spec(path, folder, errors) if spec else _saved(path, folder, errors)
+    run = _run(source, chosen, path, errors) if source else None
     if run is None or not _same_shape(run, settings, path, errors):
         return None
-    group = next(i for i, g in enumerate(plan.groups) if run.name in g.runs)
-    step = _step(directory, run, group, args.steps, path, errors)
+    group = next(i for i, g in enumerate(source.plan.groups) if run.name in g.runs)
+    step = _step(source, run, group, args.steps, path, errors)
     if step is None:
         return None
     if run.task != settings.task:
         errors.warn("the donor trained on another task (its task settings differ)", path.span)
-    donor = Donor(path.value, run.name, group, step, plan.content_hash())
+    plan_hash = source.plan.content_hash()
+    donor = Donor(source.path, run.name, group, step, plan_hash, source.file)
     brought = _clamps_brought(kind, item, run, donor, errors) if kind.brings_clamps(item) else []
     return donor, brought
+
+
+def _saved(path: ast.String, folder: Path, errors: Collector) -> Source | None:
+    """A saved run directory's plan, and what it keeps."""
+    directory = _directory(path, folder, errors)
+    plan = _plan(directory, path, errors) if directory else None
+    if plan is None:
+        return None
+    finished = (directory / FINISHED_FILE).is_file()
+    return Source(plan, path.value, "", lambda g: _kept_steps(directory, g), finished, "directory")
+
+
+def _from_spec(path: ast.WordedPath, folder: Path, errors: Collector) -> Source | None:
+    """A donor spec's plan, its run directory in the run store, and what it will keep."""
+    plan = donor_specs.plan_of(path, folder, errors)
+    if plan is None:
+        return None
+    in_store = run_folder(plan.file, plan.content_hash()).as_posix()
+    return Source(plan, in_store, plan.file, lambda g: _planned_steps(plan, g), True, "spec")
 
 
 def _directory(path: ast.String, folder: Path, errors: Collector) -> Path | None:
@@ -122,21 +210,42 @@ def _plan(directory: Path, path: ast.String, errors: Collector) -> Plan | None:
         return None
 
 
-def _run(plan: Plan, name: str | None, path: ast.String, errors: Collector) -> Run | None:
-    names = [run.name for run in plan.runs]
-    if name is None and len(names) == 1:
-        return plan.runs[0]
-    if name is None:
+def _run(source: Source, chosen: Choice, path: ast.String, errors: Collector) -> Run | None:
+    """The run `chosen` names among the donor's runs; None after an error."""
+    plan = source.plan
+    if chosen.run is not None:
+        names = [run.name for run in plan.runs]
+        if chosen.run.value not in names:
+            errors.unknown("run of the donor", chosen.run.value, chosen.run.span, names)
+            return None
+        return plan.run(chosen.run.value)
+    runs = list(plan.runs)
+    if chosen.experiment is not None:
+        name, experiments = chosen.experiment.value, dict.fromkeys(r.experiment for r in runs)
+        if name not in experiments:
+            errors.unknown("experiment of the donor", name, chosen.experiment.span, experiments)
+            return None
+        runs = [r for r in runs if r.experiment == name]
+    if chosen.seed is not None:
+        seed, seeds = chosen.seed.value.value, sorted({r.train.seed for r in runs})
+        runs = [r for r in runs if r.train.seed == seed]
+        if not runs:
+            of = f" of experiment {chosen.experiment.value!r}" if chosen.experiment else ""
+            errors.error(
+                f"the donor {source.noun} has no run{of} at seed {seed:g}",
+                chosen.seed.span,
+                hint=f"its seeds: {', '.join(map(str, seeds))}",
+            )
+            return None
+    if len(runs) != 1:
         errors.error(
-            f"the donor directory holds {len(names)} runs: name one with `run NAME`",
+            f"the donor {source.noun} holds {len(runs)} runs: name one with `run NAME`, or "
+            "`experiment NAME` and `seed N`",
             path.span,
-            hint=f"its runs: {', '.join(names)}",
+            hint=f"its runs: {', '.join(r.name for r in runs)}",
         )
         return None
-    if name not in names:
-        errors.unknown("run of the donor", name, path.span, names)
-        return None
-    return plan.run(name)
+    return runs[0]
 
 
 def _same_shape(run: Run, settings: Settings, path: ast.String, errors: Collector) -> bool:
@@ -154,14 +263,14 @@ def _same_shape(run: Run, settings: Settings, path: ast.String, errors: Collecto
     return not differ
 
 
-def _step(directory, run, group, given, path, errors) -> int | None:
+def _step(source: Source, run: Run, group: int, given, path, errors) -> int | None:
     """The step the weights are from: `at step N`, or the end of a finished run."""
-    kept = _kept_steps(directory, group)
+    kept = source.kept(group)
     if given:
         step = steps_of(given[0], run.train.batch, errors)  # in the donor's batches
         if step is None:
             return None
-    elif (directory / FINISHED_FILE).is_file():
+    elif source.finished:
         step = run.train.steps
     else:
         errors.error("the donor has not finished: name its weights with `at step N`", path.span)
@@ -184,6 +293,14 @@ def _kept_steps(directory: Path, group: int) -> list[int]:
         return kept_steps([f.name for f in files.iterdir()], group) if files.is_dir() else []
     except OSError:  # unreadable: as if it kept none
         return []
+
+
+def _planned_steps(plan: Plan, group: int) -> list[int]:
+    """The steps a group of a plan keeps weights at once trained (train/loop.py): every
+    `keep_every` steps, and its last."""
+    train = plan.run(plan.groups[group].runs[0]).train
+    every = train.keep_every
+    return [*(range(every, train.steps, every) if every else ()), train.steps]
 
 
 def _clamps_brought(kind, item, run: Run, donor: Donor, errors) -> list[Intervention]:

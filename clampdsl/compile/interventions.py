@@ -43,6 +43,10 @@ def lower_statement(
     if found is None:
         return []
     kind, args, source = found
+    chosen = donors.choice(args, errors) if kind.takes_donor else (args, None)
+    if chosen is None:
+        return []
+    args, choice = chosen  # a donor's choice of run, apart from the kind's own words
     site = kind.lower_site(sites, model, statement.selector.span, errors)
     params = _arguments(kind, args, statement.span, lets, errors)
     if site is None or params is None:
@@ -51,7 +55,7 @@ def lower_statement(
     if not _task_has_roles(kind, items[0], settings.task, errors):
         return []
     if kind.takes_donor:
-        lent = donors.lend(kind, items[0], args, settings, folder, errors)
+        lent = donors.lend(kind, items[0], args, choice, settings, folder, errors)
         if lent is None:
             return []
         donor, brought = lent
@@ -121,7 +125,8 @@ def _arguments(kind: Kind, args: ast.Arguments, span, lets, errors: Collector) -
 
 
 def _no_donor(kind: Kind, args: ast.Arguments, errors: Collector) -> bool:
-    """Whether a kind that takes no donor was given none (`from "…"`, `at step N`)."""
+    """Whether a kind that takes no donor was given none (`from "…"`, `from spec "…"`,
+    `at step N`)."""
     extra = (*args.paths, *args.steps)
     if extra and not kind.takes_donor:
         errors.error(

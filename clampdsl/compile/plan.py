@@ -195,14 +195,21 @@ class HeadRef:
 @attrs.frozen
 class Donor:
     """A finished or checkpointed run that lends a graft its weights: its run directory
-    (relative to the spec's directory, inside it), the run's name and group there, the step
-    its weights are from, and the hash of its plan."""
+    (relative to the spec's directory, inside it; or, for a donor spec, `file`, relative
+    to the run store), the run's name and group there, the step its weights are from, and
+    the hash of its plan."""
 
     path: str
     run: str
     group: int
     step: int
     plan_hash: str
+    file: str = later("")  # `from spec "…"`: the donor's spec, trained first by the runner
+
+    @property
+    def in_store(self) -> bool:
+        """Whether its run directory is in the run store (a donor spec's), not a path."""
+        return bool(self.file)
 
     def snapshot(self) -> str:
         """The file of its weights, relative to its run directory."""

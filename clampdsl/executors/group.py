@@ -47,6 +47,7 @@ class GroupTask:
     device: str  # "cpu", "cuda", …: resolved by the executor
     compile: str  # "auto", "on" or "off"
     threads: int | None = None  # torch threads; None: leave the process's setting
+    store: str = ""  # the run store, absolute: where the runs of grafts' donor specs are
 
     def to_json(self) -> dict:
         return attrs.asdict(self, recurse=False) | {"plan": self.plan.to_json()}
@@ -119,6 +120,7 @@ def run_group(task: GroupTask, emit: Emit) -> GroupOutcome:
         Checkpointer(Path(task.checkpoints), plan.content_hash()),
         task.compile,
         on_start,
+        Path(task.store) if task.store else None,
     )
     return GroupOutcome(result.records, result.compiled, result.phases)
 

@@ -80,7 +80,9 @@ class Kind:
     hands_nothing: bool = False  # an experiment of only these is a baseline
     form: tuple[str, ...] = ()  # the words that follow the target or selector, in order
     detachable: bool = False  # takes `detached`: no gradient through what it reads
-    takes_donor: bool = False  # takes `from "RUN_DIR"` and `at step N` (compile/donors.py)
+    # takes `from "RUN_DIR"` or `from spec "FILE"`, the choice of the donor's run, and `at
+    # step N` (compile/donors.py)
+    takes_donor: bool = False
     one_per_layer: bool = True  # one intervention per layer its selector names
     roles: tuple[str, ...] = ()  # the task roles it reads (clampdsl/tasks/base.py)
     example: str = ""  # a statement of this kind, for hints
@@ -169,10 +171,6 @@ class Kind:
         """The weights its donor lends (sites naming them, as `freezes`), copied into the
         run before it trains."""
         return ()
-
-    def donor_run(self, words) -> str | None:
-        """Which run of the donor's directory its words name (kinds that take a donor)."""
-        return None
 
     def brings_clamps(self, item: Intervention) -> bool:
         """Whether the donor's clamps on what it lends come along (kinds that take one)."""

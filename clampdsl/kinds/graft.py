@@ -1,5 +1,7 @@
 """`graft L1 from "RUN_DIR" [run NAME] [at step N]` (graft in) and `graft L2.. from
 "RUN_DIR" [run NAME] [at step N]` (graft out): part of the model is a saved run's, frozen.
+The donor may also be a run a spec defines: `from spec "FILE.clamp" [experiment NAME]
+[seed N]`, trained first where its run store holds no finished run of it.
 
 Graft in (the reference's `opto_graft_in_model`): the embeddings and the layers up to L1
 are the donor's weights, and the donor's own clamps on them act as its plan says (those
@@ -16,7 +18,7 @@ bringing its clamps along is compile/donors.py's; the copy is train/session.py's
 
 from __future__ import annotations
 
-from clampdsl.kinds.base import Write, word_text
+from clampdsl.kinds.base import Write
 from clampdsl.kinds.freeze import Freeze
 
 THROUGH, ONWARD = "through", "onward"  # graft in (layers ≤ L), graft out (layers ≥ L)
@@ -47,26 +49,25 @@ class Graft(Freeze):
         return ONWARD if sites.onward else THROUGH
 
     def read_words(self, words, span, errors):
-        """`run NAME` (which run of the donor's directory), or nothing."""
-        if not words or (len(words) == 2 and word_text(words[0]) == "run"):
+        """None of its own: the words that choose the donor's run (`run NAME`, `experiment
+        NAME`) are compile/donors.py's, and taken away before."""
+        if not words:
             return {}
         errors.error(
-            'graft is written `graft L1 from "RUN_DIR" [run NAME] [at step N]`',
+            'graft is written `graft L1 from "RUN_DIR" [run NAME] [at step N]` or `graft L1 '
+            'from spec "FILE.clamp" [experiment NAME] [seed N] [at step N]`',
             words[0].span,
             hint=f"as in `{self.example}`",
         )
         return None
 
     def spoken(self, item, selector):
-        """`graft L2.. from "RUN_DIR" run NAME at step N`: a graft out names its first layer
-        onward."""
+        """`graft L2.. from "RUN_DIR" run NAME at step N` (or `from spec "FILE"`): a graft
+        out names its first layer onward."""
         donor, onward = item.donor, ".." * (item.site == ONWARD)
         lent = super().spoken(item, selector + onward)
-        return f'{lent} from "{donor.path}" run {donor.run} at step {donor.step}'
-
-    def donor_run(self, words) -> str | None:
-        """The run named by `run NAME`, if any."""
-        return word_text(words[1]) if words else None
+        where = f'spec "{donor.file}"' if donor.in_store else f'"{donor.path}"'
+        return f"{lent} from {where} run {donor.run} at step {donor.step}"
 
     def brings_clamps(self, item):
         return item.site == THROUGH  # graft out leaves the donor's clamps behind

@@ -27,6 +27,14 @@ class String:
 
 
 @attrs.frozen
+class WordedPath(String):
+    """A path led by a word that says what it names: `from spec "donor.clamp"` (the
+    compiler checks the word)."""
+
+    word: Name
+
+
+@attrs.frozen
 class Call:
     """`synthetic(dim=128, correlation=0.9)`, `file("feats.h5", key="feat")`: a named value
     with options, and a string before them where the call takes one."""
@@ -189,7 +197,7 @@ class Arguments:
     words: tuple[Name | Number, ...] = ()
     params: tuple[Param, ...] = ()
     rows: tuple[Rows, ...] = ()
-    paths: tuple[String, ...] = ()  # `from "runs/x"`
+    paths: tuple[String, ...] = ()  # `from "runs/x"`, `from spec "x.clamp"` (a WordedPath)
     steps: tuple[StepPoint, ...] = ()  # `at step N`
 
 

@@ -258,7 +258,10 @@ class _ToAst(Transformer):
         return children[0]
 
     def from_path(self, meta, children):
-        return children[0]
+        if len(children) == 1:
+            return children[0]
+        word, path = children
+        return ast.WordedPath(path.value, path.span, word)
 
     def _arguments(self, items: list) -> ast.Arguments:
         return arguments(items, self.file)

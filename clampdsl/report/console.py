@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from clampdsl import kinds
-from clampdsl.compile import resources, subcircuits
+from clampdsl.compile import donor_specs, resources, subcircuits
 from clampdsl.compile.plan import Group, Plan, RunPasses, Schedule
 from clampdsl.report import paper_form, tables
 from clampdsl.report.summary import RunSummary
@@ -88,6 +88,11 @@ def print_plan(console: Console, plan: Plan) -> None:
     terminal Rich would fold it at its width, mid-row."""
     say = partial(console.print, soft_wrap=True, highlight=False)
     say(f"[bold]{escape(plan.file)}[/]  plan {plan.content_hash()[:12]}  phase: {plan.phase.text}")
+    for donor in donor_specs.named([plan]).values():
+        say(
+            f"needs {escape(donor.file)} (plan {donor.plan_hash[:12]}): its run in the run "
+            f"store, {escape(donor.path)}, trained first where it has not finished"
+        )
     estimates = resources.estimate(plan)
     for index, group in enumerate(plan.groups):
         say(f"\n[bold]group {index + 1}[/]: {_group_line(plan, group)}")
@@ -213,7 +218,7 @@ def _donor(item) -> str:
         return ""
     if kinds.of(item).takes_donor:
         return f"donor plan {d.plan_hash[:12]}"
-    return f"brought by the donor {d.path} run {d.run}"
+    return f"brought by the donor {d.file if d.in_store else d.path} run {d.run}"
 
 
 def print_results(console: Console, plan: Plan, summaries: list[RunSummary]) -> None:

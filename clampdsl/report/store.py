@@ -1,4 +1,4 @@
-"""The run directory: `runs/<spec-stem>/<plan-hash-prefix>/`.
+"""The run directory: `runs/<spec-stem>/<plan-hash-prefix>/` (compile/run_folders.py).
 
 Holds the spec text, the plan JSON, metrics (JSONL, flushed per eval), checkpoints, the
 report and figures. Same spec and seeds ⇒ same directory ⇒ `run` resumes or reuses it.
@@ -16,7 +16,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import shutil
 import socket
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from clampdsl import failpoints
 from clampdsl.compile.plan import SNAPSHOTS, Plan
+from clampdsl.compile.run_folders import run_folder
 from clampdsl.durable import RunError, naming, write_atomically
 
 try:
@@ -31,7 +31,6 @@ try:
 except ImportError:  # Windows: no advisory locks here, one writer is the user's care
     fcntl = None
 
-HASH_PREFIX = 12
 LOCK = ".lock"
 RECORD_LABELS = ("run", "step", "sequences")  # a record's fields that are not measurements
 
@@ -42,13 +41,7 @@ class RunLocked(RunError):
 
 def run_directory(root: str | Path, plan: Plan) -> Path:
     """Always a folder two levels inside `root`, whatever the spec file is called."""
-    return Path(root) / folder_name(Path(plan.file).stem) / plan.content_hash()[:HASH_PREFIX]
-
-
-def folder_name(stem: str) -> str:
-    """A spec's stem as one plain folder name: no separators, no leading dots (the stem of
-    `...clamp` is `..`), nothing a shell would trip on."""
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", stem).lstrip(".") or "spec"
+    return Path(root) / run_folder(plan.file, plan.content_hash())
 
 
 def strict_json(value, **options) -> str:

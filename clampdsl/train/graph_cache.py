@@ -34,15 +34,18 @@ def supported() -> bool:
     return hasattr(torch.compiler, "save_cache_artifacts")
 
 
-def export(plans: list[Plan], device: str, compile: str) -> tuple[bytes, int]:
+def export(
+    plans: list[Plan], device: str, compile: str, store: Path | None = None
+) -> tuple[bytes, int]:
     """The graphs `clampdsl run --compile COMPILE` compiles for these plans, as a cache file,
     and the number of graphs in it. Each group builds a session and takes one step and one
     eval, which compile (or find in the cache) the step's graph and the eval graphs; the
-    session is thrown away, nothing is trained or written but the file."""
+    session is thrown away, nothing is trained or written but the file. `store`: the run
+    store, where grafts' donor specs' runs are."""
     _require_support()
     for plan in plans:
         for index in range(len(plan.groups)):
-            session = GroupSession(plan, index, device, compile)
+            session = GroupSession(plan, index, device, compile, store)
             if session.compiled:
                 session.train_step(0)
                 session.evaluate(0)

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import attrs
 import torch
@@ -58,12 +59,13 @@ def train_group(
     checkpointer: Checkpointer | None = None,
     compile: str = "off",
     on_start: Callable[[int, list[Record]], None] | None = None,
+    store: Path | None = None,
 ) -> GroupResult:
     """Trains a group from its last checkpoint in `checkpointer` (the one place a group
     resumes), or from step 0; `on_start(step, records)` hears where it starts and the
     records the checkpoint holds. A group trained to the end before returns those records
     without building anything. The first step is timed apart from the others: it is where
-    the step compiles."""
+    the step compiles. `store`: the run store, where the runs of grafts' donor specs are."""
     saved = checkpointer.load(group_index) if checkpointer is not None else None
     start, records = (int(saved["step"]), list(saved["records"])) if saved else (0, [])
     if on_start:
@@ -74,7 +76,7 @@ def train_group(
         return GroupResult(tuple(order), tuple(records), compiled, {})
     phases, started = Phases(), time.perf_counter()
     with phases("build"):  # model, clamps, data and eval sets
-        session = GroupSession(plan, group_index, device, compile)
+        session = GroupSession(plan, group_index, device, compile, store)
         if saved is not None:
             session.load_state_dict(saved["session"])
     if start == 0:

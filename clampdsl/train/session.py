@@ -14,14 +14,14 @@ from pathlib import Path
 import torch
 
 from clampdsl import accel, kinds
-from clampdsl.compile.plan import Plan
+from clampdsl.compile.plan import Donor, Plan
 from clampdsl.compile.progress import attention_measures
 from clampdsl.compile.resources import COMPILE_AUTO_MIN_STEPS
 from clampdsl.model.clamps import ClampState
 from clampdsl.tasks import kinds as task_kinds
 from clampdsl.tasks.per_run import distinct, for_runs
 from clampdsl.tasks.stream import BatchStream
-from clampdsl.train.checkpoint import donor_weights
+from clampdsl.train.checkpoint import CheckpointError, donor_weights
 from clampdsl.train.compiled import CompiledOrEager
 from clampdsl.train.evaluate import chunk_sums, evaluate
 from clampdsl.train.progress import ProgressMeasures
@@ -48,8 +48,18 @@ def compile_mode(choice: str, device: torch.device, steps: int) -> str | None:
 
 
 class GroupSession:
-    def __init__(self, plan: Plan, group_index: int, device="cpu", compile: str = "off"):
+    def __init__(
+        self,
+        plan: Plan,
+        group_index: int,
+        device="cpu",
+        compile: str = "off",
+        store: Path | None = None,
+    ):
+        """`store`: the run store, where the runs of donor specs are (None: no graft takes
+        one)."""
         self.device = resolve_device(device)
+        self.store = store
         self.plan, self.group_index = plan, group_index
         group = plan.groups[group_index]
         self.plan_order, schedule = group.runs, group.schedule
@@ -91,14 +101,22 @@ class GroupSession:
     def _graft(self) -> None:
         """Copies into each run's slice what its donors lend (kinds/graft.py), before it
         trains; a resumed run's checkpoint then loads the same weights over them."""
-        folder = Path(self.plan.file).parent  # where the spec's donor paths start
         for r, run in enumerate(self.runs):
             for item in run.interventions:
                 lent = kinds.of(item).lends(item, run.model)
-                weights = donor_weights(folder / item.donor.path, item.donor) if lent else {}
+                weights = donor_weights(self._donor_run(item.donor), item.donor) if lent else {}
                 for write in lent:
                     for name, *_ in self.model.weights_of(write.layer, write.site):
                         self.model.weights[name][r].copy_(weights[name])
+
+    def _donor_run(self, donor: Donor) -> Path:
+        """A donor's run directory: a saved run's, from the spec's folder; a donor spec's,
+        in the run store."""
+        if not donor.in_store:
+            return Path(self.plan.file).parent / donor.path
+        if self.store is None:
+            raise CheckpointError(f"{donor.file} lends weights from a run store: none given")
+        return self.store / donor.path
 
     def _eval_sets(self, tasks: dict) -> dict:
         """Fixed eval sets, drawn once per distinct (task, eval seed) of the runs."""
@@ -131,7 +149,7 @@ class GroupSession:
         if self.eval_sums[0].compiled and accel.enabled("warm-evals"):
             from clampdsl.accel.warm_evals import start_warming
 
-            self._warmer = start_warming(self.plan, self.group_index, self.device)
+            self._warmer = start_warming(self.plan, self.group_index, self.device, self.store)
             self._eager_eval_pending = self._warmer is not None
 
     def evaluate(self, step: int) -> dict[str, torch.Tensor]:
