@@ -19,7 +19,7 @@ import typer
 
 from clampdsl.compile import compile_source, runnable
 from clampdsl.compile.plan import Plan
-from clampdsl.durable import RecoveryWarning, RunError
+from clampdsl.durable import RecoveryWarning
 from clampdsl.executors import BACKENDS
 from clampdsl.lang.diagnostics import SpecError
 from clampdsl.results_cli import results
@@ -135,6 +135,16 @@ def _compile_each(files: list[Path], allow_large: bool = False) -> list[Plan | N
         except typer.Exit:
             plans.append(None)
     return plans
+
+
+def _sizes(plan: Plan) -> str:
+    """`6 experiments, 1 batched group`; with sweeps or seeds, `3 experiments, 40 runs, …`."""
+    experiments = len({run.experiment for run in plan.runs})
+    if not experiments:
+        return "no experiments: a library for other specs to use"
+    runs = f", {_count(len(plan.runs), 'run')}" if len(plan.runs) != experiments else ""
+    groups = _count(len(plan.groups), "batched group")
+    return f"{_count(experiments, 'experiment')}{runs}, {groups}"
 
 
 def _print_version(value: bool) -> None:
@@ -301,40 +311,11 @@ def run(
 
     Example: clampdsl run specs/three_subcircuits.clamp --out runs
     """
-    executor = _executor_or_exit(backend, jobs, address)
-    _check_device(device, executor)
-    at_once = executor.concurrent and len(files) > 1
-    if profile and at_once:
-        raise typer.BadParameter("profiles one spec at a time: pass one", param_hint="--profile")
-    plans = _compile_all_or_exit(files, out_dir, allow_large)
-    stages = _with_donors(files, plans, out_dir, allow_large)
-    if threads is not None:
-        import torch
+    from clampdsl import run_cli
 
-        torch.set_num_threads(threads)
     options = {"device": device, "fresh": fresh, "compile": compile, "allow_large": allow_large}
-    try:
-        for stage, (stage_files, stage_plans) in enumerate(stages, 1):
-            last = stage == len(stages)
-            if not last:  # donors: trained, or found finished, with the usual display
-                out.print(f"[dim]donor specs first: {', '.join(map(str, stage_files))}[/]")
-            chosen = options if last else options | {"fresh": False}
-            if executor.concurrent and len(stage_files) > 1:
-                _run_at_once(stage_files, stage_plans, out_dir, chosen, executor)
-                continue
-            for file, compiled in zip(stage_files, stage_plans, strict=True):
-                here = chosen | {"executor": executor}
-                _run_here(file, compiled, out_dir, here, profile and last)
-    except KeyboardInterrupt as stop:
-        step = getattr(stop, "step", None)  # train/loop.py's Interrupted: checkpoint saved
-        saved = f" at step {step:,}: checkpoint saved," if step is not None else ";"
-        err.print(f"interrupted{saved} the same command resumes", highlight=False)
-        raise typer.Exit(INTERRUPTED) from None
-    except (RunError, OSError) as error:
-        err.print(
-            f"error: {_run_failure(error)}", style="bold red", highlight=False, soft_wrap=True
-        )
-        raise typer.Exit(RUN_FAILURE) from None
+    executor = run_cli.executor_or_exit(backend, jobs, address)
+    run_cli.run_files(files, out_dir, options, executor, threads=threads, profile=profile)
 
 
 def _run_failure(error: Exception) -> str:
@@ -352,35 +333,6 @@ def _one_of(value: str, choices: tuple[str, ...], option: str) -> str:
     if value not in choices:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=option)
     return value
-
-
-def _executor_or_exit(backend: str, jobs: int, address: str | None):
-    """The executor of `--backend`, `--jobs` and `--address` (executors/), or exit 2 where
-    its extra is not installed."""
-    from clampdsl import executors
-
-    try:
-        return executors.choose(backend, jobs, address)
-    except executors.MissingExtra as missing:
-        sys.stderr.write(f"{missing}\n")
-        raise typer.Exit(MISSING_EXTRA) from None
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-
-
-def _check_device(device: str, executor) -> None:
-    """Before anything is compiled or written: a device this machine has, where the
-    executor trains here (a cluster's devices are checked once it is reached)."""
-    if device in ("auto", "cpu"):
-        return
-    import torch
-
-    try:
-        torch.device(device)
-    except (RuntimeError, ValueError):
-        raise typer.BadParameter(f"{device!r} is not a device", param_hint="--device") from None
-    if device.startswith("cuda") and executor.trains_here and not torch.cuda.is_available():
-        raise typer.BadParameter("no CUDA device here", param_hint="--device")
 
 
 def _compile_all_or_exit(files: list[Path], out_dir: Path, allow_large: bool = False) -> list[Plan]:
@@ -404,95 +356,6 @@ def _compile_all_or_exit(files: list[Path], out_dir: Path, allow_large: bool = F
             raise typer.Exit(SPEC_ERROR)
         seen[directory] = path
     return plans
-
-
-def _with_donors(
-    files: list[Path], plans: list[Plan], out_dir: Path, allow_large: bool
-) -> list[tuple[list[Path], list[Plan]]]:
-    """The specs to run, in stages one after the other: the donor specs their grafts name
-    (`from spec "…"`, given among them or not; theirs in a stage before them), then the
-    other specs."""
-    from clampdsl.compile import donor_specs
-
-    named = donor_specs.named(plans)
-    if not named:
-        return [(files, plans)]
-    rest = [(f, p) for f, p in zip(files, plans, strict=True) if p.content_hash() not in named]
-    donor_files = [Path(donor.file) for donor in named.values()]
-    donor_plans = _compile_all_or_exit(donor_files, out_dir, allow_large)
-    earlier = _with_donors(donor_files, donor_plans, out_dir, allow_large)
-    return [*earlier, ([f for f, _ in rest], [p for _, p in rest])]
-
-
-def _sizes(plan: Plan) -> str:
-    """`6 experiments, 1 batched group`; with sweeps or seeds, `3 experiments, 40 runs, …`."""
-    experiments = len({run.experiment for run in plan.runs})
-    if not experiments:
-        return "no experiments: a library for other specs to use"
-    runs = f", {_count(len(plan.runs), 'run')}" if len(plan.runs) != experiments else ""
-    groups = _count(len(plan.groups), "batched group")
-    return f"{_count(experiments, 'experiment')}{runs}, {groups}"
-
-
-def _run_here(file: Path, compiled: Plan, out_dir: Path, options: dict, profile: bool) -> None:
-    from rich.markup import escape
-
-    from clampdsl import api
-    from clampdsl.report.console import group_progress, print_phases
-
-    how = options["executor"].description
-    out.print(f"[bold]{escape(str(file))}[/]: {_sizes(compiled)}{f' · {how}' if how else ''}")
-    started = time.perf_counter()
-    with group_progress(out.console, compiled) as on_group:
-        result = api.run(file, out_dir, on_group=on_group, **options)
-    _print_result(out.console, result)
-    if profile:  # what came before the API's run: the interpreter, the CLI, the checks
-        print_phases(out.console, {"start-up, checks": started - STARTED} | result.phases)
-
-
-def _print_result(console: Console, result) -> None:
-    from clampdsl.report.console import print_outcome
-
-    if result.reused:
-        console.print(f"[dim]reusing the finished run in {result.directory} (--fresh to redo)[/]")
-    print_outcome(console, err.console, result)
-
-
-def _run_at_once(
-    files: list[Path], plans: list[Plan], out_dir: Path, options: dict, executor
-) -> None:
-    """Every spec's groups on one executor at once, in one display; each spec's results as
-    it finishes."""
-    from rich.markup import escape
-
-    from clampdsl import api
-    from clampdsl.report.console import group_bars, progress_bars
-
-    out.print(f"{_count(len(files), 'spec')}, {executor.description}", highlight=False)
-    names = {compiled.content_hash(): file for file, compiled in zip(files, plans, strict=True)}
-    failed = []
-    with progress_bars(out.console) as progress:
-
-        def on_finished(result) -> None:
-            file = names[result.plan.content_hash()]
-            if isinstance(result, api.RunFailed):
-                failed.append(file)
-                progress.console.print(f"[bold red]{escape(str(file))}: failed[/]")
-                err.print(f"error: {_run_failure(result.error)}", highlight=False, soft_wrap=True)
-                return
-            progress.console.print(f"[bold]{escape(str(file))}[/]")
-            _print_result(progress.console, result)
-
-        api.run_specs(
-            files,
-            out_dir,
-            executor=executor,
-            on_group_for=lambda plan: group_bars(progress, plan, names[plan.content_hash()].stem),
-            on_finished=on_finished,
-            **options,
-        )
-    if failed:
-        raise typer.Exit(RUN_FAILURE)
 
 
 @app.command("lsp")
