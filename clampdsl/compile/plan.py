@@ -104,9 +104,25 @@ class TokensConfig:
 
 
 @attrs.frozen
+class MarkovConfig:
+    """In-context Markov chains (`task markov`, Edelman et al. 2024): sequences of `length`
+    tokens of `vocab`, each drawn from a transition table of its own, one row per
+    (order-1)-tuple of previous tokens; rows from Dirichlet(alpha) (`prior` "dirichlet")
+    or a doubly stochastic table ("doubly-stochastic"); the loss at every position (`all`)
+    or the last."""
+
+    vocab: int = 3
+    length: int = 100
+    order: int = 2
+    alpha: float = 1.0
+    prior: str = "dirichlet"
+    loss: str = "all"
+
+
+@attrs.frozen
 class TaskConfig:
     """The task kind (clampdsl/tasks/kinds) and its settings: the few-shot task's at the top
-    level, a token task's under `tokens` (None for the few-shot task)."""
+    level, a token task's under `tokens` or `markov` (None for the others)."""
 
     kind: str = "fewshot"
     classes: int = 50
@@ -117,6 +133,7 @@ class TaskConfig:
     seed: int = 0
     features: FeatureConfig = FeatureConfig()
     tokens: TokensConfig | None = later(None)
+    markov: MarkovConfig | None = later(None)
 
 
 @attrs.frozen
@@ -330,10 +347,14 @@ class Group:
 
 @attrs.frozen
 class Measure:
+    """A measure of heads (`layer`, `heads`), or of the model's predictions (layer None, no
+    heads: analysis/predictions.py) with its `params` (`icl-score`'s positions)."""
+
     metric: str
-    layer: int
+    layer: int | None
     heads: tuple[int, ...]
     span: Span
+    params: tuple[tuple[str, float], ...] = later(())
 
 
 # How far from the rule's threshold a run counts as near its phase change: for the paper's
@@ -343,6 +364,10 @@ NEAR_FACTOR = 2.25
 
 @attrs.frozen
 class PhaseRule:
+    """`phase train.loss < 0.4 * ln2`: a comparison with a threshold; or `phase when nearest
+    is bigram` (op "is"): the metric names one of its categories (a strategy), whose index
+    is `threshold`."""
+
     eval_set: str
     metric: str
     op: str
@@ -353,6 +378,11 @@ class PhaseRule:
     @property
     def key(self) -> str:
         return f"{self.eval_set}.{self.metric}"
+
+    @property
+    def categorical(self) -> bool:
+        """A rule on a category (`when … is …`): no threshold to draw or to be near."""
+        return self.op == "is"
 
     @property
     def near_band(self) -> tuple[float, float]:
