@@ -87,6 +87,15 @@ class PhaseStmt:
 
 
 @attrs.frozen
+class PhaseWhen:
+    """`phase when nearest is bigram`: a measure of categories, at one of them."""
+
+    metric: Name
+    value: Name
+    span: Span
+
+
+@attrs.frozen
 class SiteSelector:
     """`L2.H* except H3`, `L1.H2.pattern`, `L1.out`. Heads/except are raw text like `H0-2`."""
 
@@ -243,9 +252,13 @@ class Experiment:
 
 @attrs.frozen
 class Measure:
+    """`measure prefix-matching of L2.H*`; a measure of the model's predictions has no
+    selector, and may have options (`measure icl-score early=10 late=100`)."""
+
     metric: Name
-    selector: Selector
+    selector: Selector | None
     span: Span
+    options: tuple[Option, ...] = ()
 
 
 @attrs.frozen
@@ -258,6 +271,7 @@ Statement = (
     Setting
     | EvalStmt
     | PhaseStmt
+    | PhaseWhen
     | Let
     | Use
     | Experiment

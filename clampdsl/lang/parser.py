@@ -185,6 +185,10 @@ class _ToAst(Transformer):
         eval_set, metric, op, factors = children
         return ast.PhaseStmt(eval_set, metric, str(op), factors, _span(self.file, meta))
 
+    def phase_when(self, meta, children):
+        metric, value = children
+        return ast.PhaseWhen(metric, value, _span(self.file, meta))
+
     def let_stmt(self, meta, children):
         name, value = children
         return ast.Let(name, value, _span(self.file, meta))
@@ -193,8 +197,10 @@ class _ToAst(Transformer):
         return ast.Use(children[0], _span(self.file, meta))
 
     def measure_stmt(self, meta, children):
-        metric, selector = children
-        return ast.Measure(metric, selector, _span(self.file, meta))
+        metric, *rest = children
+        options = tuple(c for c in rest if isinstance(c, ast.Option))
+        selector = next((c for c in rest if not isinstance(c, ast.Option)), None)
+        return ast.Measure(metric, selector, _span(self.file, meta), options)
 
     def report_stmt(self, meta, children):
         return ast.Report(tuple(children), _span(self.file, meta))

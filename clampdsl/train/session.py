@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from clampdsl import accel, kinds
+from clampdsl.analysis import predictions
 from clampdsl.compile.plan import Plan
 from clampdsl.compile.resources import COMPILE_AUTO_MIN_STEPS
 from clampdsl.model.clamps import ClampState
@@ -71,6 +72,9 @@ class GroupSession:
             [(tasks[t], seed) for t, seed in sources], index, first.train.batch, self.device
         )
         self.eval_sets = self._eval_sets(tasks)
+        # the in-context strategies' losses on the eval sets: the same at every eval
+        strategies = task_kinds.of(first.task).baselines(first.task)
+        self.baselines = predictions.baseline_results(self.eval_sets, strategies, len(self.runs))
         # Evals are forward passes of a fixed size, reduced to sums: compiled too when the
         # step is, with static shapes in every group of a process, like the graphs
         # warm_evals.py compiles. With measures, two graphs: for the first eval set, with
@@ -133,7 +137,8 @@ class GroupSession:
     def evaluate(self, step: int) -> dict[str, torch.Tensor]:
         self.clamps.set_step(step, "eval")
         sums, prepare = self._eval_sums(), self.model.prepare_for
-        return evaluate(sums, prepare, self.clamps, self.eval_sets, self.measures)
+        results = evaluate(sums, prepare, self.clamps, self.eval_sets, self.measures)
+        return results | self.baselines
 
     def _eval_sums(self) -> tuple:
         if self._eager_eval_pending:
