@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from clampdsl import kinds
+from clampdsl.analysis import predictions
 from clampdsl.compile import resources, subcircuits
 from clampdsl.compile.plan import Group, Plan, RunPasses, Schedule
 from clampdsl.report import paper_form, tables
@@ -103,6 +104,8 @@ def print_plan(console: Console, plan: Plan) -> None:
         count = plan.runs[0].model.heads
         measured = (
             f"{m.metric} of L{m.layer + 1}.{paper_form.heads(m.heads, count)}"
+            if m.layer is not None
+            else predictions.spoken(m)
             for m in plan.measures
         )
         say("\nmeasures: " + ", ".join(measured))
