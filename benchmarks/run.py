@@ -45,6 +45,19 @@ eval every {every} steps on train size=200
 measure prefix-matching of L2.H*
 measure prev-token-strength of L1.H*
 """
+# Edelman et al.'s in-context Markov chains (specs/markov_bigram.clamp's model and task)
+MARKOV_HEADER = """clampdsl 1
+model attention-only layers=2 heads=2 d_model=32
+task markov vocab=3 length=100
+train steps={steps} batch=64 lr=1e-3
+eval every {every} steps on train size=256
+measure kl-uniform
+measure kl-unigram
+measure kl-bigram
+measure nearest
+measure icl-score
+measure prev-token-strength of L1.H*
+"""
 OTHERS = "L2.H* except H3"
 DONOR = "donor"  # the saved run grafts take, written beside the spec (`with_donor`)
 THREE_SUBCIRCUITS = [
@@ -81,6 +94,12 @@ CONFIGS: dict[str, list[str | None]] = {
     "repeated tokens, group of 2 (olsson_repeated)": [None, "clamp L1.H0 to prev-token"],
     "repeated tokens, pos=relative": [None],
     "repeated tokens, mlp=4": [None],
+    "markov chains": [None],
+    "markov chains, group of 3 (markov_bigram)": [
+        None,
+        "clamp L1.H0 to prev-token",
+        "task prior=doubly-stochastic",
+    ],
 }
 HEADERS = {name: TOKENS_HEADER for name in CONFIGS if name.startswith("repeated tokens")}
 # The same task on variants of the model (model/positions.py, model/mlp.py)
@@ -88,6 +107,7 @@ HEADERS |= {
     name: TOKENS_HEADER.replace("model attention-only", f"model {name.split(', ')[1]}")
     for name in ("repeated tokens, pos=relative", "repeated tokens, mlp=4")
 }
+HEADERS |= {name: MARKOV_HEADER for name in CONFIGS if name.startswith("markov chains")}
 # The GPU targets' group (≥ 200,000 run-steps/s on one H100): measured by default on a GPU,
 # on a CPU only when asked for with --only.
 GPU_ONLY = ("group of 64",)

@@ -12,7 +12,14 @@ import attrs
 
 from clampdsl.compile.plan import PhaseRule
 
-OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+# "is": a measure of categories at one of them (`phase when nearest is bigram`)
+OPERATORS = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "is": operator.eq,
+}
 PLATEAU_EXIT = 0.9 * math.log(2)  # leaving the "random label from context" plateau
 
 

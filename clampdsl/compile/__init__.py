@@ -79,9 +79,19 @@ def compile_with_warnings(text: str, file: str = "<string>") -> tuple[Plan, list
     _check_run_count(runs, spec, errors)
     _check_names(spec, errors)
     _check_shapes(runs, errors)
-    measures = toplevel.lower_measures(spec, base.model, base.task, lets, errors)
+    tasks = tuple(dict.fromkeys(r.task for r in runs)) or (base.task,)
+    measures = toplevel.lower_measures(spec, base.model, base.task, lets, errors, tasks)
     measures += progress.lower(spec, evaluated, lets, runs, text_of, errors)
-    phase = toplevel.lower_phase(spec, evaluated.eval.sets, text_of, errors, lets, measures)
+    phase = toplevel.lower_phase(
+        spec,
+        evaluated.eval.sets,
+        text_of,
+        errors,
+        lets,
+        measures,
+        base.task,
+        evaluated.eval.near_every,
+    )
     reports = toplevel.lower_reports(spec, declared, errors)
 
     order = {name: index for index, name in enumerate(sources)}  # the top file's first

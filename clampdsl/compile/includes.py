@@ -190,6 +190,6 @@ def _key(statement) -> tuple | None:
         return ("sweep", statement.section.value, statement.key.value)
     if isinstance(statement, ast.Seeds):
         return ("seeds",)
-    if isinstance(statement, ast.PhaseStmt):
+    if isinstance(statement, ast.PhaseStmt | ast.PhaseWhen):
         return ("phase",)
     return None

@@ -123,9 +123,25 @@ class TokensConfig:
 
 
 @attrs.frozen
+class MarkovConfig:
+    """In-context Markov chains (`task markov`, Edelman et al. 2024): sequences of `length`
+    tokens of `vocab`, each drawn from a transition table of its own, one row per
+    (order-1)-tuple of previous tokens; rows from Dirichlet(alpha) (`prior` "dirichlet")
+    or a doubly stochastic table ("doubly-stochastic"); the loss at every position (`all`)
+    or the last."""
+
+    vocab: int = 3
+    length: int = 100
+    order: int = 2
+    alpha: float = 1.0
+    prior: str = "dirichlet"
+    loss: str = "all"
+
+
+@attrs.frozen
 class TaskConfig:
     """The task kind (clampdsl/tasks/kinds) and its settings: the few-shot task's at the top
-    level, a token task's under `tokens` (None for the few-shot task)."""
+    level, a token task's under `tokens` or `markov` (None for the others)."""
 
     kind: str = "fewshot"
     classes: int = 50
@@ -136,6 +152,7 @@ class TaskConfig:
     seed: int = 0
     features: FeatureConfig = FeatureConfig()
     tokens: TokensConfig | None = later(None)
+    markov: MarkovConfig | None = later(None)
 
 
 @attrs.frozen
@@ -356,18 +373,20 @@ class Group:
 
 @attrs.frozen
 class Measure:
-    """A measure of some heads of a layer. `reads`: what it is computed from — the attention
-    patterns of the eval's own forward on the first eval set ("attention"), the weights
-    alone, with no forward ("weights"), or forwards of its own on the first eval set with
-    clamps added to each run's, post hoc, never in training ("post-hoc":
-    compile/progress.py). `source_layer` and `source_heads`: the writing heads a
-    composition score reads (`from L1.H*`); `clamps`: an as-if measure's clamp; `at_end`:
-    computed once, after the last step; `name`: an as-if measure's name in the records,
-    as written (`loss as-if L1.H* clamped to prev-token`); `excluded`: the runs an as-if
-    clamp cannot join (one of their own claims its site), not measured."""
+    """A measure of heads (`layer`, `heads`), or of the model's predictions (layer None, no
+    heads: analysis/predictions.py) with its `params` (`icl-score`'s positions). `reads`:
+    what it is computed from — the eval's own forward on the first eval set ("attention":
+    its patterns, or its predictions), the weights alone, with no forward ("weights"), or
+    forwards of its own on the first eval set with clamps added to each run's, post hoc,
+    never in training ("post-hoc": compile/progress.py). `source_layer` and
+    `source_heads`: the writing heads a composition score reads (`from L1.H*`); `clamps`:
+    an as-if measure's clamp; `at_end`: computed once, after the last step; `name`: an
+    as-if measure's name in the records, as written (`loss as-if L1.H* clamped to
+    prev-token`); `excluded`: the runs an as-if clamp cannot join (one of their own claims
+    its site), not measured."""
 
     metric: str
-    layer: int
+    layer: int | None
     heads: tuple[int, ...]
     span: Span
     reads: str = later("attention")
@@ -377,6 +396,7 @@ class Measure:
     at_end: bool = later(False)
     name: str = later("")
     excluded: tuple[str, ...] = later(())
+    params: tuple[tuple[str, float], ...] = later(())
 
 
 # How far from the rule's threshold a run counts as near its phase change: for the paper's
@@ -386,6 +406,10 @@ NEAR_FACTOR = 2.25
 
 @attrs.frozen
 class PhaseRule:
+    """`phase train.loss < 0.4 * ln2`: a comparison with a threshold; or `phase when nearest
+    is bigram` (op "is"): the metric names one of its categories (a strategy), whose index
+    is `threshold`."""
+
     eval_set: str
     metric: str
     op: str
@@ -396,6 +420,11 @@ class PhaseRule:
     @property
     def key(self) -> str:
         return f"{self.eval_set}.{self.metric}"
+
+    @property
+    def categorical(self) -> bool:
+        """A rule on a category (`when … is …`): no threshold to draw or to be near."""
+        return self.op == "is"
 
     @property
     def near_band(self) -> tuple[float, float]:

@@ -8,6 +8,7 @@ import re
 
 import attrs
 
+from clampdsl.analysis import predictions
 from clampdsl.compile import numbers, progress, selectors
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Measure, ModelConfig, PhaseRule, TaskConfig
@@ -77,16 +78,32 @@ def _names_a_later_let(let: ast.Let, earlier: dict[str, ast.Let]) -> bool:
     )
 
 
-def lower_measures(spec: ast.Spec, model: ModelConfig, task: TaskConfig, lets, errors: Collector):
+def lower_measures(
+    spec: ast.Spec, model: ModelConfig, task: TaskConfig, lets, errors: Collector, tasks=()
+):
+    """Measures of heads (METRICS), and of the model's predictions (analysis/predictions.py),
+    which are checked against each of `tasks` (the runs'; the top level's by default)."""
     measures = []
     for stmt in _of_type(spec, ast.Measure):
         if progress.lowers(stmt):  # read off the weights, or post hoc (compile/progress.py)
             continue
         metric = stmt.metric.value
+        if predictions.known(metric):
+            measure = predictions.lower(stmt, tasks or (task,), errors)
+            measures += [measure] if measure else []
+            continue
         if metric not in METRICS:
-            errors.unknown("measure", metric, stmt.metric.span, METRICS)
+            known = [*METRICS, *predictions.names(task)]
+            errors.unknown("measure", metric, stmt.metric.span, known)
             continue
         if not task_kinds.has_roles(task, METRICS[metric], metric, stmt.metric.span, errors):
+            continue
+        if stmt.selector is None or stmt.options:
+            errors.error(
+                f"{metric} is measured on heads, and takes no options",
+                stmt.span,
+                hint=f"measure {metric} of L2.H*",
+            )
             continue
         sites = selectors.resolve(stmt.selector, model, lets, errors)
         if sites is None:
@@ -116,13 +133,21 @@ def lower_measures(spec: ast.Spec, model: ModelConfig, task: TaskConfig, lets, e
 
 
 def lower_phase(
-    spec: ast.Spec, eval_sets: tuple[str, ...], text_of, errors: Collector, lets=None, measures=()
+    spec: ast.Spec,
+    eval_sets: tuple[str, ...],
+    text_of,
+    errors: Collector,
+    lets=None,
+    measures=(),
+    task: TaskConfig | None = None,
+    near_every: int | None = None,
 ):
     """The phase rule; its factors' numeric lets were read as numbers already
     (compile/numbers.py): a name left is a constant, or an error here. Its metric is the
-    loss, the accuracy, or a metric of `measures` (the highest over the heads measured)."""
+    loss, the accuracy, or a metric of `measures` (the highest over the heads measured);
+    or, in `phase when M is C`, a measure of categories (of `task`'s) at one of them."""
     lets = lets or {}
-    statements = list(_of_type(spec, ast.PhaseStmt))
+    statements = list(_of_type(spec, ast.PhaseStmt | ast.PhaseWhen))
     for extra in statements[1:]:
         errors.error(
             f"only one phase rule is allowed (first on line {statements[0].span.line})", extra.span
@@ -130,6 +155,8 @@ def lower_phase(
     if not statements:
         return DEFAULT_PHASE
     stmt = statements[0]
+    if isinstance(stmt, ast.PhaseWhen):
+        return _lower_when(stmt, eval_sets, measures, task, errors, near_every) or DEFAULT_PHASE
     if stmt.eval_set.value not in EVAL_SETS:
         errors.unknown("eval set", stmt.eval_set.value, stmt.eval_set.span, EVAL_SETS)
     elif stmt.eval_set.value not in eval_sets:
@@ -160,21 +187,63 @@ def lower_phase(
     )
 
 
-def _check_phase_metric(stmt: ast.PhaseStmt, eval_sets, measures, errors: Collector) -> None:
-    """A loss or accuracy of any eval set, or a measured metric of the first (where
-    measures are read, train/evaluate.py)."""
+def _lower_when(stmt: ast.PhaseWhen, eval_sets, measures, task, errors, near_every):
+    """`phase when nearest is bigram`: the first eval set's (where measures are read) value
+    of a measured measure of categories, at one of them (its index, as recorded)."""
     metric = stmt.metric.value
-    measured = {m.metric: m for m in progress.attention_measures(measures)}  # rules read these
-    if metric in PHASE_METRICS:
-        return
-    if metric in METRICS and metric not in measured:
+    if not predictions.categorical(metric):
+        errors.error(
+            f"`phase when {metric} is …` reads a measure of categories, which {metric} is not",
+            stmt.metric.span,
+            hint="phase when nearest is bigram; or a comparison: phase train.loss < 0.5",
+        )
+        return None
+    if metric not in {m.metric for m in measures}:
         errors.error(
             f"the phase rule reads {metric}, which the spec does not measure",
             stmt.metric.span,
-            hint=f"add `measure {metric} of L2.H*` (or the heads it reads)",
+            hint=f"add `measure {metric}`",
         )
-    elif metric not in METRICS:
+        return None
+    choices = predictions.categories(metric, task)
+    if stmt.value.value not in choices:
+        errors.unknown(f"{metric} value", stmt.value.value, stmt.value.span, choices)
+        return None
+    if near_every is not None:
+        errors.error(
+            "`every N steps near phase` reads how far the rule's value is from its threshold,"
+            f" and `when {metric} is …` has none",
+            stmt.span,
+        )
+    text = f"{metric} is {stmt.value.value}"
+    index = float(choices.index(stmt.value.value))
+    return PhaseRule(eval_sets[0], metric, "is", index, text, stmt.span)
+
+
+def _check_phase_metric(stmt: ast.PhaseStmt, eval_sets, measures, errors: Collector) -> None:
+    """A loss or accuracy of any eval set, or a measured number of the first (where
+    measures are read, train/evaluate.py)."""
+    metric = stmt.metric.value
+    measured = {m.metric: m for m in progress.attention_measures(measures)}  # rules read these
+    of_predictions = predictions.known(metric)
+    if metric in PHASE_METRICS:
+        return
+    if (metric in METRICS or of_predictions) and metric not in measured:
+        errors.error(
+            f"the phase rule reads {metric}, which the spec does not measure",
+            stmt.metric.span,
+            hint=f"add `measure {metric}`"
+            if of_predictions
+            else f"add `measure {metric} of L2.H*` (or the heads it reads)",
+        )
+    elif not (metric in METRICS or of_predictions):
         errors.unknown("metric", metric, stmt.metric.span, [*PHASE_METRICS, *measured])
+    elif predictions.categorical(metric):
+        errors.error(
+            f"{metric} names a strategy, not a number",
+            stmt.metric.span,
+            hint=f"phase when {metric} is bigram",
+        )
     elif eval_sets and stmt.eval_set.value != eval_sets[0]:
         errors.error(
             f"{metric} is measured on {eval_sets[0]!r}, the first eval set, only",

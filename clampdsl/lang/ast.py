@@ -95,6 +95,15 @@ class PhaseStmt:
 
 
 @attrs.frozen
+class PhaseWhen:
+    """`phase when nearest is bigram`: a measure of categories, at one of them."""
+
+    metric: Name
+    value: Name
+    span: Span
+
+
+@attrs.frozen
 class SiteSelector:
     """`L2.H* except H3`, `L1.H2.pattern`, `L1.out`. Heads/except are raw text like `H0-2`."""
 
@@ -252,14 +261,17 @@ class Experiment:
 @attrs.frozen
 class Measure:
     """`measure METRIC of SEL [from SEL] [at end]`, or `measure METRIC as-if SEL clamped to
-    TARGET` (`as_if`: that clamp, with an always-open window; `selector`: its selector)."""
+    TARGET` (`as_if`: that clamp, with an always-open window; `selector`: its selector); a
+    measure of the model's predictions has no selector, and may have options (`measure
+    icl-score early=10 late=100`)."""
 
     metric: Name
-    selector: Selector
+    selector: Selector | None
     span: Span
     source: Selector | None = None  # `from L1.H*`: the heads a composition score reads
     when: Name | None = None  # `at end`
     as_if: Clamp | None = None
+    options: tuple[Option, ...] = ()
 
 
 @attrs.frozen
@@ -272,6 +284,7 @@ Statement = (
     Setting
     | EvalStmt
     | PhaseStmt
+    | PhaseWhen
     | Let
     | Use
     | Experiment

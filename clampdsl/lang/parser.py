@@ -185,6 +185,10 @@ class _ToAst(Transformer):
         eval_set, metric, op, factors = children
         return ast.PhaseStmt(eval_set, metric, str(op), factors, _span(self.file, meta))
 
+    def phase_when(self, meta, children):
+        metric, value = children
+        return ast.PhaseWhen(metric, value, _span(self.file, meta))
+
     def let_stmt(self, meta, children):
         name, value = children
         return ast.Let(name, value, _span(self.file, meta))
@@ -193,16 +197,19 @@ class _ToAst(Transformer):
         return ast.Use(children[0], _span(self.file, meta))
 
     def measure_stmt(self, meta, children):
-        metric, selector, *rest = children
-        source = next((c for c in rest if isinstance(c, ast.SiteSelector | ast.NameSelector)), None)
-        when = next((c for c in rest if isinstance(c, ast.Name)), None)
-        return ast.Measure(metric, selector, _span(self.file, meta), source, when)
+        metric, *rest = children
+        options = tuple(c for c in rest if isinstance(c, ast.Option))
+        tagged = dict(c for c in rest if isinstance(c, tuple))  # (word, what follows it)
+        selector = next((c for c in rest if not isinstance(c, ast.Option | tuple)), None)
+        span = _span(self.file, meta)
+        source, when = tagged.get("from"), tagged.get("at")
+        return ast.Measure(metric, selector, span, source, when, options=options)
 
     def measure_source(self, meta, children):
-        return children[0]
+        return ("from", children[0])
 
     def measure_when(self, meta, children):
-        return children[0]
+        return ("at", children[0])
 
     def measure_as_if(self, meta, children):
         metric, selector, _to, target = children

@@ -28,8 +28,8 @@ def report_markdown(
         f"{first.model.d_model}; task: {task_kinds.of(first.task).summary(first.task)}",
         f"- training: {first.train.steps:,} steps × batch {first.train.batch} = "
         f"{first.train.steps * first.train.batch:.2e} sequences, Adam lr {first.train.lr:g}",
-        f"- phase change: first eval with `{plan.phase.text}` "
-        f"(threshold {plan.phase.threshold:.3f}); evals {paper_form.evals(first.eval, plan.phase)}",
+        f"- phase change: first eval with `{plan.phase.text}`{_threshold(plan)}; evals "
+        f"{paper_form.evals(first.eval, plan.phase)}",
         _speedup_line(baselines),
         "",
         "## Results",
@@ -58,6 +58,10 @@ def report_markdown(
             f"![{name.removesuffix('.png')}]({name})" for name in figures
         ]
     return "\n".join(lines) + "\n"
+
+
+def _threshold(plan: Plan) -> str:
+    return "" if plan.phase.categorical else f" (threshold {plan.phase.threshold:.3f})"
 
 
 def _circuit_line(plan: Plan) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import attrs
 
 from clampdsl import kinds
+from clampdsl.analysis import predictions
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import (
     EvalConfig,
@@ -152,12 +153,15 @@ def _tensor(item: Intervention, named: list[int]) -> str:
 
 def measure(item: Measure, model: ModelConfig) -> str:
     """A measure as the language writes it: `induction-strength of L2.H*`, `k-composition of
-    L2.H* from L1.H*`, `single-head-accuracy of L2.H* at end`, `loss as-if clamp L1.H* to
-    prev-token strength 1` (the clamp's words, defaults written out)."""
+    L2.H* from L1.H*`, `single-head-accuracy of L2.H* at end`, `icl-score early=10
+    late=100`, `loss as-if clamp L1.H* to prev-token strength 1` (the clamp's words,
+    defaults written out)."""
     if item.clamps:
         first = item.clamps[0]
         named = [i.layer for i in item.clamps if i.kind == first.kind and i.layer is not None]
         return f"{item.metric} " + kinds.of(first).spoken(first, selector(first, named, model))
+    if item.layer is None:  # of the model's predictions
+        return predictions.spoken(item)
     text = f"{item.metric} of L{item.layer + 1}.{heads(item.heads, model.heads)}"
     if item.source_layer is not None:
         text += f" from L{item.source_layer + 1}.{heads(item.source_heads, model.heads)}"

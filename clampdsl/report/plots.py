@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from clampdsl.analysis import predictions
 from clampdsl.analysis.phase import phase_step, rule_value
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import write_atomically
 from clampdsl.report.progress_plots import plot_as_if, plot_composition
 from clampdsl.report.summary import head_metric
+from clampdsl.tasks import kinds as task_kinds
 
 
 def plot_all(plan: Plan, records: list[dict], summaries, directory: Path) -> list[Path]:
@@ -104,18 +106,51 @@ def _save(plt, figure, path: Path) -> Path:
 
 
 def _second_curve(plan: Plan):
-    """(label, title, value of a record) of the right-hand curves: the strongest measured
-    head beside a rule on the loss; the loss beside a rule on a head measure."""
-    metric = head_metric(plan)
-    if plan.phase.metric == metric:
-        loss = f"{plan.phase.eval_set}.loss"
-        return loss, "Loss during training", lambda record: record.get(loss)
+    """(label, title, values of a record) of the right-hand curves: the strongest measured
+    head beside a rule on the loss, or the KL to each in-context strategy where the spec
+    measures them; the loss beside a rule on a measure."""
+    metric, loss = head_metric(plan), f"{plan.phase.eval_set}.loss"
+    if plan.phase.metric == metric or not _shows_loss(plan):
+        return loss, "Loss during training", lambda record: {"": record.get(loss)}
+    divergences = predictions.divergences(plan.measures)
+    if divergences:
+        keys = {m: predictions.key(plan.phase.eval_set, m) for m in divergences}
+        label = "KL(strategy ‖ model)"
+        return (
+            label,
+            "KL to each in-context strategy",
+            lambda r: {m: r.get(k) for m, k in keys.items()},
+        )
 
     def strongest(record):
-        return max((v for k, v in record.items() if k.startswith(f"{metric} L")), default=None)
+        heads = (v for k, v in record.items() if k.startswith(f"{metric} L"))
+        return {"": max(heads, default=None)}
 
     label = metric.replace("-", " ")
     return label, f"Strongest measured head ({label})", strongest
+
+
+def _shows_loss(plan: Plan) -> bool:
+    """Whether the left-hand curves are the loss: for a rule on the loss, or on a category
+    (`nearest is bigram`, marked on the loss curve)."""
+    return plan.phase.metric == "loss" or plan.phase.categorical
+
+
+def _left_value(plan: Plan):
+    if plan.phase.categorical:
+        loss = f"{plan.phase.eval_set}.loss"
+        return lambda record: record.get(loss)
+    return lambda record: rule_value(record, plan.phase)
+
+
+def _strategy_losses(plan: Plan, records: list[dict]) -> dict[str, float]:
+    """The in-context strategies' losses on the rule's eval set (the same at every eval;
+    the first run's where runs differ), simplest first."""
+    run = plan.runs[0]
+    strategies = task_kinds.of(run.task).baselines(run.task)
+    last = next((r for r in reversed(records) if r["run"] == run.name), {})
+    keys = {s: predictions.baseline_key(plan.phase.eval_set, s) for s in strategies}
+    return {s: last[k] for s, k in keys.items() if k in last}
 
 
 def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
@@ -123,32 +158,52 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
     if plt is None:
         return None
     label, title, second = _second_curve(plan)
+    left = _left_value(plan)
     figure, (loss_axis, strength_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
+    styles = ("-", "--", ":", "-.")
     for run in plan.runs:
         rows = sorted((r for r in records if r["run"] == run.name), key=lambda r: r["step"])
         sequences = [r["sequences"] for r in rows]
-        values = [rule_value(r, plan.phase) for r in rows]
-        (line,) = loss_axis.plot(sequences, values, label=run.name)
+        (line,) = loss_axis.plot(sequences, [left(r) for r in rows], label=run.name)
         step = phase_step(rows, plan.phase)
         if step is not None:  # the phase change, marked where the rule saw it
             at = next(r for r in rows if r["step"] == step)
-            marked = rule_value(at, plan.phase)
-            loss_axis.plot(at["sequences"], marked, "o", color=line.get_color(), markersize=5)
-        strengths = [second(r) for r in rows]
-        if any(s is not None for s in strengths):
-            strength_axis.plot(sequences, strengths, label=run.name)
-    loss_axis.axhline(
-        plan.phase.threshold,
-        color="grey",
-        linestyle="--",
-        linewidth=0.8,
-        label=f"phase: {plan.phase.text}",
-    )
+            loss_axis.plot(at["sequences"], left(at), "o", color=line.get_color(), markersize=5)
+        curves = [second(r) for r in rows]
+        for index, name in enumerate(curves[0] if curves else {}):
+            values = [c[name] for c in curves]
+            if any(v is not None for v in values):
+                strength_axis.plot(
+                    sequences,
+                    values,
+                    styles[index % len(styles)],
+                    color=line.get_color(),
+                    label=f"{run.name} {name}".strip(),
+                )
+    loss_shown = loss_axis if _shows_loss(plan) else strength_axis
+    for index, (strategy, value) in enumerate(_strategy_losses(plan, records).items()):
+        loss_shown.axhline(
+            value,
+            color="black",
+            linestyle=styles[index % len(styles)],
+            linewidth=0.7,
+            label=f"{strategy} (in context)",
+        )
+    if not plan.phase.categorical:
+        loss_axis.axhline(
+            plan.phase.threshold,
+            color="grey",
+            linestyle="--",
+            linewidth=0.8,
+            label=f"phase: {plan.phase.text}",
+        )
     rule, metric = f"{plan.phase.eval_set}.{plan.phase.metric}", plan.phase.metric
+    shown = f"{plan.phase.eval_set}.loss" if plan.phase.categorical else rule
     loss_axis.set(
         xlabel="sequences seen",
-        ylabel=rule + " (clamps active)",
-        title=f"{'Loss' if metric == 'loss' else metric.capitalize()} during training",
+        ylabel=shown + " (clamps active)",
+        title=f"{'Loss' if _shows_loss(plan) else metric.capitalize()} during training"
+        + (f" (●: {plan.phase.text})" if plan.phase.categorical else ""),
     )
     strength_axis.set(xlabel="sequences seen", ylabel=f"{label} (clamps active)", title=title)
     loss_axis.legend(fontsize=8)

@@ -7,6 +7,7 @@ import math
 import attrs
 
 from clampdsl import kinds
+from clampdsl.analysis import predictions
 from clampdsl.analysis.phase import (
     phase_step,
     plateau_exit_step,
@@ -15,6 +16,7 @@ from clampdsl.analysis.phase import (
 )
 from clampdsl.compile import subcircuits
 from clampdsl.compile.plan import Plan, Run
+from clampdsl.tasks import kinds as task_kinds
 
 
 @attrs.frozen
@@ -38,6 +40,9 @@ class RunSummary:
     sigmoid_midpoint: float | None = None
     sigmoid_width: float | None = None  # steps from 10% to 90% of the drop
     sigmoid_r2: float | None = None
+    # the task's in-context strategies, simplest first: each one's loss on the first eval
+    # set (analysis/predictions.py), the reports' reference lines
+    strategies: dict[str, float] = attrs.field(factory=dict)
 
     def to_json(self) -> dict:
         return attrs.asdict(self)
@@ -56,6 +61,7 @@ class RunSummary:
                 "final": {k: number(v) for k, v in data["final"].items()},
                 "measures": {k: number(v) for k, v in data["measures"].items()},
                 "point": tuple(map(tuple, data.get("point", ()))),
+                "strategies": {k: number(v) for k, v in data.get("strategies", {}).items()},
             }
         )
 
@@ -63,7 +69,7 @@ class RunSummary:
 def head_metric(plan: Plan) -> str:
     """The head measure the curves show: the phase rule's where it reads one, else
     induction strength."""
-    measured = {m.metric for m in plan.measures}
+    measured = {m.metric for m in plan.measures if m.layer is not None}
     return plan.phase.metric if plan.phase.metric in measured else "induction-strength"
 
 
@@ -71,6 +77,10 @@ def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
     by_run = {run.name: [r for r in records if r["run"] == run.name] for run in plan.runs}
     steps = {name: phase_step(rows, plan.phase) for name, rows in by_run.items()}
     baselines = baseline_runs(plan)
+    first_set = plan.runs[0].eval.sets[0] if plan.runs else ""
+    of_predictions = {
+        predictions.key(first_set, m.metric) for m in plan.measures if m.layer is None
+    }
     summaries = []
     for run in plan.runs:
         rows = sorted(by_run[run.name], key=lambda r: r["step"])
@@ -92,16 +102,24 @@ def summarize(plan: Plan, records: list[dict]) -> list[RunSummary]:
                 plateau_exit_step(rows, plan.phase.eval_set),
                 rows[0].get(loss, math.nan) if rows else math.nan,
                 {k: v for k, v in last.items() if k.endswith((".loss", ".acc"))},
-                {k: v for k, v in last.items() if " " in k},
+                {k: v for k, v in last.items() if " " in k or k in of_predictions},
                 speedup,
                 diverged_at(rows, loss),
                 run.experiment,
                 run.point,
                 steepest_descent_step(rows, loss),
                 *((fit.midpoint, fit.width, fit.r2) if fit else (None, None, None)),
+                _strategies(run, last),
             )
         )
     return summaries
+
+
+def _strategies(run: Run, last: dict) -> dict[str, float]:
+    """The run's in-context strategies' losses on its first eval set, from its last eval."""
+    strategies = task_kinds.of(run.task).baselines(run.task)
+    keys = {s: predictions.baseline_key(run.eval.sets[0], s) for s in strategies}
+    return {s: last[key] for s, key in keys.items() if key in last}
 
 
 def baseline_runs(plan: Plan) -> dict[str, Run | None]:

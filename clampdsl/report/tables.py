@@ -6,7 +6,7 @@ import math
 
 import attrs
 
-from clampdsl.analysis import attribution, scaling
+from clampdsl.analysis import attribution, predictions, scaling
 from clampdsl.compile.plan import Plan
 from clampdsl.compile.sweeps import SEED_SETTING, run_name
 from clampdsl.report import progress_tables
@@ -57,7 +57,22 @@ def phase_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
                 strongest_head(s.measures, head_metric(plan)),
             )
         )
-    return TableData("Phase change by experiment", columns, tuple(rows))
+    return TableData("Phase change by experiment", columns, tuple(rows), strategy_notes(summaries))
+
+
+def strategy_notes(summaries: list[RunSummary]) -> tuple[str, ...]:
+    """The in-context strategies' losses (analysis/predictions.py), a sentence for each
+    distinct set of them (runs whose tasks or eval sets differ have their own)."""
+    by_values: dict[tuple, list[str]] = {}
+    for s in summaries:
+        if s.strategies:
+            by_values.setdefault(tuple(s.strategies.items()), []).append(s.name)
+    notes = []
+    for values, names in by_values.items():
+        which = "" if len(by_values) == 1 else f" ({', '.join(names)})"
+        losses = ", ".join(f"{name} {_number(loss)}" for name, loss in values)
+        notes.append(f"In-context strategies' loss on the first eval set{which}: {losses}.")
+    return tuple(notes)
 
 
 def estimators_table(plan: Plan, summaries: list[RunSummary]) -> TableData:
@@ -213,8 +228,14 @@ def measures_table(summaries: list[RunSummary]) -> TableData | None:
     keys = sorted(key for key in found if not progress_tables.in_own_table(key))
     if not keys:
         return None
-    rows = tuple((s.name, *(f"{s.measures.get(k, math.nan):.2f}" for k in keys)) for s in summaries)
+    rows = tuple((s.name, *(_measure(s, k) for k in keys)) for s in summaries)
     return TableData("Final measures", ("experiment", *keys), rows)
+
+
+def _measure(summary: RunSummary, key: str) -> str:
+    value = summary.measures.get(key, math.nan)
+    metric = key.split(".", 1)[-1]  # a measure of the predictions is `SET.METRIC`
+    return predictions.shown(metric, value, tuple(summary.strategies)) or f"{value:.2f}"
 
 
 def strongest_head(measures: dict[str, float], metric: str) -> str:

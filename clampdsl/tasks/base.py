@@ -13,7 +13,13 @@ Roles:
 * `repeats`: some positions repeat an earlier token, and each such row's induction target,
   the token after that earlier copy, is known (prefix-matching);
 * `induction-targets`: where an induction head would attend, for `clamp … to induction`:
-  the few-shot query's matching labels, or each repeated token's induction target.
+  the few-shot query's matching labels, or each repeated token's induction target;
+* `next-tokens`: every position's next token is known, the last one's too (the loss at
+  any position, for `icl-score`).
+
+A kind may also declare in-context strategies (`baselines`): predictors that read only the
+context, whose predictions its eval batches carry; reports draw their losses, and the
+`kl-…` and `nearest` measures compare the model's predictions with them.
 
 The sampler (the class `data` names) draws training batches from a generator (the stream
 seeds one per chunk of steps, so a batch is a function of its step) and fixed eval sets.
@@ -36,6 +42,7 @@ ROLE_NOUNS = {
     "labels": "label tokens",
     "repeats": "repeated tokens with known induction targets",
     "induction-targets": "induction targets",
+    "next-tokens": "a known next token at every position",
 }
 
 
@@ -68,6 +75,14 @@ class TaskKind:
 
     def check(self, task: TaskConfig, span: Span, errors: Collector) -> None:
         """What the task's numbers must satisfy together."""
+
+    def baselines(self, task: TaskConfig) -> tuple[str, ...]:
+        """Its in-context strategies, simplest first (none by default)."""
+        return ()
+
+    def length(self, task: TaskConfig) -> int | None:
+        """Positions in a sequence, for token tasks (None for the others)."""
+        return None
 
     def sampler(self, task: TaskConfig):
         """The runtime's sampler for `task` (imports torch)."""

@@ -13,60 +13,10 @@ prefix-matching score reads and where `loss=repeat` scores.
 
 from __future__ import annotations
 
-import attrs
 import torch
 
 from clampdsl.compile.plan import ModelConfig, TaskConfig
-
-NONE = -1  # no target: a position the loss skips, a row without an induction target
-
-
-@attrs.frozen
-class TokenBatch:
-    """Sequences of tokens; a leading run dimension ([R, B, T]) gives each run its own."""
-
-    tokens: torch.Tensor  # [B, T]
-    targets: torch.Tensor  # [B, T]: the next token where the loss scores it, else NONE
-    induction: torch.Tensor  # [B, T]: each row's induction target (a key position), or NONE
-
-    @property
-    def sequences(self) -> int:
-        return self.tokens.shape[-2]
-
-    @property
-    def device(self) -> torch.device:
-        return self.tokens.device
-
-    @property
-    def preparation(self) -> tuple:
-        """What `prepare_for` computes from: the sequence length only."""
-        return ("tokens", self.tokens.shape[-1])
-
-    @property
-    def supervision(self) -> torch.Tensor:
-        """[B, T, 2]: each position's target and induction target (model/tokens.py)."""
-        return torch.stack([self.targets, self.induction], -1)
-
-    def model_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.tokens, self.supervision
-
-    def eval_inputs(self) -> tuple[torch.Tensor, torch.Tensor, None]:
-        return self.tokens, self.supervision, None
-
-    def to(self, device) -> TokenBatch:
-        return TokenBatch(*(t.to(device) for t in attrs.astuple(self, recurse=False)))
-
-    def position_major(self) -> TokenBatch:
-        return self  # tokens are gathered whole: no layout to choose
-
-    def rows(self, rows: slice) -> TokenBatch:
-        return TokenBatch(*(t[..., rows, :] for t in attrs.astuple(self, recurse=False)))
-
-    @staticmethod
-    def for_runs(batches, pick: torch.Tensor) -> TokenBatch:
-        """[R, B, T]: run r's sequences from batches[pick[r]]."""
-        fields = zip(*(attrs.astuple(b, recurse=False) for b in batches), strict=True)
-        return TokenBatch(*(torch.stack(parts).index_select(0, pick) for parts in fields))
+from clampdsl.tasks.token_batch import NONE, TokenBatch
 
 
 class RepeatedTokensTask:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from clampdsl.analysis import predictions
 from clampdsl.analysis.measures import MEASURES
 from clampdsl.compile.plan import Measure
 from clampdsl.compile.resources import chunk_size as cpu_chunk_size
@@ -48,9 +49,17 @@ def evaluate(
         results[f"{name}.loss"], results[f"{name}.acc"] = loss, correct
         if index == 0:
             for measure, value in zip(measures, values, strict=True):
-                for head in measure.heads:
-                    results[f"{measure.metric} L{measure.layer + 1}.H{head}"] = value[:, head]
+                results |= _measured(name, measure, value)
     return results
+
+
+def _measured(eval_set: str, measure: Measure, value: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A measure's results: one per head, or the model's (a measure of its predictions)."""
+    if measure.layer is None:
+        return {predictions.key(eval_set, measure.metric): predictions.finish(measure, value)}
+    return {
+        f"{measure.metric} L{measure.layer + 1}.H{head}": value[:, head] for head in measure.heads
+    }
 
 
 def chunk_sums(
@@ -61,17 +70,23 @@ def chunk_sums(
     prepared: dict[str, torch.Tensor],
 ) -> list[torch.Tensor]:
     """Sums over a chunk's sequences, per run: query loss [R], correct answers [R], and
-    each measure's value [R, H]; sums, so that chunks add up. This is what an eval compiles:
+    each measure's value [R, H] (a measure of the predictions: [R] or [R, S],
+    analysis/predictions.py); sums, so that chunks add up. This is what an eval compiles:
     losses and measures fuse into the forward instead of running eagerly after it. A group
     with measures compiles it twice, with them for the first set and without for the
     others: recording patterns keeps the whole of layer 1 (measures read it even where
     runs bypass it), and unrecorded the other sets evaluate faster."""
-    record = {} if measures else None
+    record = {} if any(m.layer is not None for m in measures) else None
     features, labels, items = chunk.eval_inputs()
     logits = model(features, labels, clamps, record, items, prepared)
     sequences = chunk.sequences
-    values = [MEASURES[m.metric](record[m.layer], chunk) * sequences for m in measures]
-    return [*model.eval_sums(logits, labels), *values]
+    values = [
+        predictions.chunk_value(m, logits, chunk)
+        if m.layer is None
+        else MEASURES[m.metric](record[m.layer], chunk)
+        for m in measures
+    ]
+    return [*model.eval_sums(logits, labels), *(value * sequences for value in values)]
 
 
 def chunk_size(sequences: int, runs: int, device_type: str = "cpu") -> int:

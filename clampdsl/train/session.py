@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from clampdsl import accel, kinds
+from clampdsl.analysis import predictions
 from clampdsl.compile.plan import Donor, Plan
 from clampdsl.compile.progress import attention_measures
 from clampdsl.compile.resources import COMPILE_AUTO_MIN_STEPS
@@ -85,6 +86,9 @@ class GroupSession:
         self.eval_sets = self._eval_sets(tasks)
         sets = first.eval.sets
         self.progress = ProgressMeasures(plan.measures, self.runs, self.model, sets[0])
+        # the in-context strategies' losses on the eval sets: the same at every eval
+        strategies = task_kinds.of(first.task).baselines(first.task)
+        self.baselines = predictions.baseline_results(self.eval_sets, strategies, len(self.runs))
         # Evals are forward passes of a fixed size, reduced to sums: compiled too when the
         # step is, with static shapes in every group of a process, like the graphs
         # warm_evals.py compiles. With measures, two graphs: for the first eval set, with
@@ -160,7 +164,7 @@ class GroupSession:
             last = step == self.config.train.steps
             first = next(iter(self.eval_sets.values()))
             results |= self.progress.evaluate(step, last, first)
-        return results
+        return results | self.baselines
 
     def _eval_sums(self) -> tuple:
         if self._eager_eval_pending:

@@ -28,7 +28,7 @@ class FewShot(TaskKind):
     data = "clampdsl.tasks.fewshot:FewShotTask"
 
     def selected(self, task):
-        return attrs.evolve(task, kind=self.name, tokens=None)
+        return attrs.evolve(task, kind=self.name, tokens=None, markov=None)
 
     def model_shape(self, task):
         return (task.features.dim, task.labels, task.context)

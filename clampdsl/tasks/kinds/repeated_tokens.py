@@ -29,10 +29,14 @@ class RepeatedTokens(TaskKind):
     data = "clampdsl.tasks.repeated_tokens:RepeatedTokensTask"
 
     def selected(self, task):
-        return attrs.evolve(task, kind=self.name, tokens=task.tokens or TokensConfig())
+        tokens = task.tokens or TokensConfig()
+        return attrs.evolve(task, kind=self.name, tokens=tokens, markov=None)
 
     def model_shape(self, task):
         return (task.tokens.vocab, task.tokens.length)
+
+    def length(self, task):
+        return task.tokens.length
 
     def brief(self, task):
         tokens = task.tokens
