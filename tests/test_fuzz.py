@@ -68,12 +68,15 @@ def outcome(text: str, file: str = FILE) -> Plan | None:
 
 def train_a_step(plan: Plan) -> None:
     """Every group of the plan, shrunk to one step of a small batch, trains and evaluates
-    on the CPU, eagerly; a plan too large to build in a test is left at compiling."""
+    on the CPU, eagerly; a plan too large to build in a test, or grafting from a donor spec
+    (whose weights only a trained donor run gives: tests/test_graft_by_spec.py), is left at
+    compiling."""
     import torch
 
+    from clampdsl.compile import donor_specs
     from clampdsl.train.session import GroupSession
 
-    if not all(_small(run) for run in plan.runs):
+    if not all(_small(run) for run in plan.runs) or donor_specs.named([plan]):
         return
     runs = tuple(
         attrs.evolve(

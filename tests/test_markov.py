@@ -8,6 +8,7 @@ import torch
 
 from clampdsl.analysis import predictions
 from clampdsl.compile import SpecError, compile_source
+from clampdsl.compile.plan import Measure
 from clampdsl.tasks import in_context, markov
 from clampdsl.tasks import kinds as task_kinds
 from clampdsl.tasks.stream import CHUNK_STEPS, BatchStream
@@ -175,11 +176,8 @@ def strategy_batch(strategies: torch.Tensor, tokens=None, targets=None) -> Strat
 
 
 def measure(metric: str, params=()):
-    return (
-        compile_source(HEADER + 'experiment e "x"\n' + f"measure {metric}\n")
-        .measures[0]
-        .__class__(metric, None, (), None, params)
-    )
+    """A Plan measure of the predictions, with `params` of its own."""
+    return Measure(metric, None, (), None, params=params)
 
 
 def test_kl_is_from_each_strategy_to_the_model_and_nearest_is_the_lowest():

@@ -61,7 +61,7 @@ def lower(stmt, tasks, errors) -> Measure | None:
     else:
         _no_options(stmt, errors)
         params = _strategy(metric, span, tasks, errors)
-    return None if params is None else Measure(metric, None, (), stmt.span, params)
+    return None if params is None else Measure(metric, None, (), stmt.span, params=params)
 
 
 def _strategy(metric: str, span, tasks, errors) -> tuple | None:

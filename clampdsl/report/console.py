@@ -98,8 +98,10 @@ def print_plan(console: Console, plan: Plan) -> None:
         say(f"\n[bold]group {index + 1}[/]: {_group_line(plan, group)}")
         say(f"  resources: {estimates[index].describe()}")
         say(f"  evals: {paper_form.evals(plan.run(group.runs[0]).eval, plan.phase)}")
-        features = dict.fromkeys(plan.run(name).task.features for name in group.runs)
-        say(f"  features: {escape('; '.join(f.describe() for f in features))}")
+        tasks = (plan.run(name).task for name in group.runs)
+        inputs = [line for line in dict.fromkeys(task_kinds.of(t).inputs(t) for t in tasks) if line]
+        if inputs:
+            say(f"  {escape('; '.join(inputs))}")
         say(f"  {_graphs(plan, index)}")
         for line in _schedule_lines(group.schedule):
             say(f"  {escape(line)}")

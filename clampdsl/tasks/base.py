@@ -74,6 +74,11 @@ class TaskKind:
         """The task in a line of a report."""
         raise NotImplementedError
 
+    def inputs(self, task: TaskConfig) -> str:
+        """What the model reads besides its own embeddings, for `clampdsl plan` ("" for
+        nothing: tokens are embedded by the model)."""
+        return ""
+
     def check(self, task: TaskConfig, span: Span, errors: Collector) -> None:
         """What the task's numbers must satisfy together."""
 

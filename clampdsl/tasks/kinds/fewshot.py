@@ -40,6 +40,9 @@ class FewShot(TaskKind):
         features = task.features
         return f"{task.classes} classes, {task.labels} labels, features {features.describe()}"
 
+    def inputs(self, task):
+        return f"features: {task.features.describe()}"
+
     def check(self, task, span, errors):
         """Each sequence takes `context` distinct classes and labels, and the label sets
         split into training and held-out."""
