@@ -235,10 +235,25 @@ def test_the_chen_spec_trains_and_reports_a_short_run(tmp_path):
     from clampdsl import api
 
     text = (ROOT / "specs" / "chen_ngram.clamp").read_text()
-    short = text.replace("steps=300", "steps=6").replace("every 10 steps", "every 3 steps")
+    short = text.replace("steps=250", "steps=6").replace("every 10 steps", "every 3 steps")
     (tmp_path / "chen.clamp").write_text(short.replace("size=256", "size=8"))
     result = api.run(tmp_path / "chen.clamp", tmp_path / "runs", device="cpu", compile="off")
     base = result.summaries[0]
     assert list(base.strategies) == ["uniform", "unigram", "bigram", "trigram"]
     assert "rpe-peak L1.H0" in base.measures
     assert "feature-share {H0,H1}" in base.measures
+
+
+def test_freeze_holds_a_layers_weights():
+    from clampdsl.train.session import GroupSession
+
+    body = 'experiment e "x":\n    freeze L1\nexperiment f "y":\n    freeze L2\n'
+    session = GroupSession(plan_of(body), 0)
+    before = {name: w.detach().clone() for name, w in session.model.weights.items()}
+    for step in range(2):
+        session.train_step(step)
+    after = session.model.weights
+    assert torch.equal(after["rel0"][0], before["rel0"][0])
+    assert torch.equal(after["coef"][1], before["coef"][1])
+    assert not torch.equal(after["coef"][0], before["coef"][0])
+    assert not torch.equal(after["rel0"][1], before["rel0"][1])
