@@ -58,6 +58,17 @@ measure nearest
 measure icl-score
 measure prev-token-strength of L1.H*
 """
+# Chen et al.'s two-layer model on order-3 chains (specs/chen_ngram.clamp's model and task)
+CHEN_HEADER = """clampdsl 1
+model arch=chen layers=2 heads=3 pos=relative degree=2
+task markov vocab=3 length=100 order=3 alpha=0.1 loss=last
+train steps={steps} batch=32 lr=3e-2
+eval every {every} steps on train size=256
+measure kl-trigram
+measure nearest
+measure feature-share of L2.H0
+measure rpe-peak of L1.H*
+"""
 OTHERS = "L2.H* except H3"
 DONOR = "donor"  # the saved run grafts take, written beside the spec (`with_donor`)
 THREE_SUBCIRCUITS = [
@@ -100,6 +111,12 @@ CONFIGS: dict[str, list[str | None]] = {
         "clamp L1.H0 to prev-token",
         "task prior=doubly-stochastic",
     ],
+    "chen model, group of 4 (chen_ngram)": [
+        None,
+        "clamp L1.H0 to relative-position offset -1",
+        "clamp L1.H* to relative-position offset 0 until step 150",
+        "clamp L1.H* to relative-position offset 0",
+    ],
 }
 HEADERS = {name: TOKENS_HEADER for name in CONFIGS if name.startswith("repeated tokens")}
 # The same task on variants of the model (model/positions.py, model/mlp.py)
@@ -108,6 +125,7 @@ HEADERS |= {
     for name in ("repeated tokens, pos=relative", "repeated tokens, mlp=4")
 }
 HEADERS |= {name: MARKOV_HEADER for name in CONFIGS if name.startswith("markov chains")}
+HEADERS["chen model, group of 4 (chen_ngram)"] = CHEN_HEADER
 # The GPU targets' group (≥ 200,000 run-steps/s on one H100): measured by default on a GPU,
 # on a CPU only when asked for with --only.
 GPU_ONLY = ("group of 64",)

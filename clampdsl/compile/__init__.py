@@ -247,6 +247,14 @@ def _check_shapes(runs: tuple[Run, ...], errors: Collector) -> None:
             if config not in seen:
                 seen.add(config)
                 check(config, run.span, errors)
+        kind = task_kinds.of(run.task)
+        if run.model.arch not in kind.architectures and (run.model.arch, kind) not in seen:
+            seen.add((run.model.arch, kind))
+            errors.error(
+                f"task {kind.name} does not build a model arch={run.model.arch}",
+                run.span,
+                hint=f"its models: arch={' or '.join(kind.architectures)}",
+            )
 
 
 def _groups(runs: tuple[Run, ...]) -> tuple[Group, ...]:

@@ -54,6 +54,8 @@ def lower_statement(
     items = _interventions(kind, sites, site, params, window, source, text, statement.span)
     if not _task_has_roles(kind, items[0], settings.task, errors):
         return []
+    if not _model_has_sites(kind, items, model, errors):
+        return []
     if kind.takes_donor:
         lent = donors.lend(kind, items[0], args, choice, settings, folder, errors)
         if lent is None:
@@ -61,6 +63,30 @@ def lower_statement(
         donor, brought = lent
         items = [attrs.evolve(item, donor=donor) for item in items] + brought
     return items + _companions(kind, items, model)
+
+
+def _model_has_sites(kind: Kind, items: list[Intervention], model, errors) -> bool:
+    """Whether the model has every site the clamp sets or freezes, and no first pass to
+    read (Chen et al.'s has few sites: compile/plan.py's CHEN_SITES); an error if not."""
+    allowed = model.clamp_sites()
+    if allowed is None:
+        return True
+    sites, frozen = allowed
+    for item in items:
+        written = (*kind.writes(item, model), *kind.first_pass_writes(item))
+        held = [(w.layer, w.site) for w in kind.freezes(item, model)]
+        missing = [(w.layer, w.site) for w in written if (w.layer, w.site) not in sites]
+        missing += [where for where in held if where not in frozen]
+        if missing or kind.first_pass_reads(item, model):
+            layer, site = missing[0] if missing else (None, "a first pass")
+            what = site if layer is None else f"L{layer + 1}'s {site}"
+            errors.error(
+                f"{kind.describe()} needs {what}, which a model arch={model.arch} does not have",
+                item.span,
+                hint="its clamp sites: layer 1's relative positions, scores and pattern; logits",
+            )
+            return False
+    return True
 
 
 def _task_has_roles(kind: Kind, item: Intervention, task: TaskConfig, errors) -> bool:

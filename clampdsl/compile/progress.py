@@ -35,11 +35,16 @@ WHEN = ("end",)  # `at end`
 @attrs.frozen
 class Declared:
     """A progress measure's facts: what it reads, the task roles it needs, whether it reads
-    a second set of heads (`from SEL`: composition's writing heads)."""
+    a second set of heads (`from SEL`: composition's writing heads); for a measure of one
+    model `arch`, the layer it is measured at and how many heads that layer has (None:
+    the model's)."""
 
     reads: str
     roles: tuple[str, ...] = ()
     source: bool = False
+    arch: str = ""
+    layer: int | None = None
+    heads: int | None = None
 
 
 PROGRESS = {
@@ -48,6 +53,10 @@ PROGRESS = {
     "v-composition": Declared(WEIGHTS, source=True),
     "copying": Declared(WEIGHTS),
     "single-head-accuracy": Declared(POST_HOC),
+    # Chen et al.'s model (analysis/chen.py)
+    "feature-share": Declared(WEIGHTS, arch="chen", layer=1, heads=1),
+    "attention-scale": Declared(WEIGHTS, arch="chen", layer=1, heads=1),
+    "rpe-peak": Declared(WEIGHTS, arch="chen", layer=0),
 }
 COMPOSITION_EXAMPLE = "measure k-composition of L2.H* from L1.H*"
 # Single-head accuracy's record keys: the head alone (its layer's others ablated), dropped
@@ -109,6 +118,8 @@ def _progress(statement: ast.Measure, settings: Settings, lets, errors) -> list[
     at_end = _at_end(statement, errors)
     if sites is None or source is False or at_end is None:
         return []
+    if not _on_its_model(statement, declared, sites, model, errors):
+        return []
     if source is not None and not _reads_earlier(sites, source, statement, errors):
         return []
     source_layer, source_heads = (source.layers[0], source.heads) if source else (None, ())
@@ -125,6 +136,29 @@ def _progress(statement: ast.Measure, settings: Settings, lets, errors) -> list[
         )
         for layer in sites.layers
     ]
+
+
+def _on_its_model(statement: ast.Measure, declared: Declared, sites, model, errors) -> bool:
+    """Whether a measure of one model arch is taken on it, at its layer's heads."""
+    if not declared.arch:
+        return True
+    metric, layer = statement.metric.value, declared.layer
+    if model.arch != declared.arch:
+        errors.error(
+            f"{metric} reads a model arch={declared.arch}; this one is arch={model.arch}",
+            statement.span,
+        )
+        return False
+    heads = model.heads if declared.heads is None else declared.heads
+    if sites.layers != (layer,) or max(sites.heads) >= heads:
+        last = f"L{layer + 1}.H0" if heads == 1 else f"L{layer + 1}.H*"
+        errors.error(
+            f"{metric} is measured at L{layer + 1}'s heads, which are {last}",
+            statement.selector.span,
+            hint=f"measure {metric} of {last}",
+        )
+        return False
+    return True
 
 
 def _heads(selector, metric: str, model, lets, errors):

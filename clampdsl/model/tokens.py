@@ -139,3 +139,13 @@ def per_sequence(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """[R, B, T] values → [R, B]: their mean over each sequence's scored positions."""
     scored = (targets != UNSCORED).to(values.dtype)
     return (values * scored).sum(-1) / scored.sum(-1).clamp(min=1)
+
+
+def token_model(config: ModelConfig, vocab: int, length: int, seeds: Sequence[int]):
+    """The model `arch` names, for a token task: the transformer, or Chen et al.'s
+    (model/chen.py)."""
+    if config.arch == "transformer":
+        return TokenTransformer(config, vocab, length, seeds)
+    from clampdsl.model.chen import ChenModel
+
+    return ChenModel(config, vocab, length, seeds)

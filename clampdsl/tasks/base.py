@@ -54,6 +54,7 @@ class TaskKind:
     eval_sets: ClassVar[tuple[str, ...]] = ()
     keys: ClassVar[dict[str, Key]] = {}  # its `task` settings
     every_position: ClassVar[bool] = False  # the loss reads every position, not the last
+    architectures: ClassVar[tuple[str, ...]] = ("transformer",)  # the `model arch=` it builds
     data: ClassVar[str] = ""  # "module:Class" of its sampler
 
     def selected(self, task: TaskConfig) -> TaskConfig:

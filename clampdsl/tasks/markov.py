@@ -41,9 +41,9 @@ class MarkovTask:
         self.chain = config.markov
 
     def model(self, model: ModelConfig, seeds):
-        from clampdsl.model.tokens import TokenTransformer
+        from clampdsl.model.tokens import token_model
 
-        return TokenTransformer(model, self.chain.vocab, self.chain.length, seeds)
+        return token_model(model, self.chain.vocab, self.chain.length, seeds)
 
     def sample(self, size: int, generator: torch.Generator) -> TokenBatch:
         chain = self.chain

@@ -25,9 +25,9 @@ class RepeatedTokensTask:
         self.tokens = config.tokens
 
     def model(self, model: ModelConfig, seeds):
-        from clampdsl.model.tokens import TokenTransformer
+        from clampdsl.model.tokens import token_model
 
-        return TokenTransformer(model, self.tokens.vocab, self.tokens.length, seeds)
+        return token_model(model, self.tokens.vocab, self.tokens.length, seeds)
 
     def sample(self, size: int, generator: torch.Generator) -> TokenBatch:
         t, lowest, highest = self.tokens.length, self.tokens.repeat_min, self.tokens.repeat_max

@@ -21,6 +21,7 @@ from functools import partial
 import attrs
 import torch
 
+from clampdsl.analysis import chen
 from clampdsl.analysis.progress import COMPOSED, composition_scores, copying_scores
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Intervention, Measure, Run, Window
@@ -117,6 +118,8 @@ def weight_measure(model, measure: Measure) -> dict[str, torch.Tensor]:
     """A measure read off the weights, by record key: `k-composition L2.H3 L1.H1` [R] per
     pair of heads, `copying L2.H3` per head."""
     metric, layer = measure.metric, measure.layer
+    if metric in chen.MEASURES:
+        return chen.MEASURES[metric](model, layer, measure.heads)
     if metric in COMPOSED:
         scores = composition_scores(model, metric, layer, measure.source_layer)
         return {

@@ -32,6 +32,7 @@ class Markov(TaskKind):
         "loss": Key("choice", choices=("all", "last"), field="markov.loss"),
     }
     every_position = True
+    architectures = ("transformer", "chen")
     data = "clampdsl.tasks.markov:MarkovTask"
 
     def selected(self, task):

@@ -26,6 +26,7 @@ class RepeatedTokens(TaskKind):
         "loss": Key("choice", choices=("all", "repeat"), field="tokens.loss"),
     }
     every_position = True
+    architectures = ("transformer", "chen")
     data = "clampdsl.tasks.repeated_tokens:RepeatedTokensTask"
 
     def selected(self, task):
