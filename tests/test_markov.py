@@ -73,7 +73,7 @@ def test_batches_are_a_function_of_the_seed_and_resume_exactly_across_a_chunk():
     assert torch.equal(continuing.at(step).targets, resumed.at(step).targets)
 
 
-@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize("order", [2, 3, 4])
 def test_table_rows_are_distributions_and_balanced_ones_doubly_stochastic(order):
     def by_suffix(tables):
         """For each n-2 latest tokens b, the total chance that the contexts (a, b) lead to
@@ -306,7 +306,7 @@ def test_a_near_phase_cadence_needs_a_threshold():
     [
         ("vocab=11 order=3", "tables of 1,331 entries per sequence, more than 1,024"),
         ("length=3 order=3", "length=3 leaves no transition to learn in context at order=3"),
-        ("order=4", "order=4 is out of range"),
+        ("order=6", "order=6 is out of range"),
         ("alpha=0", "alpha=0 is out of range"),
         ("prior=uniform", "prior cannot be 'uniform'"),
         ("repeat_min=3", "repeat_min is a setting of task repeated-tokens, not of task markov"),
@@ -372,3 +372,15 @@ def test_the_markov_spec_trains_and_reports_a_short_run(tmp_path):
         in report
     )
     assert "first eval with `nearest is bigram`;" in report
+
+
+def test_an_order_four_chain_has_the_tetragram_strategy_and_draws_from_three_parents():
+    plan = plan_of(
+        'experiment e "x"\nmeasure kl-tetragram\n',
+        HEADER.replace("vocab=3 length=12", "vocab=3 length=12 order=4"),
+    )
+    assert task_kinds.of(plan.runs[0].task).baselines(plan.runs[0].task)[-1] == "tetragram"
+    task = sampler("order=4")
+    table = task.tables(50, generator())
+    assert table.shape == (50, 27, 3)  # a row per three parents
+    assert task.start(table, generator()).shape == (50, 3)

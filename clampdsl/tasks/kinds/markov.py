@@ -15,8 +15,9 @@ from clampdsl.tasks.base import TaskKind
 MAX_LENGTH = 512  # positions the model's rotary tables are built for
 MAX_TABLE = 1024  # entries of a sequence's table, vocab ** order: a chunk holds thousands
 # The in-context m-gram strategies, m = 0, 1, …: the next token's law from the counts of
-# what followed the last m-1 tokens earlier in the sequence (m = 0: none; uniform).
-STRATEGIES = ("uniform", "unigram", "bigram", "trigram")
+# what followed the last m-1 tokens earlier in the sequence (m = 0: none; uniform). Named in
+# words, as a phase rule names its value (`phase when nearest is tetragram`).
+STRATEGIES = ("uniform", "unigram", "bigram", "trigram", "tetragram", "pentagram")
 
 
 class Markov(TaskKind):
