@@ -112,3 +112,11 @@ def test_fmt_refuses_a_spec_that_does_not_parse(tmp_path):
     assert "broken.clamp:2:16: error: this experiment's header needs a ':'" in done.stderr
     assert "Traceback" not in done.stderr
     assert broken.read_text() == "clampdsl 1\nexperiment base\n    ablate L2.H0\n"
+
+
+def test_a_negative_number_keeps_its_sign_next_to_it():
+    spec = (
+        "clampdsl 1\nmodel pos=relative layers=2 heads=2 d_model=8\n"
+        "experiment e:\n    clamp L1.H0 to relative-position   offset   -1\n"
+    )
+    assert "offset -1\n" in format_source(spec)

@@ -148,6 +148,17 @@ def test_as_if_loss_is_the_eval_loss_with_that_clamp_and_leaves_training_alone()
     assert all(math.isnan(r[f"train.loss as-if {AS_IF}"]) for r in by_run(records, "evals"))
 
 
+@pytest.mark.parametrize("keeping", ["patterns", "values"])
+def test_an_as_if_ablation_keeping_patterns_or_values_is_the_eval_with_it(keeping):
+    """Table 1's wiring ablations, post hoc: `as-if` takes a verb's statement too."""
+    ablation = f"ablate L1.H1 keeping {keeping}"
+    spec = TINY + f"experiment base\nexperiment evals:\n    {ablation} during eval\n"
+    records = train_group(compile_source(spec + f"measure acc as-if {ablation} at end\n"), 0)
+    base, evals = by_run(records.records, "base"), by_run(records.records, "evals")
+    assert base[-1][f"train.acc as-if {ablation}"] == evals[-1]["train.acc"]
+    assert all(f"train.acc as-if {ablation}" not in r for r in base[:-1])
+
+
 @pytest.mark.parametrize(
     ("line", "message", "at"),
     [

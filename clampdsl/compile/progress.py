@@ -240,13 +240,15 @@ def _as_if(statement: ast.Measure, settings: Settings, lets, runs, text_of, erro
     return [attrs.evolve(measure, clamps=tuple(items), name=name, excluded=excluded, at_end=at_end)]
 
 
-def _without_when(clamp: ast.Clamp) -> tuple[ast.Clamp, bool]:
-    """The clamp without a trailing `at end` (which the parser reads as a row set, `at
-    labels`), and whether it had one."""
-    rows = clamp.target.args.rows
-    if not rows or rows[-1].name.value not in WHEN:
+def _without_when(clamp: ast.Clamp | ast.Action) -> tuple[ast.Clamp | ast.Action, bool]:
+    """The clamp (or action) without a trailing `at end` (which the parser reads as a row
+    set, `at labels`), and whether it had one."""
+    given = clamp.target.args if isinstance(clamp, ast.Clamp) else clamp.args
+    if not given.rows or given.rows[-1].name.value not in WHEN:
         return clamp, False
-    args = attrs.evolve(clamp.target.args, rows=rows[:-1])
+    args = attrs.evolve(given, rows=given.rows[:-1])
+    if isinstance(clamp, ast.Action):
+        return attrs.evolve(clamp, args=args), True
     return attrs.evolve(clamp, target=attrs.evolve(clamp.target, args=args)), True
 
 

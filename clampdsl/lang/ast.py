@@ -261,7 +261,8 @@ class Experiment:
 @attrs.frozen
 class Measure:
     """`measure METRIC of SEL [from SEL] [at end]`, or `measure METRIC as-if SEL clamped to
-    TARGET` (`as_if`: that clamp, with an always-open window; `selector`: its selector); a
+    TARGET` or `as-if VERB SEL …` (`as_if`: that clamp or action, with an always-open
+    window; `selector`: its selector); a
     measure of the model's predictions has no selector, and may have options (`measure
     icl-score early=10 late=100`)."""
 
@@ -270,7 +271,7 @@ class Measure:
     span: Span
     source: Selector | None = None  # `from L1.H*`: the heads a composition score reads
     when: Name | None = None  # `at end`
-    as_if: Clamp | None = None
+    as_if: Clamp | Action | None = None
     options: tuple[Option, ...] = ()
 
 

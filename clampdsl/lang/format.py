@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 
 import attrs
+from lark.exceptions import LarkError
 
 from clampdsl.lang import parser as clamp_parser
 from clampdsl.lang.grammar import parser as lark_parser
@@ -33,7 +34,7 @@ TOKEN = re.compile(
   | (?P<comment>\#.*)
   | (?P<heads>H(?:\*|\d+(?:-\d+)?(?![A-Za-z0-9_-])|\{[^}]*\}))
   | (?P<layer>L(?:\d+|\*)(?![A-Za-z0-9_]))
-  | (?P<number>\d[\d_]*(?:\.\d+)?(?:[eE][+-]?\d+)?[kKM]?(?![A-Za-z0-9_]))
+  | (?P<number>-?\d[\d_]*(?:\.\d+)?(?:[eE][+-]?\d+)?[kKM]?(?![A-Za-z0-9_]))
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)
   | (?P<punct><=|>=|\.\.|[<>=*,().:])
   | (?P<space>[ \t\f]+)
@@ -64,9 +65,18 @@ def format_source(text: str, file: str = "<spec>") -> str:
     clamp_parser.parse(text, file)
     lines = _lines(text.splitlines())
     result = _render(_align_lets(lines))
-    if _tokens(result) != _tokens(text):
+    if _meaning(result) != _tokens(text):
         raise FormatError(f"{file}: formatting would change the spec; left as it is")
     return result
+
+
+def _meaning(result: str) -> list[tuple[str, str]] | None:
+    """The formatted text's tokens, or None where it no longer lexes (then it cannot mean
+    what the spec did)."""
+    try:
+        return _tokens(result)
+    except LarkError:
+        return None
 
 
 def _lines(physical: list[str]) -> list[Line]:

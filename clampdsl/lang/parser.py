@@ -217,6 +217,14 @@ class _ToAst(Transformer):
         clamp = ast.Clamp(selector, target, ast.Window(None, None, None), span)
         return ast.Measure(metric, selector, span, as_if=clamp)
 
+    def measure_as_if_action(self, meta, children):
+        metric, verb, selector, *args = children
+        span = _span(self.file, meta)
+        action = ast.Action(
+            verb, selector, self._arguments(args), ast.Window(None, None, None), span
+        )
+        return ast.Measure(metric, selector, span, as_if=action)
+
     def report_stmt(self, meta, children):
         return ast.Report(tuple(children), _span(self.file, meta))
 

@@ -159,7 +159,8 @@ def measure(item: Measure, model: ModelConfig) -> str:
     if item.clamps:
         first = item.clamps[0]
         named = [i.layer for i in item.clamps if i.kind == first.kind and i.layer is not None]
-        return f"{item.metric} " + kinds.of(first).spoken(first, selector(first, named, model))
+        spoken = kinds.of(first).spoken(first, selector(first, named, model))
+        return f"{item.metric} {spoken}" + (" at end" if item.at_end else "")
     if item.layer is None:  # of the model's predictions
         return predictions.spoken(item)
     text = f"{item.metric} of L{item.layer + 1}.{heads(item.heads, model.heads)}"
