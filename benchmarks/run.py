@@ -145,7 +145,7 @@ def measure(name: str, device: str, compile_choice: str, repeats: int, steps: in
 
     from clampdsl import accel
     from clampdsl.compile import compile_source
-    from clampdsl.compile.plan import EvalConfig
+    from clampdsl.compile.configs import EvalConfig
     from clampdsl.train.session import GroupSession
 
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ import torch
 
 from clampdsl.analysis import chen as chen_measures
 from clampdsl.compile import SpecError, compile_source
-from clampdsl.compile.plan import ModelConfig
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.model.chen import ChenModel, subsets
 
 CONFIG = ModelConfig(layers=2, heads=3, pos="relative", arch="chen", degree=2)

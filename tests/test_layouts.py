@@ -7,7 +7,7 @@ import torch
 from reference_model import check_against_reference, reference_logits, tiny_group
 
 from clampdsl.compile import compile_source
-from clampdsl.compile.plan import TaskConfig
+from clampdsl.compile.configs import TaskConfig
 from clampdsl.lang.diagnostics import SpecError
 from clampdsl.tasks.fewshot import FewShotTask
 

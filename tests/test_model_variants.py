@@ -53,7 +53,7 @@ def token_model(settings: str, body: str = "experiment e\n", seeds=(5, 6)):
 
 
 def test_the_position_schemes_are_the_ones_the_language_declares():
-    from clampdsl.compile.plan import POSITION_SCHEMES
+    from clampdsl.compile.configs import POSITION_SCHEMES
 
     assert tuple(SCHEMES) == POSITION_SCHEMES
 
@@ -321,7 +321,7 @@ def test_odd_heads_sizes_and_an_attention_only_line_before_an_mlp_line_compile()
 
 
 def test_the_default_model_keeps_its_plan_json_and_the_variant_is_shown():
-    from clampdsl.compile.plan import ModelConfig
+    from clampdsl.compile.configs import ModelConfig
 
     plain = compile_source("clampdsl 1\nexperiment e\n").to_json()["runs"][0]["model"]
     assert plain == {"layers": 2, "heads": 8, "d_model": 64, "pos": "rope", "norm": "pre"}

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from clampdsl.analysis.progress import composition_scores, copying_scores
 from clampdsl.compile import compile_file, compile_source
-from clampdsl.compile.plan import ModelConfig
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.lang.diagnostics import SpecError
 from clampdsl.model.tokens import TokenTransformer
 from clampdsl.model.transformer import BatchedTransformer

@@ -16,8 +16,8 @@ import re
 from ast import literal_eval
 from pathlib import Path
 
+from clampdsl.compile.configs import FeatureConfig, FeatureFile
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import FeatureConfig, FeatureFile
 from clampdsl.compile.tree import is_absolute, spec_root, tree_words
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import quoted

@@ -13,8 +13,9 @@ import attrs
 
 from clampdsl import kinds
 from clampdsl.compile import donors, numbers, selectors
+from clampdsl.compile.configs import TaskConfig
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import HeadRef, Intervention, TaskConfig, Window
+from clampdsl.compile.plan import HeadRef, Intervention, Window
 from clampdsl.compile.selectors import Sites
 from clampdsl.compile.settings import Settings, steps_of
 from clampdsl.kinds import Kind

@@ -4,8 +4,9 @@ same time, and what each kind refuses to be combined with (kinds/*.check)."""
 from __future__ import annotations
 
 from clampdsl import kinds
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import Intervention, ModelConfig
+from clampdsl.compile.plan import Intervention
 
 
 def check_experiment(

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from clampdsl import kinds
-from clampdsl.compile.plan import FirstPass, Intervention, ModelConfig, Run, RunPasses, Schedule
+from clampdsl.compile.configs import ModelConfig
+from clampdsl.compile.plan import FirstPass, Intervention, Run, RunPasses, Schedule
 from clampdsl.kinds.base import POSITIONS_SITE, Write
 
 # The sites of one layer that its attention scores are computed from.

@@ -10,8 +10,8 @@ import re
 
 import attrs
 
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import ModelConfig
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import Span, did_you_mean, quoted
 

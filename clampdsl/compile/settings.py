@@ -9,9 +9,7 @@ from __future__ import annotations
 import attrs
 
 from clampdsl.compile import feature_files
-from clampdsl.compile.errors import Collector
-from clampdsl.compile.keys import SEED, SIZE, Key
-from clampdsl.compile.plan import (
+from clampdsl.compile.configs import (
     ARCHITECTURES,
     POSITION_SCHEMES,
     EvalConfig,
@@ -20,6 +18,8 @@ from clampdsl.compile.plan import (
     TaskConfig,
     TrainConfig,
 )
+from clampdsl.compile.errors import Collector
+from clampdsl.compile.keys import SEED, SIZE, Key
 from clampdsl.lang import ast
 from clampdsl.tasks import kinds as task_kinds
 

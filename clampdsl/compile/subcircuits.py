@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from clampdsl import kinds
 from clampdsl.compile import selectors
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import CircuitSite, Given, Intervention, ModelConfig, Subcircuit
+from clampdsl.compile.plan import CircuitSite, Given, Intervention, Subcircuit
 from clampdsl.lang import ast
 
 MAX_SUBCIRCUITS = 64

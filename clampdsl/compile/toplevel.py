@@ -10,8 +10,9 @@ import attrs
 
 from clampdsl.analysis import predictions
 from clampdsl.compile import numbers, progress, selectors
+from clampdsl.compile.configs import ModelConfig, TaskConfig
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import Measure, ModelConfig, PhaseRule, TaskConfig
+from clampdsl.compile.plan import Measure, PhaseRule
 from clampdsl.compile.settings import EVAL_SETS
 from clampdsl.lang import ast
 from clampdsl.tasks import kinds as task_kinds

@@ -19,8 +19,9 @@ import attrs
 from clampdsl.lang import ast
 
 if TYPE_CHECKING:
+    from clampdsl.compile.configs import ModelConfig
     from clampdsl.compile.errors import Collector
-    from clampdsl.compile.plan import HeadRef, Intervention, ModelConfig
+    from clampdsl.compile.plan import HeadRef, Intervention
     from clampdsl.compile.selectors import Sites
     from clampdsl.lang.diagnostics import Span
 

@@ -18,7 +18,7 @@ import attrs
 
 from clampdsl import kinds
 from clampdsl.compile import interventions, progress, selectors, settings, toplevel
-from clampdsl.compile.plan import ModelConfig
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.kinds import Kind
 from clampdsl.lang import ast
 from clampdsl.lang.grammar import STATEMENTS

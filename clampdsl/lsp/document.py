@@ -12,8 +12,8 @@ from __future__ import annotations
 import attrs
 
 from clampdsl.compile import includes, numbers, settings, toplevel
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import ModelConfig
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import Span, SpecError
 from clampdsl.lang.parser import parse

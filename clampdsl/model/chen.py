@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clampdsl.compile.plan import ModelConfig
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.kinds.base import POSITIONS_SITE
 from clampdsl.model.context import Context
 from clampdsl.model.positions import by_distance

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import torch
 
 from clampdsl import kinds
-from clampdsl.compile.plan import Intervention, ModelConfig, Run, Schedule
+from clampdsl.compile.configs import ModelConfig
+from clampdsl.compile.plan import Intervention, Run, Schedule
 from clampdsl.kinds.base import Kind, Write
 
 

@@ -12,7 +12,7 @@ import string
 import torch
 import torch.nn.functional as F
 
-from clampdsl.compile.plan import ModelConfig
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.model.parts import Part
 from clampdsl.model.weights import layer_norm, lecun_normal
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from clampdsl.compile.plan import ModelConfig
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.kinds.base import POSITIONS_SITE
 from clampdsl.model.parts import Part
 from clampdsl.model.rotary import (

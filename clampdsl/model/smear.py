@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from clampdsl.compile.plan import ModelConfig
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.model.parts import Part
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from clampdsl.compile.plan import ModelConfig
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.model.clamps import ClampState
 from clampdsl.model.context import Context
 from clampdsl.model.transformer import BatchedTransformer

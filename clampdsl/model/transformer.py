@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clampdsl.compile.plan import ModelConfig
+from clampdsl.compile.configs import ModelConfig
 from clampdsl.model import exemplars, mlp, smear
 from clampdsl.model import positions as position_schemes
 from clampdsl.model.clamps import ClampState

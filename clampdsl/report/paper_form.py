@@ -10,16 +10,9 @@ import attrs
 
 from clampdsl import kinds
 from clampdsl.analysis import predictions
+from clampdsl.compile.configs import EvalConfig, ModelConfig
 from clampdsl.compile.errors import Collector
-from clampdsl.compile.plan import (
-    EvalConfig,
-    Intervention,
-    Measure,
-    ModelConfig,
-    PhaseRule,
-    Run,
-    Window,
-)
+from clampdsl.compile.plan import Intervention, Measure, PhaseRule, Run, Window
 from clampdsl.compile.selectors import HEAD_SITES, LAYER_SITES, Sites
 
 FEW = 2  # at most this many heads left out read best as `H* except …`

@@ -32,9 +32,9 @@ import importlib
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from clampdsl.compile.configs import TaskConfig
     from clampdsl.compile.errors import Collector
     from clampdsl.compile.keys import Key
-    from clampdsl.compile.plan import TaskConfig
     from clampdsl.lang.diagnostics import Span
 
 ROLE_NOUNS = {

@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from clampdsl.compile.plan import FeatureConfig, FeatureFile, TaskConfig
+from clampdsl.compile.configs import FeatureConfig, FeatureFile, TaskConfig
 
 EXEMPLARS_PER_CLASS = 5  # the reference's drawings per Omniglot character
 

@@ -22,7 +22,7 @@ import itertools
 import attrs
 import torch
 
-from clampdsl.compile.plan import ModelConfig, TaskConfig
+from clampdsl.compile.configs import ModelConfig, TaskConfig
 from clampdsl.model.transformer import BatchedTransformer
 from clampdsl.tasks.features import class_features
 

@@ -25,7 +25,7 @@ import math
 import attrs
 import torch
 
-from clampdsl.compile.plan import ModelConfig, TaskConfig
+from clampdsl.compile.configs import ModelConfig, TaskConfig
 from clampdsl.tasks import in_context
 from clampdsl.tasks import kinds as task_kinds
 from clampdsl.tasks.token_batch import NONE, StrategyBatch, TokenBatch

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from clampdsl.compile.plan import ModelConfig, TaskConfig
+from clampdsl.compile.configs import ModelConfig, TaskConfig
 from clampdsl.tasks.token_batch import NONE, TokenBatch
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import attrs
 
+from clampdsl.compile.configs import MarkovConfig
 from clampdsl.compile.keys import Key
-from clampdsl.compile.plan import MarkovConfig
 from clampdsl.tasks.base import TaskKind
 
 MAX_LENGTH = 512  # positions the model's rotary tables are built for
