@@ -163,9 +163,10 @@ def run_specs(
                 owners.append(spec_run)
             if spec_run.result is not None:
                 on_finished(spec_run.result)
-        if tasks:
-            directories = dict.fromkeys(o.store.directory.resolve() for o in owners)
-            executor.check_storage(list(directories))
+        if not tasks:  # every spec reused, or failed before training
+            return [spec_run.result for spec_run in runs]
+        directories = dict.fromkeys(o.store.directory.resolve() for o in owners)
+        executor.check_storage(list(directories))
 
         def on_done(index: int, outcome: GroupOutcome | GroupFailed) -> None:
             if owners[index].done(tasks[index].group, outcome):

@@ -48,6 +48,9 @@ def test_specs_run_at_once_give_what_each_gives_alone(tmp_path, two_specs):
             assert a["train.loss"] == pytest.approx(b["train.loss"], rel=1e-5)
     first, second = (api.load(spec, tmp_path / "runs") for spec in two_specs)
     assert first.records[-1]["train.loss"] != second.records[-1]["train.loss"]  # own specs
+    again = clampdsl("run", *two_specs, "--jobs", "2", "--out", tmp_path / "runs")
+    assert again.returncode == 0, again.stderr  # nothing left to train: every run reused
+    assert again.stdout.count("reusing the finished run") == 2
 
 
 def test_without_jobs_the_specs_run_one_after_the_other_here(tmp_path, two_specs):
