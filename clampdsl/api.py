@@ -321,7 +321,7 @@ class _SpecRun:
         with self.phases("report"):
             # in plan order, whichever order the groups trained and reported in
             self.store.write_records([r for o in outcomes for r in o.records])
-            result = _finish(self.plan, self.store, seconds, eval_seconds, how)
+            result = _finish(self.plan, self.store, seconds, eval_seconds, how, self.phases.seconds)
         self.result = attrs.evolve(result, phases=self.phases.seconds)
         return self.result
 
@@ -355,7 +355,11 @@ def _plan_and_store(
     return plan, RunStore(out, plan, source)
 
 
-def _finish(plan, store: RunStore, seconds: float, eval_seconds: float, device: str) -> RunResult:
+def _finish(
+    plan, store: RunStore, seconds: float, eval_seconds: float, device: str, phases: dict
+) -> RunResult:
+    """The report, figures and summary of a run whose groups have all finished; `phases`:
+    where the wall time went until now (plan, imports, each group's build, first step, …)."""
     records = store.read_records()
     summaries = summarize(plan, records)
     figures = [f.name for f in plot_all(plan, records, summaries, store.directory)]
@@ -365,6 +369,7 @@ def _finish(plan, store: RunStore, seconds: float, eval_seconds: float, device: 
     payload = {
         "seconds": seconds,
         "eval_seconds": eval_seconds,
+        "phases": phases,
         "device": device,
         "diverged": {s.name: s.diverged_at for s in summaries if s.diverged_at is not None},
         "runs": [s.to_json() for s in summaries],

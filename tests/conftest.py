@@ -21,7 +21,7 @@ experiment base:
 RESUMABLE_IN_TWO_GROUPS = RESUMABLE + "experiment faster:\n    train lr=2e-3\n"
 # summary.json's fields that differ between two runs of the same plan (its own SHA-256
 # covers the timings)
-TIMINGS = ("seconds", "eval_seconds", "sha256")
+TIMINGS = ("seconds", "eval_seconds", "phases", "sha256")
 
 
 def run_results(folder: Path) -> tuple[str, dict]:

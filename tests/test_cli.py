@@ -111,6 +111,9 @@ def test_run_end_to_end_writes_the_run_directory(tmp_path, tiny_spec):
     assert "induction-strength L2.H0" in report  # every measured head
     summary = json.loads((directory / "summary.json").read_text())
     assert 0 < summary["eval_seconds"] < summary["seconds"]
+    phases = summary["phases"]  # where the wall time went, as `--profile` prints it
+    assert {"plan", "imports", "group 1: build", "group 1: first step"} <= set(phases)
+    assert phases["group 1: evals"] == summary["eval_seconds"]
     assert f"({summary['eval_seconds']:.0f} s of it in evals)" in report
     assert (directory / "spec.clamp").read_text() == tiny_spec.read_text()
     again = clampdsl("run", tiny_spec, "--out", tmp_path, "--device", "cpu", "--profile")
