@@ -19,20 +19,15 @@ def later(default: Any) -> Any:
 
 
 POSITION_SCHEMES = ("rope", "relative", "absolute", "none")  # `pos=` (model/positions.py)
-# `arch=`: the transformer (model/transformer.py, tokens.py), or Chen et al. 2024's two-layer
-# model (model/chen.py), whose clampable sites are CHEN_SITES alone.
-ARCHITECTURES = ("transformer", "chen")
-CHEN_SITES = frozenset({(0, "scores"), (0, "pattern"), (0, "positions"), (None, "logits")})
-CHEN_FROZEN = frozenset({(0, "layer"), (1, "layer")})  # what `freeze` may hold of it
 
 
 @attrs.frozen
 class ModelConfig:
     """The model: its shape, how positions enter it (`pos`, one of POSITION_SCHEMES), the
     MLP blocks' hidden width in multiples of d_model (`mlp`, 0: attention-only) and
-    whether keys are smeared (`smear`, "on" or "off"); `arch`, one of ARCHITECTURES, and
-    for `chen` the feature layer's `degree` (the largest subset of components it
-    multiplies)."""
+    whether keys are smeared (`smear`, "on" or "off"); `arch`, one of
+    compile/architectures.py's, and for `chen` the feature layer's `degree` (the largest
+    subset of components it multiplies)."""
 
     layers: int = 2
     heads: int = 8
@@ -47,11 +42,6 @@ class ModelConfig:
     @property
     def head_dim(self) -> int:
         return self.d_model // self.heads
-
-    def clamp_sites(self) -> tuple[frozenset, frozenset] | None:
-        """The (layer, site) pairs a clamp may set, and those `freeze` may hold; None: any
-        the language names (the transformer's)."""
-        return (CHEN_SITES, CHEN_FROZEN) if self.arch == "chen" else None
 
     def variant(self) -> str:
         """What sets it apart from the reference's model (RoPE, attention only, plain

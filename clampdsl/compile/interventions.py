@@ -12,7 +12,7 @@ from pathlib import Path
 import attrs
 
 from clampdsl import kinds
-from clampdsl.compile import donors, numbers, selectors
+from clampdsl.compile import architectures, donors, numbers, selectors
 from clampdsl.compile.configs import TaskConfig
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import HeadRef, Intervention, Window
@@ -68,23 +68,22 @@ def lower_statement(
 
 def _model_has_sites(kind: Kind, items: list[Intervention], model, errors) -> bool:
     """Whether the model has every site the clamp sets or freezes, and no first pass to
-    read (Chen et al.'s has few sites: compile/plan.py's CHEN_SITES); an error if not."""
-    allowed = model.clamp_sites()
-    if allowed is None:
+    read (Chen et al.'s has few sites: compile/architectures.py); an error if not."""
+    arch = architectures.of(model)
+    if arch.sites is None:
         return True
-    sites, frozen = allowed
     for item in items:
         written = (*kind.writes(item, model), *kind.first_pass_writes(item))
         held = [(w.layer, w.site) for w in kind.freezes(item, model)]
-        missing = [(w.layer, w.site) for w in written if (w.layer, w.site) not in sites]
-        missing += [where for where in held if where not in frozen]
+        missing = [(w.layer, w.site) for w in written if (w.layer, w.site) not in arch.sites]
+        missing += [where for where in held if where not in arch.frozen]
         if missing or kind.first_pass_reads(item, model):
             layer, site = missing[0] if missing else (None, "a first pass")
             what = site if layer is None else f"L{layer + 1}'s {site}"
             errors.error(
                 f"{kind.describe()} needs {what}, which a model arch={model.arch} does not have",
                 item.span,
-                hint="its clamp sites: layer 1's relative positions, scores and pattern; logits",
+                hint=f"its clamp sites: {arch.sites_hint}",
             )
             return False
     return True

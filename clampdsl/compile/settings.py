@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import attrs
 
-from clampdsl.compile import feature_files
+from clampdsl.compile import architectures, feature_files
 from clampdsl.compile.configs import (
-    ARCHITECTURES,
     POSITION_SCHEMES,
     EvalConfig,
     FeatureConfig,
@@ -33,7 +32,7 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "norm": Key("choice", choices=("pre",)),
         "mlp": Key("int", low=0, high=64),  # hidden width / d_model; 0: attention only
         "smear": Key("choice", choices=("off", "on")),
-        "arch": Key("choice", choices=ARCHITECTURES),
+        "arch": Key("choice", choices=tuple(architectures.BY_NAME)),
         "degree": Key("int", low=1, high=8),  # arch=chen: subsets of at most this many
     },
     # every task kind's settings; apply_setting accepts those of the kind selected
@@ -74,43 +73,8 @@ EVAL_SETS = tuple(
 
 
 def check_model(model: ModelConfig, span, errors: Collector) -> None:
-    """What the model's numbers must satisfy together: heads split the width evenly, into
-    head sizes RoPE can rotate (pairs of dimensions) where it has RoPE. Chen et al.'s model
-    has no width of its own (it reads one-hot tokens): its own checks instead."""
-    if model.arch == "chen":
-        _check_chen(model, span, errors)
-    elif model.d_model % model.heads:
-        errors.error(
-            f"heads={model.heads} does not divide d_model={model.d_model}: each head takes "
-            "d_model / heads dimensions",
-            span,
-        )
-    elif model.pos == "rope" and model.head_dim % 2:
-        errors.error(
-            f"the head size d_model / heads = {model.head_dim} is odd: RoPE rotates pairs "
-            "of dimensions",
-            span,
-            hint=f"use d_model={model.d_model + model.heads}, another number of heads, or "
-            "another pos",
-        )
-
-
-def _check_chen(model: ModelConfig, span, errors: Collector) -> None:
-    """Two layers, the first's heads positional (learned relative positions), and
-    subsets of no more components than there are (the token and each head's output)."""
-    if model.layers != 2 or model.pos != "relative":
-        errors.error(
-            f"arch=chen is two layers whose first learns relative positions; this model has "
-            f"layers={model.layers} pos={model.pos}",
-            span,
-            hint="set `model arch=chen layers=2 pos=relative`",
-        )
-    if model.degree > model.heads + 1:
-        errors.error(
-            f"degree={model.degree} is more than the {model.heads + 1} components (the token "
-            "and each layer-1 head's output) a feature multiplies",
-            span,
-        )
+    """What the model's numbers must satisfy together: its architecture's checks."""
+    architectures.of(model).check(model, span, errors)
 
 
 def check_task(task: TaskConfig, span, errors: Collector) -> None:

@@ -15,7 +15,7 @@ for the token tasks (tokens [(R,) B, T] in, logits [R, B, T, V] out, as model/to
   keys: its output is a distribution over the tokens, and the logits are its logs (so
   the loss is its cross-entropy). Position 0, with no earlier key, predicts uniformly.
 
-Clamp sites (compile/plan.py's CHEN_SITES): layer 1's positions, scores and pattern
+Clamp sites (compile/architectures.py): layer 1's positions, scores and pattern
 [R, H, T, T, B] (the transformer's layouts) and the logits. Recorded patterns are
 [R, B, H, T, T], layer 2's with one head.
 """
