@@ -47,3 +47,15 @@ def test_a_task_line_that_names_its_kind_offers_that_kinds_settings():
     offered = {item.label: item.detail for item in items}
     assert {"vocab", "length", "repeat_min", "repeat_max", "loss"} <= set(offered)
     assert "classes" not in offered and "default 64" in offered["vocab"]
+
+
+def test_measure_offers_the_predictions_measures_of_the_documents_task():
+    def measures(text: str) -> set[str]:
+        items = complete(text, str(ROOT / "specs" / "x.clamp"), text.count("\n"), 8).items
+        return {item.label for item in items}
+
+    markov = measures("clampdsl 1\ntask markov order=3\nmeasure ")
+    assert {"kl-uniform", "kl-bigram", "kl-trigram", "nearest"} <= markov
+    assert "induction-strength" in markov and "q-composition" in markov
+    fewshot = measures("clampdsl 1\nmeasure ")
+    assert "induction-strength" in fewshot and not any(m.startswith("kl-") for m in fewshot)

@@ -17,8 +17,9 @@ import sys
 import attrs
 
 from clampdsl import kinds
+from clampdsl.analysis import predictions
 from clampdsl.compile import interventions, progress, selectors, settings, toplevel
-from clampdsl.compile.configs import ModelConfig
+from clampdsl.compile.configs import ModelConfig, TaskConfig
 from clampdsl.kinds import Kind
 from clampdsl.lang import ast
 from clampdsl.lang.grammar import STATEMENTS
@@ -75,6 +76,11 @@ class _Context:
         reading = self.reading
         return reading.model(reading.experiment_at(self.line, self.indented))
 
+    @property
+    def task(self) -> TaskConfig:
+        reading = self.reading
+        return reading.settings(reading.experiment_at(self.line, self.indented)).task
+
 
 def _items(words: list[str], word: str, before: str, context: _Context) -> tuple[int, list[Item]]:
     """(where in the word the items start, the items) for the words before the cursor."""
@@ -92,7 +98,8 @@ def _items(words: list[str], word: str, before: str, context: _Context) -> tuple
         return 0, _setting_items(head, words, before)
     if head == "measure":
         if len(words) == 1:
-            metrics = [*toplevel.METRICS, *progress.PROGRESS]
+            # the heads' and weights' measures, and the predictions' the task offers
+            metrics = [*toplevel.METRICS, *progress.PROGRESS, *predictions.names(context.task)]
             return 0, [Item(m, "value", "measure") for m in metrics]
         return _selector(word, context) if words[-1] == "of" else (0, [])
     if head == "report":

@@ -47,15 +47,18 @@ class Reading:
             s for s in statements if isinstance(s, ast.Experiment) and s.span.file == self.file
         )
 
-    def model(self, experiment: ast.Experiment | None = None) -> ModelConfig:
-        """The model the top-level settings give, with `experiment`'s own settings applied."""
+    def settings(self, experiment: ast.Experiment | None = None) -> settings.Settings:
+        """What the top-level settings give, with `experiment`'s own settings applied."""
         resolved, ignored = settings.Settings(), Collector()
         statements = self.spec.statements if self.spec else ()
         body = experiment.body if experiment else ()
         for line in (*statements, *body):
             if isinstance(line, ast.Setting):
                 resolved = settings.apply_setting(resolved, line, ignored)
-        return resolved.model
+        return resolved
+
+    def model(self, experiment: ast.Experiment | None = None) -> ModelConfig:
+        return self.settings(experiment).model
 
     def experiment_at(self, line: int, indented: bool) -> ast.Experiment | None:
         """The experiment whose body holds 1-based `line`: the last one headed above it,
