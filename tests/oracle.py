@@ -1,5 +1,5 @@
 """What every spec error must be (located inside the files it names, printable in
-proportion), shared by the fuzzing (test_fuzz.py) and the limits (test_limits.py), and an
+proportion), shared by the fuzzing (fuzzing.py) and the limits (test_limits.py), and an
 input that once ran away."""
 
 from clampdsl.lang.diagnostics import SpecError

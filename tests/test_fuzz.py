@@ -1,110 +1,24 @@
-"""Fuzzing: whatever a spec file holds, checking it ends in a plan or in located errors.
-
-Two sources of inputs: specs assembled from plausible statements (the shipped specs'
-vocabulary, random numbers, selectors, indentation), and byte-level mutations of every
-shipped spec. Each goes through parse, check and plan; what compiles trains a step on the
-CPU (a few examples per run: it is the slow part). The only outcomes allowed: a plan, or a
-SpecError whose diagnostics all lie inside the file. Everything else (a ValueError from the
+"""Fuzzing with specs assembled from plausible statements (the shipped specs' vocabulary,
+random numbers, selectors, indentation): whatever a spec file holds, it ends in a plan or
+in located errors (tests/fuzzing.py's oracle), and what compiles trains a step on the CPU
+(a few examples per run: it is the slow part). Everything else (a ValueError from the
 checker, a RecursionError) is a bug; inputs that once found one are kept below as explicit
-examples. `-m slow` runs the same properties for longer. (The bounds on what a spec
-file may be: tests/test_limits.py.)
+examples. `-m slow` runs the same properties for longer. Byte-level mutations of the
+shipped specs: tests/test_fuzz_mutations.py; the bounds on what a spec file may be:
+tests/test_limits.py.
 """
 
-import json
-import re
-
-import attrs
 import pytest
-from conftest import FIXTURES, ROOT
-from hypothesis import HealthCheck, example, given, settings
+from fuzzing import LONG, QUICK, TRAINED, TRAINED_LONG, outcome, train_a_step
+from hypothesis import example, given
 from hypothesis import strategies as st
-from oracle import HEADER, LET_CHAIN, assert_located
+from oracle import HEADER, LET_CHAIN
 
-from clampdsl.compile import (
-    compile_source,
-)
-from clampdsl.compile.plan import Plan
-from clampdsl.lang.diagnostics import SpecError
-from clampdsl.lang.source import decode_spec
-
-FILE = "no-such-folder/fuzz.clamp"  # where donor paths start: they lead to no saved run
-SHIPPED = sorted([*ROOT.glob("specs/**/*.clamp"), *FIXTURES.glob("**/*.clamp")])
-SOURCES = {p.relative_to(ROOT).as_posix(): p.read_bytes() for p in SHIPPED}
-VOCABULARY = sorted(
-    {w for text in SOURCES.values() for w in re.findall(rb"[A-Za-z_][\w-]*|\S", text)}
-)
-QUICK = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
-LONG = settings(QUICK, max_examples=5000)
-TRAINED = settings(QUICK, max_examples=10)  # those that compile train a step each
-TRAINED_LONG = settings(QUICK, max_examples=150)
 TINY = (
     "model layers=2 heads=2 d_model=16\n"
     "task classes=10 new_classes=10 features=synthetic(dim=16, correlation=0.5)\n"
     "train steps=30 batch=8 lr=1e-3\n"
 )
-
-
-# ---- the oracle ------------------------------------------------------------------------------
-
-
-def outcome(text: str, file: str = FILE) -> Plan | None:
-    """The plan of `text`, or None after a SpecError that is well located; any other
-    exception propagates (and fails the test)."""
-    try:
-        plan = compile_source(text, file)
-    except SpecError as error:
-        assert_located(error, text, file)
-        return None
-    json.dumps(plan.to_json())  # a plan is plain data, whatever was written
-    plan.content_hash()
-    return plan
-
-
-def train_a_step(plan: Plan) -> None:
-    """Every group of the plan, shrunk to one step of a small batch, trains and evaluates
-    on the CPU, eagerly; a plan too large to build in a test, or grafting from a donor spec
-    (whose weights only a trained donor run gives: tests/test_graft_by_spec.py), is left at
-    compiling."""
-    import torch
-
-    from clampdsl.compile import donor_specs
-    from clampdsl.train.session import GroupSession
-
-    if not all(_small(run) for run in plan.runs) or donor_specs.named([plan]):
-        return
-    runs = tuple(
-        attrs.evolve(
-            run,
-            train=attrs.evolve(run.train, steps=1, batch=2),
-            eval=attrs.evolve(run.eval, every=1, size=8),
-        )
-        for run in plan.runs
-    )
-    small = attrs.evolve(plan, runs=runs)
-    for index in range(len(small.groups)):
-        session = GroupSession(small, index, "cpu", compile="off")
-        losses = session.train_step(0)
-        assert losses.shape == (len(small.groups[index].runs),)
-        metrics = session.evaluate(1)
-        assert all(isinstance(value, torch.Tensor) for value in metrics.values())
-
-
-def _small(run) -> bool:
-    model, task = run.model, run.task
-    return (
-        model.layers <= 4
-        and model.heads * model.layers <= 32
-        and model.d_model <= 128
-        and task.features.dim <= 512
-        and task.classes + task.new_classes <= 2000
-        and task.labels <= 1000
-    )
 
 
 # ---- generated specs -------------------------------------------------------------------------
@@ -380,114 +294,3 @@ def test_generated_specs_that_compile_train_a_step(text):
 @given(compiling_specs())
 def test_generated_specs_that_compile_train_a_step_long(text):
     _trains(text)
-
-
-# ---- byte-level mutations of the shipped specs -----------------------------------------------
-
-INSERTS = [
-    b"\x00",
-    b"\xff",
-    b"\xc3",  # a UTF-8 lead byte without its continuation
-    b"\xed\xa0\x80",  # an encoded surrogate: not UTF-8
-    b"\t",
-    b"\r",
-    b"\f",
-    b"\x0b",
-    b"\x1c",
-    b"\xc2\x85",  # NEL: a line break to str.splitlines, not to the parser
-    b"\xe2\x80\xa8",  # LINE SEPARATOR, likewise
-    b"\n",
-    b"    ",
-    b"(",
-    b")",
-    b'"',
-    b"#",
-    b":",
-    b"..",
-]
-
-
-@st.composite
-def mutations(draw, most: int = 4) -> tuple[str, bytes]:
-    name = draw(st.sampled_from(sorted(SOURCES)))
-    data = bytearray(SOURCES[name])
-    for _ in range(draw(st.integers(1, most))):
-        at = draw(st.integers(0, len(data)))
-        action = draw(
-            st.sampled_from(
-                ["flip", "insert", "token", "delete", "duplicate", "byte", "long", "indent"]
-            )
-        )
-        if action == "flip" and at < len(data):
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif action == "insert":
-            data[at:at] = draw(st.sampled_from(INSERTS))
-        elif action == "token":
-            data[at:at] = b" " + draw(st.sampled_from(VOCABULARY)) + b" "
-        elif action == "byte":
-            data[at:at] = bytes([draw(st.integers(0, 255))])
-        elif action == "delete":
-            del data[at : at + draw(st.integers(1, 40))]
-        elif action == "duplicate":
-            piece = data[at : at + draw(st.integers(1, 200))]
-            data[at:at] = piece * draw(st.integers(1, 3))
-        elif action == "long":
-            unit = draw(st.sampled_from([b"x", b" a", b"(", b"1", b"L1.H1 ", b"#"]))
-            data[at:at] = unit * draw(st.integers(1_000, 200_000))
-        elif action == "indent":
-            start = data.rfind(b"\n", 0, at) + 1
-            data[start:start] = draw(st.sampled_from([b"  ", b"\t", b"    ", b"         "]))
-    return name, bytes(data)
-
-
-def check_bytes(name: str, data: bytes) -> Plan | None:
-    # A shipped spec is read where it lies, so that its `use` lines find specs/lib.
-    file = str(ROOT / name) if name.startswith("specs/") else FILE
-    try:
-        text = decode_spec(data, file)
-    except SpecError as error:
-        assert_located(error, data.decode("utf-8", errors="replace"), file)
-        return None
-    return outcome(text, file)
-
-
-@example(("specs/three_subcircuits.clamp", b"clampdsl 1\n\xff\n"))
-@example(("specs/three_subcircuits.clamp", SOURCES["specs/three_subcircuits.clamp"] + b"\x00"))
-@QUICK
-@given(mutations())
-def test_mutated_shipped_specs_compile_or_give_located_errors(mutated):
-    check_bytes(*mutated)
-
-
-@pytest.mark.slow
-@LONG
-@given(mutations())
-def test_mutated_shipped_specs_compile_or_give_located_errors_long(mutated):
-    check_bytes(*mutated)
-
-
-def _mutant_trains(mutated) -> None:
-    plan = check_bytes(*mutated)
-    if plan is not None:
-        train_a_step(plan)
-
-
-@TRAINED
-@given(mutations(most=1))  # one mutation: more of them compile
-def test_mutated_shipped_specs_that_compile_train_a_step(mutated):
-    _mutant_trains(mutated)
-
-
-@pytest.mark.slow
-@TRAINED_LONG
-@given(mutations(most=2))
-def test_mutated_shipped_specs_that_compile_train_a_step_long(mutated):
-    _mutant_trains(mutated)
-
-
-@pytest.mark.parametrize("name", sorted(SOURCES))
-def test_every_shipped_spec_goes_through_the_oracle(name):
-    plan = check_bytes(name, SOURCES[name])
-    assert (plan is None) == ("invalid" in name)
-    if plan is not None:
-        train_a_step(plan)
