@@ -1,7 +1,6 @@
 """Parsing: valid forms become the right AST; every syntax error says where it is."""
 
 import json
-import os
 import pickle
 
 import pytest
@@ -332,15 +331,3 @@ def test_a_damaged_cache_file_is_ignored_and_rebuilt(tmp_path, damage):
     assert rebuilt.parse("clampdsl 1\nexperiment e:\n    ablate L2.H0\n")
     assert json.loads(path.read_text(encoding="utf-8"))["key"] == json.loads(intact)["key"]
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary, no other
-
-
-def test_the_cache_directory_is_the_users_own(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    directory = grammar.cache_directory()
-    assert directory == tmp_path / "xdg" / "clampdsl"
-    assert directory.stat().st_mode & 0o777 == 0o700
-    os.chmod(directory, 0o777)  # another user could plant a file: nothing is cached
-    assert grammar.cache_directory() is None
-    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # invalid: the default instead
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert grammar.cache_directory() == tmp_path / "home" / ".cache" / "clampdsl"

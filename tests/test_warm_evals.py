@@ -5,8 +5,20 @@ import torch
 from torch._dynamo.utils import counters
 
 from clampdsl import accel
-from clampdsl.compile import compile_file
+from clampdsl.compile import compile_file, compile_source
 from clampdsl.train.session import GroupSession
+
+# The least that has both eval graphs (with the measures, for the first set, and without,
+# for the second): each graph the child compiles costs this test seconds.
+SPEC = """clampdsl 1
+model layers=2 heads=2 d_model=16
+task classes=10 features=synthetic(dim=16, correlation=0.5)
+train steps=20 batch=8 lr=1e-3
+eval every 10 steps on train, relabel size=16
+experiment base:
+    ablate L2.H1
+measure induction-strength of L2.H0
+"""
 
 
 @pytest.fixture(params=["default threads", "one thread"])
@@ -20,12 +32,10 @@ def threads(request):
     torch.set_num_threads(default)
 
 
-def test_the_trainer_loads_the_eval_graphs_a_child_process_compiled(
-    tmp_path, monkeypatch, tiny_spec, threads
-):
+def test_the_trainer_loads_the_eval_graphs_a_child_process_compiled(tmp_path, monkeypatch, threads):
     # An empty inductor cache: a hit can only be the child's graph.
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    plan = compile_file(tiny_spec)
+    plan = compile_source(SPEC)
     assert accel.enable(["warm-evals"])["warm-evals"]
     session = GroupSession(plan, 0, "cpu", "on")
     session.compile_evals_in_background()

@@ -16,7 +16,7 @@ import os
 # name → (module, function); each function applies the workaround and says whether it did.
 ACCELERATIONS = {
     "inductor-backport": ("inductor_backports", "skip_full_simplify_in_vector_index_analysis"),
-    "vec-isa-record": ("vec_isa", "remember_load_probes"),
+    "vec-isa-record": ("vec_isa", "remember_isa_checks"),
     "keep-freed-memory": ("host_memory", "keep_freed_memory"),
     "warm-evals": ("warm_evals", "allow_warming"),
 }

@@ -24,6 +24,8 @@ from lark.grammar import Rule
 from lark.indenter import DedentError, Indenter
 from lark.lexer import TerminalDef
 
+from clampdsl import user_cache
+
 GRAMMAR_NAME = "clamp.lark"
 # Tokens (words, numbers, symbols, line ends) a spec may hold: parsing takes time in
 # proportion, and no spec of this kind comes near (the largest shipped holds under 1,000).
@@ -109,7 +111,7 @@ class TooManyTokens(Exception):
 def parser() -> Lark:
     """The spec parser, one per process: read from the user's cache, built where the cache
     has none for this grammar."""
-    return cached_parser(cache_directory())
+    return cached_parser(user_cache.directory())
 
 
 def build(text: str | None = None) -> Lark:
@@ -140,24 +142,6 @@ def cache_key(text: str) -> str:
     """What the tables depend on: the grammar, the Lark that built them and its options."""
     identity = json.dumps([CACHE_FORMAT, lark.__version__, text, sorted(OPTIONS.items())])
     return hashlib.sha256(identity.encode("utf-8")).hexdigest()
-
-
-def cache_directory() -> Path | None:
-    """`$XDG_CACHE_HOME/clampdsl` (or `~/.cache/clampdsl`), created private to the user;
-    None where it cannot be made or is not the user's own, so that nothing is cached."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    # The XDG base directory spec: a relative path is invalid and ignored.
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
-    directory = root / "clampdsl"
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        status = directory.stat()
-    except (OSError, RuntimeError):  # RuntimeError: no home directory to be found
-        return None
-    # A directory that another user owns or may write to could hold their file.
-    if status.st_uid != os.getuid() or status.st_mode & 0o022:
-        return None
-    return directory
 
 
 def _read(path: Path, key: str) -> Lark | None:
@@ -220,7 +204,6 @@ __all__ = [
     "TabIndentation",
     "TooManyTokens",
     "build",
-    "cache_directory",
     "cached_parser",
     "grammar_path",
     "parser",
