@@ -37,8 +37,8 @@ RECORD_NAME = "vec-isa.json"
 
 def remember_isa_checks() -> bool:
     """Wraps inductor's check of one instruction set (`VecISA.check_build`) so that its
-    answers are kept on disk (once; later calls do nothing). Returns whether the check is
-    now wrapped: not off x86 Linux, without a compiler, or on a torch that checks otherwise."""
+    yeses are kept on disk (once; later calls do nothing). Returns whether the check is now
+    wrapped: not off x86 Linux, without a compiler, or on a torch that checks otherwise."""
     from torch._inductor import cpu_vec_isa
 
     check = getattr(cpu_vec_isa.VecISA, "check_build", None)
