@@ -91,8 +91,10 @@ def _machine_key() -> str | None:
 
 def _read_record() -> dict:
     path = record_path()
+    if path is None:
+        return {}
     try:
-        record = json.loads(path.read_text()) if path is not None else {}
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
