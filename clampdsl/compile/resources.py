@@ -148,8 +148,8 @@ def chunk_size(sequences: int, runs: int) -> int:
 
 
 # `--compile auto` compiles on a CPU from this many steps (train/session.py): compiling the
-# step takes tens of seconds on a 2-core CPU and pays back after a few thousand steps there
-# (docs/performance.md).
+# step takes tens of seconds on a 2-core CPU, and the steps it saves repay that after
+# 2,200-3,700 of them (docs/performance.md, "When compiling pays").
 COMPILE_AUTO_MIN_STEPS = 3000
 
 
