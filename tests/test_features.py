@@ -3,6 +3,7 @@ checked at compile time (inside the spec's tree, of the right shape, no pickles)
 in the plan's hash; the synthetic stand-ins, the default one unchanged."""
 
 import hashlib
+import io
 import subprocess
 import sys
 
@@ -136,6 +137,31 @@ def test_a_file_that_is_not_npy_is_an_error(tmp_path):
     assert "not an .npy file" in error_of(features_spec(tmp_path))
 
 
+def npy_bytes(array, shape=None) -> bytes:
+    """An .npy file of `array`, its header naming `shape` (default: the array's)."""
+    buffer = io.BytesIO()
+    header = numpy.lib.format.header_data_from_array_1_0(array)
+    numpy.lib.format.write_array_header_1_0(buffer, header | {"shape": shape or array.shape})
+    buffer.write(array.tobytes())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (npy_bytes(features())[:-100], "header names 480 numbers of 4 bytes, but it holds 1,820"),
+        (npy_bytes(features()) + bytes(100), "but it holds 2,020 bytes of data"),
+        (npy_bytes(features(), (12.0, 5, 8)), "shape (12.0, 5, 8) is not one of whole numbers"),
+        (npy_bytes(features(), (10**20, 5, 8)), "but it holds 1,920 bytes of data"),
+    ],
+    ids=["truncated", "padded", "float", "huge"],
+)
+def test_an_npy_header_that_is_not_its_file_is_an_error_at_compile_time(tmp_path, data, message):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "features.npy").write_bytes(data)
+    assert message in error_of(features_spec(tmp_path))
+
+
 def test_too_few_classes_in_the_file_is_an_error(tmp_path):
     saved(tmp_path, features(shape=(9, 5, 8)))
     text = error_of(features_spec(tmp_path))
@@ -158,6 +184,36 @@ def test_an_h5_dataset_is_read_under_its_key(tmp_path):
     expected = numpy.concatenate([array[:6], array[8:]])
     assert torch.equal(FewShotTask(task).features, torch.from_numpy(expected))
     assert "no dataset 'other'" in error_of(features_spec(tmp_path, "data/features.h5", "other"))
+
+
+def test_an_h5_dataset_whose_bytes_lie_in_other_files_is_refused(tmp_path):
+    """A link into another file, raw storage in files of its own, a virtual dataset of
+    another file's: each could read outside the spec's tree, and outside the file's hash."""
+    h5py = pytest.importorskip("h5py")
+    outside = tmp_path / "outside.h5"
+    with h5py.File(outside, "w") as file:
+        file["feat"] = features()
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(features().tobytes())
+    (tmp_path / "specs" / "data").mkdir(parents=True)
+    with h5py.File(tmp_path / "specs" / "data" / "features.h5", "w") as file:
+        file["linked"] = h5py.ExternalLink(str(outside), "/feat")
+        file["group"] = h5py.ExternalLink(str(outside), "/")
+        file["raw"] = h5py.ExternalLink(str(outside), "/")
+        file.create_dataset("stored", SHAPE, "f4", external=[(str(raw), 0, raw.stat().st_size)])
+        layout = h5py.VirtualLayout(SHAPE, "f4")
+        layout[:] = h5py.VirtualSource(str(outside), "feat", SHAPE)
+        file.create_virtual_dataset("virtual", layout)
+        file["soft"] = h5py.SoftLink("/linked")
+    for key, message in [
+        ("linked", "'linked' is a link"),
+        ("group/feat", "'group' is a link"),
+        ("soft", "'soft' is a link"),
+        ("stored", "keeps its data in other files"),
+        ("virtual", "keeps its data in other files"),
+    ]:
+        spec_file = features_spec(tmp_path / "specs", "data/features.h5", key)
+        assert message in error_of(spec_file), key
 
 
 def test_without_h5py_an_h5_file_says_what_to_install(tmp_path):

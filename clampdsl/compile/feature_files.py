@@ -6,12 +6,14 @@ PATH is relative to the file that writes it and must stay inside that file's tre
 shape and element type, and the SHA-256 of the file's bytes, so that other bytes make
 another plan and another run directory. An .npy header is read in plain Python; an .h5
 dataset's shape through h5py (the `h5` extra), imported only for a spec that names an .h5
-file. An .npy file of Python objects, which only a pickle could load, is refused.
+file. An .npy file of Python objects, which only a pickle could load, is refused, as are
+one whose size is not its header's array and an .h5 dataset whose bytes lie in other files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from ast import literal_eval
 from pathlib import Path
@@ -124,13 +126,24 @@ def _npy_shape(path: Path) -> tuple[int, ...]:
             raise Unreadable("its .npy header is too long to be one numpy wrote")
         try:
             header = literal_eval(file.read(length).decode("latin-1"))
-            descr, shape = header["descr"], tuple(int(n) for n in header["shape"])
+            descr, shape = header["descr"], tuple(header["shape"])
         except (ValueError, SyntaxError, TypeError, KeyError, MemoryError, RecursionError):
             raise Unreadable("its .npy header is not readable") from None
+        data_start = file.tell()
     if not isinstance(descr, str) or "O" in descr:
         raise Unreadable("it holds Python objects, which only a pickle could load: refused")
     if not FLOATS.fullmatch(descr):
         raise Unreadable(f"its elements are {descr!r}, not floating-point numbers")
+    if not all(type(n) is int and n >= 0 for n in shape):
+        raise Unreadable(f"its .npy header's shape {shape} is not one of whole numbers")
+    # The header is the file's word only: the bytes after it must be the array it names,
+    # no fewer (a truncated file) and no more (what the runtime would read for nothing).
+    expected = data_start + math.prod(shape) * int(descr[-1])
+    if path.stat().st_size != expected:
+        raise Unreadable(
+            f"its header names {math.prod(shape):,} numbers of {descr[-1]} bytes, "
+            f"but it holds {path.stat().st_size - data_start:,} bytes of data"
+        )
     return shape
 
 
@@ -141,14 +154,37 @@ def _h5_shape(path: Path, key: str) -> tuple[int, ...]:
         raise Unreadable("reading .h5 features needs h5py: pip install 'clampdsl[h5]'") from None
     try:
         with h5py.File(path, "r") as file:
-            dataset = file.get(key)
-            if not isinstance(dataset, h5py.Dataset):
-                raise Unreadable(f"it holds no dataset {quoted(key)}")
+            dataset = h5_dataset(file, key)
             if dataset.dtype.kind != "f":
                 raise Unreadable(f"its dataset {quoted(key)} holds {dataset.dtype}, not floats")
             return tuple(dataset.shape)
     except OSError as error:
         raise Unreadable(f"not an HDF5 file h5py can read ({error})") from None
+
+
+def h5_dataset(file, key: str):
+    """The dataset under `key` of an open h5py file, refused where its bytes could come from
+    elsewhere: HDF5 lets a link lead into another file, a dataset keep its data in raw files
+    of its own, or a virtual dataset map other files' datasets, any of them outside the
+    spec's tree and outside the SHA-256 that names the plan. Soft links are refused too: the
+    path they name could pass through such a link. The runtime opens its copy of the bytes
+    through this as well (tasks/features.py)."""
+    import h5py
+
+    parts = [part for part in key.split("/") if part]
+    for depth in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:depth])
+        link = file.get(prefix, getlink=True)
+        if link is None:
+            raise Unreadable(f"it holds no dataset {quoted(key)}")
+        if isinstance(link, h5py.ExternalLink | h5py.SoftLink):
+            raise Unreadable(f"{quoted(prefix)} is a link: name the dataset itself")
+    dataset = file.get(key)
+    if not isinstance(dataset, h5py.Dataset):
+        raise Unreadable(f"it holds no dataset {quoted(key)}")
+    if dataset.external or dataset.is_virtual:
+        raise Unreadable(f"its dataset {quoted(key)} keeps its data in other files: refused")
+    return dataset
 
 
 def _check_shape(shape: tuple[int, ...]) -> None:

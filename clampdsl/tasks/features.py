@@ -27,6 +27,7 @@ import math
 import torch
 
 from clampdsl.compile.configs import FeatureConfig, FeatureFile, TaskConfig
+from clampdsl.compile.feature_files import h5_dataset
 
 EXEMPLARS_PER_CLASS = 5  # the reference's drawings per Omniglot character
 
@@ -80,7 +81,7 @@ def _read(stored: FeatureFile) -> torch.Tensor:
         import h5py  # the `h5` extra; the compiler made sure it is installed
 
         with h5py.File(io.BytesIO(data), "r") as h5:
-            array = h5[stored.key][()]
+            array = h5_dataset(h5, stored.key)[()]
     else:
         import numpy
 
