@@ -234,3 +234,18 @@ def test_a_plan_file_that_is_not_a_plan_is_refused(tmp_path, text, message):
     spec = _spec(tmp_path, 'experiment e:\n    graft L1 from "bad"\n')
     with pytest.raises(SpecError, match=message):
         compile_file(spec)
+
+
+def test_a_graft_in_an_included_file_reads_the_donor_its_file_names(donor, tmp_path):
+    """A donor's path starts at the file that writes it, in the compiler's checks and in
+    the weights the trainer reads: the plan has it from the top spec's folder."""
+    folder, directory = donor
+    shutil.copytree(folder / directory, tmp_path / "lib" / directory)
+    line = f'experiment e:\n    graft L1 from "{directory}" run pt at step 3\n'
+    (tmp_path / "lib" / "grafted.clamp").write_text("clampdsl 1\n" + line)
+    plan = compile_file(_spec(tmp_path, 'use "lib/grafted.clamp"\n'))
+    graft = plan.run("e").interventions[0]
+    assert graft.donor.path == f"lib/{directory}"
+    session = GroupSession(plan, 0)
+    lent = donor_weights(tmp_path / "lib" / directory, graft.donor)
+    assert torch.equal(_weights(session, "e")["qkv0"], lent["qkv0"])

@@ -70,7 +70,8 @@ def compile_with_warnings(text: str, file: str = "<string>") -> tuple[Plan, list
     declared = subcircuits.lower(spec, base.model, lets, written, errors)
     axes = sweeps.top_axes(spec, errors)
     budget = [MAX_SPEC_INTERVENTIONS]  # what the spec's experiments may still lower
-    context = _Context(base, evals, lets, declared, text_of, budget, errors)
+    top = Path(file).parent  # where the plan's paths start (a saved donor run's)
+    context = _Context(base, evals, lets, declared, text_of, budget, top, errors)
     runs = tuple(
         _lower_experiment(e, point, context)
         for e in _experiments(spec, errors)
@@ -81,7 +82,7 @@ def compile_with_warnings(text: str, file: str = "<string>") -> tuple[Plan, list
     _check_shapes(runs, errors)
     tasks = tuple(dict.fromkeys(r.task for r in runs)) or (base.task,)
     measures = toplevel.lower_measures(spec, base.model, base.task, lets, errors, tasks)
-    measures += progress.lower(spec, evaluated, lets, runs, text_of, errors)
+    measures += progress.lower(spec, evaluated, lets, runs, text_of, top, errors)
     phase = toplevel.lower_phase(
         spec,
         evaluated.eval.sets,
@@ -131,7 +132,7 @@ def _with_eval(resolved: settings.Settings, evals, errors) -> settings.Settings:
 class _Context:
     """What lowering each experiment reads: the top-level settings, eval lines, lets and
     subcircuits; the source; the spec's intervention budget (budget[0]: what is left); the
-    collector."""
+    top spec's folder; the collector."""
 
     base: settings.Settings
     evals: tuple
@@ -139,6 +140,7 @@ class _Context:
     declared: tuple
     text_of: object
     budget: list
+    top: Path
     errors: Collector
 
 
@@ -159,7 +161,7 @@ def _lower_experiment(experiment: ast.Experiment, point: sweeps.Point, context: 
                 lowered = []
                 break
             lowered += interventions.lower_statement(
-                item, resolved, lets, text_of(item.span), folder, errors
+                item, resolved, lets, text_of(item.span), folder, context.top, errors
             )
             if not _within_budget(lowered, item, experiment, budget, errors):
                 lowered = []  # checked no further: the spec has an error already

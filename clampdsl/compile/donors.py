@@ -15,6 +15,7 @@ along, for the whole training, as they were at that step.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,10 +112,12 @@ def lend(
     args: ast.Arguments,
     chosen: Choice,
     settings: Settings,
-    folder: Path,
+    folders: tuple[Path, Path],
     errors: Collector,
 ) -> tuple[Donor, list[Intervention]] | None:
-    """The donor of `item` (a graft) and the donor's clamps it brings; None after an error."""
+    """The donor of `item` (a graft) and the donor's clamps it brings; None after an error.
+    `folders`: the directories of the file that writes it (where its path starts) and of
+    the top spec (where the runtime reads a saved run's path from)."""
     span = item.span
     if len(args.paths) != 1 or len(args.steps) > 1:
         where = args.paths[1].span if len(args.paths) > 1 else span
@@ -127,7 +130,8 @@ def lend(
         return None
     path = args.paths[0]
     spec = isinstance(path, ast.WordedPath)
-    source = _from_spec(path, folder, errors) if spec else _saved(path, folder, errors)
+    folder, top = folders
+    source = _from_spec(path, folder, errors) if spec else _saved(path, folder, top, errors)
     run = _run(source, chosen, path, errors) if source else None
     if run is None or not _same_shape(run, settings, path, errors):
         return None
@@ -143,14 +147,17 @@ def lend(
     return donor, brought
 
 
-def _saved(path: ast.String, folder: Path, errors: Collector) -> Source | None:
-    """A saved run directory's plan, and what it keeps."""
+def _saved(path: ast.String, folder: Path, top: Path, errors: Collector) -> Source | None:
+    """A saved run directory's plan, and what it keeps; its path as the top spec's folder
+    reaches it (the runtime's start), whichever file writes it."""
     directory = _directory(path, folder, errors)
     plan = _plan(directory, path, errors) if directory else None
     if plan is None:
         return None
     finished = (directory / FINISHED_FILE).is_file()
-    return Source(plan, path.value, "", lambda g: _kept_steps(directory, g), finished, "directory")
+    written = path.value
+    from_top = written if folder == top else Path(os.path.relpath(folder / written, top)).as_posix()
+    return Source(plan, from_top, "", lambda g: _kept_steps(directory, g), finished, "directory")
 
 
 def _from_spec(path: ast.WordedPath, folder: Path, errors: Collector) -> Source | None:

@@ -31,10 +31,12 @@ def lower_statement(
     lets: dict[str, ast.Let],
     text: str,
     folder: Path,
+    top: Path,
     errors: Collector,
 ) -> list[Intervention]:
-    """The statement's interventions (with the ones it brings along); `folder`, the spec
-    file's directory, is where a donor's path starts."""
+    """The statement's interventions (with the ones it brings along); `folder`, the
+    directory of the file that writes it, is where a donor's path starts, and `top`, the
+    top spec's, where the plan's Donor has it start."""
     model = settings.model
     sites = selectors.resolve(statement.selector, model, lets, errors)
     window = _window(statement.window, settings, errors)
@@ -58,7 +60,7 @@ def lower_statement(
     if not _model_has_sites(kind, items, model, errors):
         return []
     if kind.takes_donor:
-        lent = donors.lend(kind, items[0], args, choice, settings, folder, errors)
+        lent = donors.lend(kind, items[0], args, choice, settings, (folder, top), errors)
         if lent is None:
             return []
         donor, brought = lent

@@ -93,14 +93,21 @@ def lowers(statement: ast.Measure) -> bool:
 
 
 def lower(
-    spec: ast.Spec, settings: Settings, lets, runs: tuple[Run, ...], text_of, errors: Collector
+    spec: ast.Spec,
+    settings: Settings,
+    lets,
+    runs: tuple[Run, ...],
+    text_of,
+    top: Path,
+    errors: Collector,
 ) -> tuple[Measure, ...]:
     """The spec's progress measures; for the other measures, errors where they are written
-    with this module's words (`from`, `at end`)."""
+    with this module's words (`from`, `at end`). `top`: the top spec's folder, where the
+    plan's donor paths start."""
     found: list[Measure] = []
     for statement in (s for s in spec.statements if isinstance(s, ast.Measure)):
         if statement.as_if is not None:
-            found += _as_if(statement, settings, lets, runs, text_of, errors)
+            found += _as_if(statement, settings, lets, runs, text_of, top, errors)
         elif statement.metric.value in PROGRESS:
             found += _progress(statement, settings, lets, errors)
         else:
@@ -219,7 +226,7 @@ def _at_end(statement: ast.Measure, errors) -> bool | None:
     return True
 
 
-def _as_if(statement: ast.Measure, settings: Settings, lets, runs, text_of, errors):
+def _as_if(statement: ast.Measure, settings: Settings, lets, runs, text_of, top, errors):
     """`measure loss as-if SEL clamped to TARGET`: the clamp lowered as an experiment's,
     and checked beside each run's own clamps, as if the run had it too."""
     metric = statement.metric.value
@@ -229,7 +236,7 @@ def _as_if(statement: ast.Measure, settings: Settings, lets, runs, text_of, erro
     text = text_of(statement.span)
     folder = Path(statement.span.file).parent
     clamp, at_end = _without_when(statement.as_if)
-    items = interventions.lower_statement(clamp, settings, lets, text, folder, errors)
+    items = interventions.lower_statement(clamp, settings, lets, text, folder, top, errors)
     if not items:
         return []
     excluded = tuple(run.name for run in runs if _clashes(run, items, statement, errors))
