@@ -13,7 +13,7 @@ from reference_model import SETTINGS, reference_logits
 from clampdsl import api
 from clampdsl.compile import compile_file
 from clampdsl.lang.diagnostics import SpecError
-from clampdsl.train.checkpoint import donor_weights
+from clampdsl.train.checkpoint import CheckpointError, donor_weights, encode
 from clampdsl.train.session import GroupSession
 
 DONOR = SETTINGS + (
@@ -249,3 +249,52 @@ def test_a_graft_in_an_included_file_reads_the_donor_its_file_names(donor, tmp_p
     session = GroupSession(plan, 0)
     lent = donor_weights(tmp_path / "lib" / directory, graft.donor)
     assert torch.equal(_weights(session, "e")["qkv0"], lent["qkv0"])
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({"step": 3}, "holds other weights than the donor's at step 3"),
+        ([1, 2, 3], "holds other weights than the donor's at step 3"),
+        ({"step": 3, "runs": ["pt"], "model": {"x": 1}}, "holds other weights"),
+        (
+            {"step": 3, "runs": ["pt"], "model": {"weights.qkv0": torch.zeros(1, 3)}},
+            "the donor's kept weights lack",
+        ),
+    ],
+    ids=["no runs", "a list", "no tensors", "wrong shapes"],
+)
+def test_kept_weights_of_another_form_are_a_checkpoint_error(donor, tmp_path, state, message):
+    """A donor's run directory may come from anyone, and its files' checksums are the
+    writer's word: what they hold is checked before a weight is copied."""
+    folder, directory = donor
+    shutil.copytree(folder / directory, tmp_path / directory)
+    body = f'experiment grafted:\n    graft L1 from "{directory}" run pt at step 3\n'
+    plan = compile_file(_spec(tmp_path, body))
+    item = plan.run("grafted").interventions[0]
+    kept = tmp_path / directory / item.donor.snapshot()
+    kept.write_bytes(encode(state, item.donor.plan_hash, 3))
+    with pytest.raises(CheckpointError, match=message):
+        GroupSession(plan, 0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda plan: plan.update(groups=[]), "its groups do not hold its runs"),
+        (lambda plan: plan["runs"][0]["train"].update(batch=0), "a run of no steps or batch"),
+        (lambda plan: plan["runs"][0]["train"].update(keep_every=-1), "every no number"),
+    ],
+    ids=["no groups", "batch 0", "keep_every -1"],
+)
+def test_a_donor_plan_that_no_compile_gives_is_an_error_at_the_path(donor, tmp_path, edit, message):
+    folder, directory = donor
+    shutil.copytree(folder / directory, tmp_path / directory)
+    plan_file = tmp_path / directory / "plan.json"
+    plan = json.loads(plan_file.read_text())
+    edit(plan)
+    plan_file.write_text(json.dumps(plan))
+    line = f'graft L1 from "{directory}" run pt at 12 sequences'
+    body = f"experiment grafted:\n    {line}\n"
+    with pytest.raises(SpecError, match=message):
+        compile_file(_spec(tmp_path, body))

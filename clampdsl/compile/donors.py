@@ -208,13 +208,33 @@ def _plan(directory: Path, path: ast.String, errors: Collector) -> Plan | None:
                 path.span,
             )
             return None
-        return Plan.from_json(data)
+        plan = Plan.from_json(data)
+        problem = _malformed(plan)
+        if problem:
+            errors.error(f"the donor's {PLAN_FILE} is not a plan ({problem})", path.span)
+            return None
+        return plan
     except OSError as error:
         errors.error(f"cannot read the donor's {PLAN_FILE}: {error.strerror or error}", path.span)
         return None
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
         errors.error(f"the donor's {PLAN_FILE} is not a plan ({error})", path.span)
         return None
+
+
+def _malformed(plan: Plan) -> str:
+    """What a saved plan breaks of what the compiler gives every plan, where a lend would
+    rely on it ("" where nothing): a run directory may come from anyone."""
+    grouped = sorted(name for group in plan.groups for name in group.runs)
+    if grouped != sorted(run.name for run in plan.runs):
+        return "its groups do not hold its runs"
+    if not all(
+        type(n) is int and n >= 1 for r in plan.runs for n in (r.train.batch, r.train.steps)
+    ):
+        return "a run of no steps or batch"
+    if not all(type(r.train.keep_every) is int and r.train.keep_every >= 0 for r in plan.runs):
+        return "a run keeps weights every no number of steps"
+    return ""
 
 
 def _run(source: Source, chosen: Choice, path: ast.String, errors: Collector) -> Run | None:

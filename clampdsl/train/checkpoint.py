@@ -146,7 +146,22 @@ def donor_weights(run_directory: Path, donor: Donor) -> dict[str, torch.Tensor]:
     if not file.is_file():
         raise CheckpointError(f"the donor's weights are gone: {file}")
     state = read(file, donor.plan_hash)
-    if int(state["step"]) != donor.step or donor.run not in state["runs"]:
+    if not _holds_weights(state) or state["step"] != donor.step or donor.run not in state["runs"]:
         raise CheckpointError(f"{file} holds other weights than the donor's at step {donor.step}")
     index = state["runs"].index(donor.run)
     return {name.removeprefix("weights."): w[index] for name, w in state["model"].items()}
+
+
+def _holds_weights(state) -> bool:
+    """Whether a kept-weights file's state is one `keep` writes: its step, its runs' names
+    and a tensor per weight, one slice a run. Its header's checksum is the writer's word
+    only, and a donor's run directory may come from anyone."""
+    if not isinstance(state, dict) or type(state.get("step")) is not int:
+        return False
+    runs, model = state.get("runs"), state.get("model")
+    if not isinstance(runs, list) or not all(isinstance(run, str) for run in runs):
+        return False
+    return isinstance(model, dict) and all(
+        isinstance(name, str) and isinstance(w, torch.Tensor) and w.dim() and len(w) == len(runs)
+        for name, w in model.items()
+    )

@@ -48,6 +48,15 @@ def compile_mode(choice: str, device: torch.device, steps: int) -> str | None:
     return "reduce-overhead" if device.type == "cuda" else "default"
 
 
+def _lent(weights: dict[str, torch.Tensor], name: str, model) -> torch.Tensor:
+    """A donor's weight `name`, as the model holds it for one run (the donor's plan has the
+    model's shape: a kept file that disagrees is not the donor's)."""
+    weight, shape = weights.get(name), model.weights[name].shape[1:]
+    if weight is None or weight.shape != shape or not weight.dtype.is_floating_point:
+        raise CheckpointError(f"the donor's kept weights lack {name} of shape {tuple(shape)}")
+    return weight
+
+
 class GroupSession:
     def __init__(
         self,
@@ -111,7 +120,7 @@ class GroupSession:
                 weights = donor_weights(self._donor_run(item.donor), item.donor) if lent else {}
                 for write in lent:
                     for name, *_ in self.model.weights_of(write.layer, write.site):
-                        self.model.weights[name][r].copy_(weights[name])
+                        self.model.weights[name][r].copy_(_lent(weights, name, self.model))
 
     def _donor_run(self, donor: Donor) -> Path:
         """A donor's run directory: a saved run's, from the spec's folder; a donor spec's,
