@@ -25,6 +25,7 @@ import attrs
 from clampdsl import executors, failpoints
 from clampdsl.compile import compile_source, donor_specs, runnable
 from clampdsl.compile.plan import Plan
+from clampdsl.compile.resources import COMPILE_CHOICES
 from clampdsl.durable import RecoveryWarning, RunError
 from clampdsl.executors import Executor
 from clampdsl.executors.group import GroupFailed, GroupOutcome, GroupTask
@@ -146,6 +147,9 @@ def run_specs(
     donor does not finish is a RunFailed."""
     if isinstance(executor, str):
         executor = executors.choose(executor)
+    if compile not in COMPILE_CHOICES:
+        raise ValueError(f"compile={compile!r} is not one of {', '.join(COMPILE_CHOICES)}")
+    check_device(device, executor)
     runs = [_SpecRun(spec, out, allow_large, on_group_for) for spec in specs]
     options = {"device": device, "compile": compile, "allow_large": allow_large}
     _train_donors(runs, out, executor, options)
@@ -176,6 +180,22 @@ def run_specs(
             tasks, lambda index, event: owners[index].on_event(tasks[index].group, event), on_done
         )
     return [spec_run.result for spec_run in runs]
+
+
+def check_device(device: str, executor: Executor) -> None:
+    """A ValueError, before anything is compiled or written, unless `device` is one this
+    machine has, where the executor trains here (a cluster's devices are checked once it
+    is reached)."""
+    if device in ("auto", "cpu"):
+        return
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{device!r} is not a device") from None
+    if device.startswith("cuda") and executor.trains_here and not torch.cuda.is_available():
+        raise ValueError("no CUDA device here")
 
 
 class DonorFailed(RunError):

@@ -19,6 +19,7 @@ import typer
 
 from clampdsl.compile import compile_source, runnable
 from clampdsl.compile.plan import Plan
+from clampdsl.compile.resources import COMPILE_CHOICES
 from clampdsl.durable import RecoveryWarning
 from clampdsl.executors import BACKENDS
 from clampdsl.lang.diagnostics import SpecError
@@ -38,7 +39,6 @@ STARTED = time.perf_counter()  # this module's import: near the process's start
 INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
 USAGE_ERROR = 64  # EX_USAGE (sysexits.h): the command line is wrong, not a spec
 MISSING_EXTRA = 2  # as a spec error: this install cannot do what was asked
-COMPILE_CHOICES = ("auto", "on", "off")
 # click's UsageError (bad options and values), from wherever this typer takes click
 USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 SpecFile = Annotated[Path, typer.Argument(metavar="FILE", help="the .clamp file")]

@@ -33,10 +33,12 @@ def write_atomically(target: Path, data: bytes) -> None:
                 handle.write(data[len(data) // 2 :])
                 handle.flush()
                 os.fsync(handle.fileno())
-        except OSError:
+            os.replace(temporary, target)
+        except OSError as error:
             temporary.unlink(missing_ok=True)  # a full disk gets its room back
+            if error.filename2 is not None:  # the rename: the target is what could not be
+                raise OSError(error.errno, error.strerror, str(target)) from error
             raise
-        os.replace(temporary, target)
 
 
 @contextlib.contextmanager

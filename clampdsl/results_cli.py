@@ -93,10 +93,11 @@ def cache_export(
     Example: clampdsl cache export specs/three_subcircuits.clamp --to graphs.bin
     """
     from clampdsl import accel, cli
+    from clampdsl.compile.resources import COMPILE_CHOICES
     from clampdsl.durable import write_atomically
     from clampdsl.train import graph_cache
 
-    cli._one_of(compile, cli.COMPILE_CHOICES, "--compile")
+    cli._one_of(compile, COMPILE_CHOICES, "--compile")
     store = Path("runs")  # where `run` keeps runs by default: a graft's donor spec's run
     plans = cli._compile_all_or_exit(files, store)
     accel.enable()  # the code `run` generates, so that the cache keys are `run`'s

@@ -71,18 +71,13 @@ def executor_or_exit(backend: str, jobs: int, address: str | None):
 
 
 def _check_device(device: str, executor) -> None:
-    """Before anything is compiled or written: a device this machine has, where the
-    executor trains here (a cluster's devices are checked once it is reached)."""
-    if device in ("auto", "cpu"):
-        return
-    import torch
+    """Before anything is compiled or written (api.check_device)."""
+    from clampdsl import api
 
     try:
-        torch.device(device)
-    except (RuntimeError, ValueError):
-        raise typer.BadParameter(f"{device!r} is not a device", param_hint="--device") from None
-    if device.startswith("cuda") and executor.trains_here and not torch.cuda.is_available():
-        raise typer.BadParameter("no CUDA device here", param_hint="--device")
+        api.check_device(device, executor)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--device") from None
 
 
 def _with_donors(

@@ -1,10 +1,15 @@
 """The command line, as a user meets it: exit codes, positioned errors, a whole run."""
 
 import json
+import re
 import subprocess
 import sys
 
+import pytest
+import torch
 from conftest import ROOT, clampdsl
+
+from clampdsl import api
 
 
 def test_validate_accepts_the_shipped_specs():
@@ -179,6 +184,27 @@ def test_usage_errors_exit_64_before_anything_is_written(tmp_path):
         assert "Traceback" not in result.stderr
     assert not any(tmp_path.iterdir())
     assert clampdsl("validate", tmp_path / "missing.clamp").returncode == 2  # a spec error
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"compile": "maybe"}, "compile='maybe' is not one of auto, on, off"),
+        ({"device": "banana"}, "'banana' is not a device"),
+        pytest.param(
+            {"device": "cuda"},
+            "no CUDA device here",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here"),
+        ),
+    ],
+    ids=["compile", "device", "cuda"],
+)
+def test_the_apis_options_are_checked_as_the_clis_before_anything_is_written(
+    tmp_path, options, message
+):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        api.run(ROOT / "specs" / "three_subcircuits.clamp", tmp_path, **options)
+    assert not any(tmp_path.iterdir())
 
 
 def test_version_and_every_commands_help_has_an_example():

@@ -13,6 +13,7 @@ import pytest
 from conftest import RESUMABLE_IN_TWO_GROUPS, TIMINGS
 
 from clampdsl.compile import compile_source
+from clampdsl.durable import write_atomically
 from clampdsl.train.checkpoint import read
 
 SPEC = RESUMABLE_IN_TWO_GROUPS
@@ -131,3 +132,11 @@ def test_an_output_path_that_is_a_file_is_refused_by_name(tmp_path):
     assert "Traceback" not in done.stderr
     assert "error: taken" in done.stderr and "Not a directory" in done.stderr
     assert (tmp_path / "taken").read_text() == "not a folder"
+
+
+def test_a_write_whose_rename_fails_names_its_target_and_leaves_no_temporary(tmp_path):
+    (tmp_path / "taken").mkdir()  # `export --to DIR`: a folder where the file would go
+    with pytest.raises(OSError) as raised:
+        write_atomically(tmp_path / "taken", b"rows")
+    assert raised.value.filename == str(tmp_path / "taken")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

@@ -147,6 +147,7 @@ def chunk_size(sequences: int, runs: int) -> int:
     return -(-sequences // fewest)
 
 
+COMPILE_CHOICES = ("auto", "on", "off")  # `--compile` (train/session.py: compile_mode)
 # `--compile auto` compiles on a CPU from this many steps (train/session.py): compiling the
 # step takes tens of seconds on a 2-core CPU, and the steps it saves repay that after
 # 2,200-3,700 of them (docs/performance.md, "When compiling pays").

@@ -17,7 +17,7 @@ from clampdsl import accel, kinds
 from clampdsl.analysis import predictions
 from clampdsl.compile.plan import Donor, Plan
 from clampdsl.compile.progress import attention_measures
-from clampdsl.compile.resources import COMPILE_AUTO_MIN_STEPS
+from clampdsl.compile.resources import COMPILE_AUTO_MIN_STEPS, COMPILE_CHOICES
 from clampdsl.model.clamps import ClampState
 from clampdsl.tasks import kinds as task_kinds
 from clampdsl.tasks.per_run import distinct, for_runs
@@ -37,6 +37,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 def compile_mode(choice: str, device: torch.device, steps: int) -> str | None:
     """'on' | 'off' | 'auto' → a torch.compile mode, or None for eager."""
+    if choice not in COMPILE_CHOICES:
+        raise ValueError(f"compile={choice!r} is not one of {', '.join(COMPILE_CHOICES)}")
     if choice == "off":
         return None
     if choice == "auto" and device.type != "cuda" and steps < COMPILE_AUTO_MIN_STEPS:
