@@ -102,6 +102,10 @@ SYNTAX_ERRORS = [
         "unexpected 'prev-token'; expected '.', 'except' or 'to'",
     ),
     ("clampdsl 1\nmodel layers=2 $\n", 2, 16, "unexpected character '$'"),
+    # digits of other scripts are not numbers, in a count, a layer or a head
+    ("clampdsl 1\nmodel layers=\u0662\n", 2, 14, "unexpected character '\u0662'"),
+    ("clampdsl 1\nexperiment e:\n    ablate L\u0661.H2\n", 3, 13, "unexpected character"),
+    ("clampdsl 1\nexperiment e:\n    ablate L1.H\u0662\n", 3, 16, "unexpected character"),
     (
         "clampdsl 1\nexperiment e:\n    ablate L1.H1\n  ablate L1.H2\n",
         4,

@@ -148,7 +148,7 @@ def _heads(text: str, span: Span, model: ModelConfig, errors: Collector):
     body = text[1:]
     if body == "*":
         return tuple(range(model.heads))
-    written = re.findall(r"\d+", body) if body.startswith("{") else body.split("-")
+    written = re.findall(r"[0-9]+", body) if body.startswith("{") else body.split("-")
     heads = [_number(h) for h in written]  # of a range, its ends: checked before it is made
     if "-" in body and not body.startswith("{"):
         (low, high), shown = heads, [_written(h, w) for h, w in zip(heads, written, strict=True)]

@@ -44,7 +44,7 @@ def collect_lets(spec: ast.Spec, errors: Collector) -> dict[str, ast.Let]:
         name = let.name.value
         if name in lets:
             errors.error(f"{name} is already defined (line {lets[name].span.line})", let.name.span)
-        elif name in selectors.MODEL_SITES or re.fullmatch(r"L\d+\w*", name):
+        elif name in selectors.MODEL_SITES or re.fullmatch(r"L[0-9]+\w*", name):
             errors.error(f"{name!r} cannot be a let name: it reads as a site", let.name.span)
         elif name in CONSTANTS:
             errors.error(f"{name!r} cannot be a let name: it is a constant", let.name.span)

@@ -27,8 +27,8 @@ from clampdsl.lsp.document import Reading, read
 from clampdsl.tasks import kinds as task_kinds
 
 WORD = re.compile(r"[^\s,=]*$")  # the word being typed: back to a space, a comma or a '='
-HEAD_SITE = re.compile(r"L(\d+|\*)\.H[^.\s]*\.")  # `L2.H3.`: a head's site comes next
-LAYER_DOT = re.compile(r"L(\d+|\*)\.")  # `L2.`: heads or a layer's site come next
+HEAD_SITE = re.compile(r"L([0-9]+|\*)\.H[^.\s]*\.")  # `L2.H3.`: a head's site comes next
+LAYER_DOT = re.compile(r"L([0-9]+|\*)\.")  # `L2.`: heads or a layer's site come next
 
 
 @attrs.frozen
