@@ -156,6 +156,8 @@ def test_a_choice_of_run_the_donor_spec_lacks_is_an_error_at_its_words(folder, c
         ("/tmp/donor.clamp", "relative to the file that writes it"),
         ("../donor.clamp", "leads out of the top file's folder"),
         ("link.clamp", "leads out of the top file's folder"),
+        ("donor.txt", "'donor.txt' is not a spec: a spec's name ends in .clamp"),
+        (".donor.clamp", "is a hidden file, not a spec"),
         ("broken.clamp", r"the donor spec has errors: .*tree/broken.clamp:3:11: layer L3"),
         ("library.clamp", "has no experiments"),
         ("wide.clamp", "the donor's model differ from this experiment's"),
@@ -167,6 +169,8 @@ def test_donor_specs_that_cannot_lend_are_refused_at_the_path(tmp_path, path, me
     tree.mkdir()
     _write(tmp_path, "donor.clamp", DONOR)  # outside the tree
     (tree / "link.clamp").symlink_to(tmp_path / "donor.clamp")
+    _write(tree, "donor.txt", DONOR)
+    _write(tree, ".donor.clamp", DONOR)
     _write(tree, "broken.clamp", "clampdsl 1\nexperiment e:\n    clamp L3.H0 to prev-token\n")
     _write(tree, "library.clamp", SETTINGS)
     _write(tree, "wide.clamp", SETTINGS.replace("heads=2", "heads=4") + "experiment e\n")

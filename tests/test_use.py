@@ -194,6 +194,30 @@ def test_a_symbolic_link_leading_out_is_refused(tmp_path):
     compile_file(top)
 
 
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("secrets.env", "'secrets.env' is not a spec: a spec's name ends in .clamp"),
+        (".env", "'.env' is a hidden file, not a spec"),
+        (".hidden.clamp", "is a hidden file"),
+        ("looks.clamp", "'looks.clamp' is a hidden file"),  # a link to .env
+        ("notes.txt", "is not a spec"),
+    ],
+)
+def test_an_include_reads_only_a_spec_and_shows_nothing_of_another_file(tmp_path, path, message):
+    secret = "API_KEY=hunter2\n"
+    for name in ("secrets.env", ".env", ".hidden.clamp", "notes.txt"):
+        write(tmp_path, name, secret)
+    os.symlink(tmp_path / ".env", tmp_path / "looks.clamp")
+    top = write(tmp_path, "top.clamp", f'clampdsl 1\nuse "{path}"\n' + LIB[11:] + BODY)
+    with pytest.raises(SpecError) as raised:
+        compile_file(top)
+    (diagnostic,) = raised.value.diagnostics
+    assert message in diagnostic.message
+    assert (diagnostic.span.line, diagnostic.span.column) == (2, 5)
+    assert "hunter2" not in str(raised.value)
+
+
 def test_a_marked_folder_above_is_the_tree_its_specs_include_from(tmp_path):
     write(tmp_path, "specs/lib/setup.clamp", LIB)
     top = write(tmp_path, "specs/paper/fig.clamp", 'clampdsl 1\nuse "../lib/setup.clamp"\n' + BODY)

@@ -24,7 +24,7 @@ import attrs
 
 from clampdsl.compile.errors import Collector
 from clampdsl.compile.plan import Donor, Plan
-from clampdsl.compile.tree import is_absolute, spec_root, tree_words
+from clampdsl.compile.tree import is_absolute, not_a_spec, spec_root, tree_words
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import SpecError, quoted
 from clampdsl.lang.source import read_spec
@@ -99,6 +99,9 @@ def _file(path: ast.WordedPath, folder: Path, errors: Collector) -> Path | None:
         return None
     if not resolved.is_relative_to(root):
         errors.error(f"{quoted(written)} leads out of {tree_words(root)}", path.span)
+        return None
+    if problem := not_a_spec(written, resolved):
+        errors.error(problem, path.span)
         return None
     tidy = Path(os.path.normpath(file))
     return tidy if tidy.resolve() == resolved else file

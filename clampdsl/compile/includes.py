@@ -22,7 +22,7 @@ from pathlib import Path
 import attrs
 
 from clampdsl.compile.toplevel import LANGUAGE_VERSION
-from clampdsl.compile.tree import is_absolute, spec_root, tree_words
+from clampdsl.compile.tree import is_absolute, not_a_spec, spec_root, tree_words
 from clampdsl.lang import ast
 from clampdsl.lang.diagnostics import Diagnostic, SpecError, quoted
 from clampdsl.lang.parser import parse
@@ -127,6 +127,9 @@ class _Reader:
             return None
         if not resolved.is_relative_to(self.root):
             self.error(f"{quoted(written)} leads out of {tree_words(self.root)}", use, here)
+            return None
+        if problem := not_a_spec(written, resolved):
+            self.error(problem, use, here)
             return None
         files = [Path(u.span.file).resolve() for u, _ in chain] + [Path(use.span.file).resolve()]
         if resolved in files:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from clampdsl.lang.diagnostics import quoted
+
 ROOT_MARKER = ".clamp-root"  # a folder holding it is the tree its specs may read from
+SPEC_SUFFIX = ".clamp"
 
 
 def is_absolute(written: str) -> bool:
@@ -19,6 +22,18 @@ def is_absolute(written: str) -> bool:
         or PureWindowsPath(written).is_absolute()
         or bool(PureWindowsPath(written).drive)
     )
+
+
+def not_a_spec(written: str, resolved: Path) -> str | None:
+    """Why the file a `use` or `from spec` path reaches cannot be a spec, or None. Only a
+    .clamp file that is not hidden is read: a syntax error echoes the line it is in, which
+    must not show a line of another file of the tree (`.env`, a key), named or linked to."""
+    for name in (Path(written).name, resolved.name):
+        if name.startswith("."):
+            return f"{quoted(written)} is a hidden file, not a spec"
+        if not name.endswith(SPEC_SUFFIX) or name == SPEC_SUFFIX:
+            return f"{quoted(written)} is not a spec: a spec's name ends in {SPEC_SUFFIX}"
+    return None
 
 
 def tree_words(root: Path) -> str:
