@@ -113,6 +113,13 @@ def single_error(body: str):
             "out of range",
             "strength lies in [0, 1]",
         ),
+        (  # a required parameter out of range: that error alone, not "needs its" as well
+            "experiment e:\n    scale L2.H1 temperature 0\n",
+            4,
+            29,
+            "temperature 0 is out of range",
+            "temperature lies in [0.001, 1000]",
+        ),
         ("train lr=2\nexperiment e:\n    ablate L1.H0\n", 3, 10, "out of range", None),
         ("train steps=10.5\nexperiment e:\n    ablate L1.H0\n", 3, 13, "whole number", None),
         (

@@ -195,7 +195,8 @@ def _params(kind: Kind, given: tuple[ast.Param, ...], span, errors: Collector) -
         else:
             values[param.name.value] = float(param.value.value)
         seen.setdefault(param.name.value, param)
-    missing = [key for key, value in values.items() if value is None]
+    # one written but refused above is not missing as well
+    missing = [key for key, value in values.items() if value is None and key not in seen]
     for key in missing:
         errors.error(
             f"{kind.describe()} needs its {key}, as in `{kind.example}`",
