@@ -47,6 +47,11 @@ def test_number_forms(text, value):
     assert parse_number(text) == pytest.approx(value)
 
 
+def test_a_backslash_in_a_string_keeps_the_character_after_it():
+    experiment = only_experiment('clampdsl 1\nexperiment e "a \\"q\\" \\\\ \\n"\n')
+    assert experiment.description == 'a "q" \\ n'
+
+
 def test_selectors_keep_their_parts_and_positions():
     experiment = only_experiment(
         "clampdsl 1\nexperiment e:\n    ablate L2.H* except H3\n    clamp L1.H2.pattern to "
