@@ -372,6 +372,8 @@ def test_a_window_that_opens_after_training_is_a_warning(tmp_path):
         ("task labels=1e6\nexperiment e\n", "labels=1e6 is out of range"),
         ("train steps=1e9\nexperiment e\n", "steps=1e9 is out of range"),
         ("model layers=10000\nexperiment e\n", "layers=10000 is out of range"),
+        ("task features=synthetic(scale=1e30)\nexperiment e\n", "scale=1e30 is out of range"),
+        ("task features=synthetic(noise=1e9)\nexperiment e\n", "noise=1e9 is out of range"),
         ("train steps=1e999\nexperiment e\n", "too large to be read"),
         ("experiment e:\n    ablate L2.H0-999999999\n", "head H999999999 does not exist"),
         ("let A = A\nexperiment e:\n    ablate A\n", "'A' is not defined before this line"),

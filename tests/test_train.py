@@ -1,16 +1,20 @@
 """Training: batched equals separate, a killed run resumes exactly, phases are detected."""
 
 import copy
+import io
 import math
+import types
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 
 from clampdsl import api
 from clampdsl.analysis.phase import phase_step, plateau_exit_step
 from clampdsl.compile import compile_source, resources
-from clampdsl.report import tables
+from clampdsl.report import console, tables
 from clampdsl.report.summary import summarize
 from clampdsl.train.checkpoint import read as read_checkpoint
 from clampdsl.train.loop import train_group
@@ -164,6 +168,12 @@ def test_report_says_not_reached_diverged_and_speedup():
     assert rows["copy"]["speed-up"] == "2.0×"  # base's phase step 20 / copy's 10
     assert rows["layer1"]["phase step"] == "diverged at 20"
     assert "gives" not in table.columns  # the spec declares no subcircuits
+    # the command's warnings (stderr) name the diverged run alone, with its step
+    out, warnings = io.StringIO(), io.StringIO()
+    result = types.SimpleNamespace(plan=plan, summaries=summaries, directory=Path("d"))
+    console.print_outcome(Console(file=out, width=200), Console(file=warnings), result)
+    assert warnings.getvalue() == "warning: layer1 diverged (non-finite loss at step 20)\n"
+    assert "diverged at 20" in out.getvalue()
 
 
 def test_speed_ups_compare_with_the_unclamped_run_of_the_same_task():

@@ -22,7 +22,6 @@ from clampdsl.compile.keys import SEED, SIZE, Key
 from clampdsl.lang import ast
 from clampdsl.tasks import kinds as task_kinds
 
-POSITIVE_INT = Key("int", low=1)
 SECTIONS: dict[str, dict[str, Key]] = {
     "model": {
         "layers": Key("int", low=1, high=64),
@@ -58,10 +57,11 @@ FEATURE_KEYS: dict[str, Key] = {
     "kind": Key("choice", choices=("gaussian", "relu-lowrank"), field="family"),
     "dim": Key("int", low=1, high=8192),
     "correlation": Key("float", low=0.0, high=0.999),
-    "scale": Key("float", low=0.0),
-    "noise": Key("float", low=0.0, field="exemplar_noise"),
+    # Lengths of features in float32, whose squares the scores sum: 1e30 would be inf.
+    "scale": Key("float", low=0.0, high=1e3),
+    "noise": Key("float", low=0.0, high=1e3, field="exemplar_noise"),
     "rank": Key("int", low=1, high=8192),
-    "norm": Key("float", low=1e-6),  # a length: 0 would make every feature 0
+    "norm": Key("float", low=1e-6, high=1e4),  # 0 would make every feature 0
 }
 # The synthetic options that one kind of features reads, and the other would ignore.
 FAMILY_OF = {"scale": "gaussian", "rank": "relu-lowrank", "norm": "relu-lowrank"}
