@@ -329,6 +329,13 @@ def _run_failure(error: Exception) -> str:
     )
 
 
+def _failure(error: Exception) -> str:
+    """What stopped a command that trains nothing (report, export, cache), in one line."""
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error)
+
+
 def _one_of(value: str, choices: tuple[str, ...], option: str) -> str:
     if value not in choices:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=option)

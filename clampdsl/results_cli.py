@@ -145,9 +145,21 @@ def _read_or_exit(target: Path, out_dir: Path):
     from clampdsl.report import rerender
     from clampdsl.report.store import run_directory
 
+    if not target.exists():
+        _exit(f"{target}: no such run directory or spec")
     if target.is_file():
-        target = run_directory(out_dir, cli._compile_or_exit(target, allow_large=True))
+        directory = run_directory(out_dir, cli._compile_or_exit(target, allow_large=True))
+        if not directory.exists():
+            _exit(f"{target} has not run under {out_dir} (no {directory}); --out names another")
+        target = directory
     return _or_exit(lambda: rerender.read_run(target))
+
+
+def _exit(message: str):
+    from clampdsl import cli
+
+    cli.err.print(f"error: {message}", style="bold red", highlight=False)
+    raise typer.Exit(cli.RUN_FAILURE)
 
 
 def _or_exit(action):
@@ -159,5 +171,4 @@ def _or_exit(action):
     try:
         return action()
     except (RunError, OSError, ValueError) as error:
-        cli.err.print(f"error: {cli._run_failure(error)}", style="bold red", highlight=False)
-        raise typer.Exit(cli.RUN_FAILURE) from None
+        _exit(cli._failure(error))

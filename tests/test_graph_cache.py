@@ -25,6 +25,12 @@ def test_a_file_that_is_no_cache_is_refused(tmp_path):
         graph_cache.import_file(tmp_path / "other.bin")
 
 
+def test_importing_a_missing_file_says_so_in_one_line(tmp_path):
+    missing = clampdsl("cache", "import", tmp_path / "none.bin")
+    assert missing.returncode == 1
+    assert missing.stderr == f"error: {tmp_path / 'none.bin'}: No such file or directory\n"
+
+
 def test_a_cache_of_another_torch_is_refused_naming_both_releases(tmp_path):
     header = {"format": graph_cache.FORMAT, "torch": "2.0.0", "threads": 2}
     write_cache_file(tmp_path / "old.bin", header, b"whatever")

@@ -4,6 +4,7 @@ drawn as sparklines, and exported as CSV or TensorBoard event files."""
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from conftest import RESUMABLE_IN_TWO_GROUPS, clampdsl
@@ -97,8 +98,20 @@ def test_the_commands_take_the_spec_or_its_run_directory(finished):
     assert (finished.directory / "m.csv").read_text().startswith("run,step,sequences,")
     wrong = clampdsl("export", finished.directory, "--to", "x", "--format", "parquet")
     assert wrong.returncode == 64 and "is not one of csv, tensorboard" in wrong.stderr
+    # each wrong target says what it is, and nothing of resuming (nothing was training)
     missing = clampdsl("report", finished.directory / "nothing")
-    assert missing.returncode == 1 and "no plan.json here" in missing.stderr
+    assert missing.returncode == 1
+    assert (
+        missing.stderr
+        == f"error: {finished.directory / 'nothing'}: no such run directory or spec\n"
+    )
+    not_a_run = clampdsl("export", finished.directory.parent, "--to", "x.csv")
+    assert not_a_run.returncode == 1 and "no plan.json here" in not_a_run.stderr
+    other = Path(spec).with_name("other.clamp")
+    other.write_text(Path(spec).read_text() + "experiment other\n")
+    not_run = clampdsl("report", other, "--out", runs)
+    assert not_run.returncode == 1 and "other.clamp has not run under" in not_run.stderr
+    assert "resumes" not in missing.stderr + not_a_run.stderr + not_run.stderr
 
 
 def test_each_heads_induction_strength_is_drawn_where_it_is_measured(finished, tmp_path):
