@@ -172,7 +172,7 @@ def _options(
 
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE", help=".clamp files to check")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help=".clamp files to check")],
     allow_large: AllowLarge = False,
 ) -> None:
     """Check specs against the language and the model; exit 2 if any has errors.
@@ -208,7 +208,7 @@ def plan(
 
 @app.command()
 def fmt(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE", help=".clamp files to format")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help=".clamp files to format")],
     check: Annotated[
         bool, typer.Option("--check", help="change nothing; exit 1 if any file would change")
     ] = False,
@@ -252,7 +252,7 @@ def fmt(
 @app.command()
 def run(
     files: Annotated[
-        list[Path], typer.Argument(metavar="FILE", help=".clamp files, each its own run")
+        list[Path], typer.Argument(metavar="FILE...", help=".clamp files, each its own run")
     ],
     out_dir: Annotated[
         Path, typer.Option("--out", metavar="DIR", help="where run directories go")

@@ -78,7 +78,7 @@ def export(
 
 @cache.command("export")
 def cache_export(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE", help=".clamp files")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help=".clamp files")],
     to: Annotated[Path, typer.Option("--to", metavar="FILE", help="the cache file to write")],
     device: Annotated[str, typer.Option(metavar="DEVICE", help="as for run")] = "auto",
     compile: Annotated[

@@ -215,6 +215,8 @@ def test_version_and_every_commands_help_has_an_example():
     for command in ([], ["validate"], ["plan"], ["fmt"], ["run"], ["lsp"]):
         shown = clampdsl(*command, "--help")
         assert shown.returncode == 0 and "Example: clampdsl" in shown.stdout, command
+        if command in (["validate"], ["fmt"], ["run"]):  # they take several files
+            assert f"clampdsl {command[0]} [OPTIONS] {{FILE...}}" in shown.stdout
 
 
 def test_ray_without_its_extra_exits_2_saying_what_to_install(tmp_path):
