@@ -243,6 +243,7 @@ class _SpecRun:
         self.outcomes: dict[int, GroupOutcome | GroupFailed] = {}
         self.result: RunResult | RunFailed | None = None
         self.started = 0.0  # when its first group started: a spec may wait for a free slot
+        self.resumed = False  # whether a group began at a checkpoint: the time is this try's
         self.device = ""
 
     def hold(self, held: contextlib.ExitStack) -> None:
@@ -296,6 +297,7 @@ class _SpecRun:
         # twice), and so does a line it tore.
         if not self.records:
             self.started = time.perf_counter()
+        self.resumed = self.resumed or event["start"] > 0
         self.records[group] = list(event["records"])
         self.store.write_records(self._in_order(self.records))
         if self.on_group and event["start"] < event["total"]:
@@ -341,7 +343,8 @@ class _SpecRun:
         with self.phases("report"):
             # in plan order, whichever order the groups trained and reported in
             self.store.write_records([r for o in outcomes for r in o.records])
-            result = _finish(self.plan, self.store, seconds, eval_seconds, how, self.phases.seconds)
+            timing = {"seconds": seconds, "eval_seconds": eval_seconds, "resumed": self.resumed}
+            result = _finish(self.plan, self.store, timing, how, self.phases.seconds)
         self.result = attrs.evolve(result, phases=self.phases.seconds)
         return self.result
 
@@ -375,20 +378,16 @@ def _plan_and_store(
     return plan, RunStore(out, plan, source)
 
 
-def _finish(
-    plan, store: RunStore, seconds: float, eval_seconds: float, device: str, phases: dict
-) -> RunResult:
-    """The report, figures and summary of a run whose groups have all finished; `phases`:
-    where the wall time went until now (plan, imports, each group's build, first step, …)."""
+def _finish(plan, store: RunStore, timing: dict, device: str, phases: dict) -> RunResult:
+    """The report, figures and summary of a run whose groups have all finished; `timing`:
+    its wall and eval seconds, and whether it resumed (they are then this try's alone);
+    `phases`: where the wall time went until now (plan, imports, each group's build, …)."""
     records = store.read_records()
     summaries = summarize(plan, records)
     figures = [f.name for f in plot_all(plan, records, summaries, store.directory)]
-    store.write_text(
-        "report.md", report_markdown(plan, summaries, seconds, eval_seconds, device, figures)
-    )
+    store.write_text("report.md", report_markdown(plan, summaries, timing, device, figures))
     payload = {
-        "seconds": seconds,
-        "eval_seconds": eval_seconds,
+        **timing,
         "phases": phases,
         "device": device,
         "diverged": {s.name: s.diverged_at for s in summaries if s.diverged_at is not None},

@@ -19,9 +19,9 @@ experiment base:
     ablate L2.H1
 """
 RESUMABLE_IN_TWO_GROUPS = RESUMABLE + "experiment faster:\n    train lr=2e-3\n"
-# summary.json's fields that differ between two runs of the same plan (its own SHA-256
-# covers the timings)
-TIMINGS = ("seconds", "eval_seconds", "phases", "sha256")
+# summary.json's fields that differ between two runs of the same plan, one of them resumed
+# (its own SHA-256 covers the timings)
+TIMINGS = ("seconds", "eval_seconds", "resumed", "phases", "sha256")
 
 
 def run_results(folder: Path) -> tuple[str, dict]:

@@ -111,7 +111,7 @@ def test_the_report_gives_each_estimator_and_the_declared_subcircuits():
     assert base[0] == "base" and base[4].startswith("3,0")
     assert slow[1:5] == ("–", "–", slow[3], "–")  # not reached: no step, by rule or fit
     assert RunSummary.from_json(summaries[0].to_json()) == summaries[0]
-    text = report_markdown(plan, summaries, 1.0, 0.1, "cpu", [])
+    text = report_markdown(plan, summaries, {"seconds": 1.0, "eval_seconds": 0.1}, "cpu", [])
     assert "Phase change by estimator" in text
     assert "A = the first layer's part" in text  # what gives/learns name, as declared
 

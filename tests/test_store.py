@@ -48,6 +48,8 @@ def unbroken(tmp_path_factory):
     folder = tmp_path_factory.mktemp("unbroken")
     (folder / "spec.clamp").write_text(SPEC)
     result = api.run(folder / "spec.clamp", folder / "out", device="cpu", compile="off")
+    assert json.loads((result.directory / "summary.json").read_text())["resumed"] is False
+    assert "resumed" not in (result.directory / "report.md").read_text()
     return (result.directory / "metrics.jsonl").read_text(), summary_of(result.directory)
 
 
@@ -77,6 +79,9 @@ def test_a_flipped_bit_falls_back_to_the_previous_checkpoint(stopped, unbroken):
     assert (directory / "metrics.jsonl").read_text() == unbroken[0]
     assert summary_of(result.directory) == unbroken[1]
     assert (directory / "checkpoints" / "group0.pt.damaged").is_file()  # kept for a look
+    # its seconds are this try's, and it says so
+    assert json.loads((directory / "summary.json").read_text())["resumed"] is True
+    assert "counted from where it resumed" in (directory / "report.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -11,19 +11,19 @@ from clampdsl.tasks import kinds as task_kinds
 def report_markdown(
     plan: Plan,
     summaries: list[RunSummary],
-    seconds: float,
-    eval_seconds: float,
+    timing: dict,
     device: str,
     figures: list[str],
 ) -> str:
+    """`timing`: summary.json's `seconds`, `eval_seconds` and `resumed`."""
     first = plan.runs[0]
     baselines = sorted({b.name for b in baseline_runs(plan).values() if b})
     lines = [
         f"# clampdsl report: `{plan.file}`",
         "",
         f"- plan hash `{plan.content_hash()[:12]}`; {len(plan.runs)} experiments in "
-        f"{len(plan.groups)} batched group(s); trained on {device} in {seconds:.0f} s "
-        f"({eval_seconds:.0f} s of it in evals)",
+        f"{len(plan.groups)} batched group(s); trained on {device} in "
+        f"{_timing(timing)}",
         f"- model: {first.model.layers} layers × {first.model.heads} heads, width "
         f"{first.model.d_model}; task: {task_kinds.of(first.task).summary(first.task)}",
         f"- training: {first.train.steps:,} steps × batch {first.train.batch} = "
@@ -85,3 +85,12 @@ def _speedup_line(baselines: list[str]) -> str:
         return f"- speed-up: against `{baselines[0]}`"
     names = ", ".join(f"`{name}`" for name in baselines)
     return f"- speed-up: against the unclamped experiment of the same task ({names})"
+
+
+def _timing(timing: dict) -> str:
+    seconds, evals = timing["seconds"], timing["eval_seconds"]
+    text = f"{seconds:.0f} s ({evals:.0f} s of it in evals)"
+    # an older summary.json may lack `resumed`
+    if timing.get("resumed"):
+        text += ", counted from where it resumed: the tries before it are not in it"
+    return text

@@ -95,8 +95,7 @@ def rewrite(run: ReadRun) -> list[Path]:
         text = report_markdown(
             run.plan,
             list(run.summaries),
-            finished["seconds"],
-            finished["eval_seconds"],
+            finished,
             finished["device"],
             [figure.name for figure in written],
         )
