@@ -318,22 +318,29 @@ def run(
     run_cli.run_files(files, out_dir, options, executor, threads=threads, profile=profile)
 
 
+def print_error(message: str) -> None:
+    """`error: MESSAGE` on stderr as one line, whatever its width, and with no markup read
+    from it: a path may hold `[`."""
+    from rich.markup import escape
+
+    err.print(f"error: {escape(message)}", style="bold red", highlight=False, soft_wrap=True)
+
+
+def _failure(error: Exception) -> str:
+    """What stopped a command, in one line: for an OSError, the file and the cause."""
+    if isinstance(error, OSError):
+        return f"{error.filename or 'the output directory'}: {error.strerror or error}"
+    return str(error)
+
+
 def _run_failure(error: Exception) -> str:
     """What stopped a run, in one line: the file and the cause, and that nothing is lost."""
     if not isinstance(error, OSError):
         return str(error)
-    where = error.filename or "the output directory"
     return (
-        f"{where}: {error.strerror or error}. What was written before is kept; "
-        "the same command resumes once the cause is gone"
+        f"{_failure(error)}. What was written before is kept; the same command resumes once "
+        "the cause is gone"
     )
-
-
-def _failure(error: Exception) -> str:
-    """What stopped a command that trains nothing (report, export, cache), in one line."""
-    if isinstance(error, OSError) and error.filename:
-        return f"{error.filename}: {error.strerror or error}"
-    return str(error)
 
 
 def _one_of(value: str, choices: tuple[str, ...], option: str) -> str:

@@ -150,7 +150,10 @@ def _read_or_exit(target: Path, out_dir: Path):
     if target.is_file():
         directory = run_directory(out_dir, cli._compile_or_exit(target, allow_large=True))
         if not directory.exists():
-            _exit(f"{target} has not run under {out_dir} (no {directory}); --out names another")
+            _exit(
+                f"{target}, as written now, has no run under {out_dir} (no {directory}): run "
+                "it, or name the folder it ran under with --out"
+            )
         target = directory
     return _or_exit(lambda: rerender.read_run(target))
 
@@ -158,7 +161,7 @@ def _read_or_exit(target: Path, out_dir: Path):
 def _exit(message: str):
     from clampdsl import cli
 
-    cli.err.print(f"error: {message}", style="bold red", highlight=False)
+    cli.print_error(message)
     raise typer.Exit(cli.RUN_FAILURE)
 
 

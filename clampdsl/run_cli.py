@@ -51,8 +51,7 @@ def run_files(
         cli.err.print(f"interrupted{saved} the same command resumes", highlight=False)
         raise typer.Exit(cli.INTERRUPTED) from None
     except (RunError, OSError) as error:
-        message = f"error: {cli._run_failure(error)}"
-        cli.err.print(message, style="bold red", highlight=False, soft_wrap=True)
+        cli.print_error(cli._run_failure(error))
         raise typer.Exit(cli.RUN_FAILURE) from None
 
 
@@ -144,9 +143,7 @@ def _run_at_once(
             if isinstance(result, api.RunFailed):
                 failed.append(file)
                 progress.console.print(f"[bold red]{escape(str(file))}: failed[/]")
-                cli.err.print(
-                    f"error: {cli._run_failure(result.error)}", highlight=False, soft_wrap=True
-                )
+                cli.print_error(cli._run_failure(result.error))
                 return
             progress.console.print(f"[bold]{escape(str(file))}[/]")
             _print_result(progress.console, result)

@@ -110,7 +110,8 @@ def test_the_commands_take_the_spec_or_its_run_directory(finished):
     other = Path(spec).with_name("other.clamp")
     other.write_text(Path(spec).read_text() + "experiment other\n")
     not_run = clampdsl("report", other, "--out", runs)
-    assert not_run.returncode == 1 and "other.clamp has not run under" in not_run.stderr
+    assert not_run.returncode == 1
+    assert "other.clamp, as written now, has no run under" in not_run.stderr
     assert "resumes" not in missing.stderr + not_a_run.stderr + not_run.stderr
 
 
