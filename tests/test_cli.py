@@ -172,6 +172,23 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_pa
     assert [r["step"] for r in rows] == list(range(0, 2001, 250))
 
 
+def test_a_diverged_run_is_a_result_exit_0_with_a_warning_and_its_step(tmp_path):
+    import numpy
+
+    # features at float32's edge: every score overflows, the loss is NaN from the start
+    numpy.save(tmp_path / "big.npy", numpy.full((20, 5, 16), 3e38, dtype=numpy.float32))
+    (tmp_path / "spec.clamp").write_text(
+        "clampdsl 1\nmodel layers=2 heads=2 d_model=16\ntask classes=10 new_classes=10 "
+        'features=file("big.npy")\ntrain steps=4 batch=8\neval every 2 steps on train '
+        "size=16\nexperiment a\n"
+    )
+    result = clampdsl("run", tmp_path / "spec.clamp", "--out", tmp_path, "--compile", "off")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "warning: a diverged (non-finite loss at step 0)\n"
+    (summary,) = tmp_path.glob("spec/*/summary.json")
+    assert json.loads(summary.read_text())["diverged"] == {"a": 0}
+
+
 def test_usage_errors_exit_64_before_anything_is_written(tmp_path):
     good = ROOT / "specs" / "three_subcircuits.clamp"
     for args in (
@@ -212,11 +229,11 @@ def test_version_and_every_commands_help_has_an_example():
 
     version = clampdsl("--version")
     assert version.returncode == 0 and version.stdout.strip() == f"clampdsl {__version__}"
-    for command in ([], ["validate"], ["plan"], ["fmt"], ["run"], ["lsp"]):
+    for command in ([], ["validate"], ["plan"], ["fmt"], ["run"], ["lsp"], ["cache", "export"]):
         shown = clampdsl(*command, "--help")
         assert shown.returncode == 0 and "Example: clampdsl" in shown.stdout, command
-        if command in (["validate"], ["fmt"], ["run"]):  # they take several files
-            assert f"clampdsl {command[0]} [OPTIONS] {{FILE...}}" in shown.stdout
+        if command in (["validate"], ["fmt"], ["run"], ["cache", "export"]):  # several files
+            assert f"clampdsl {' '.join(command)} [OPTIONS] {{FILE...}}" in shown.stdout
 
 
 def test_ray_without_its_extra_exits_2_saying_what_to_install(tmp_path):

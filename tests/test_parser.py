@@ -111,6 +111,8 @@ SYNTAX_ERRORS = [
     ("clampdsl 1\nmodel layers=\u0662\n", 2, 14, "unexpected character '\u0662'"),
     ("clampdsl 1\nexperiment e:\n    ablate L\u0661.H2\n", 3, 13, "unexpected character"),
     ("clampdsl 1\nexperiment e:\n    ablate L1.H\u0662\n", 3, 16, "unexpected character"),
+    # a head set on one line: across two, `H{` is not a head
+    ("clampdsl 1\nexperiment e:\n    ablate L1.H{0,\n1}\n", 3, 16, "unexpected character '{'"),
     (
         "clampdsl 1\nexperiment e:\n    ablate L1.H1\n  ablate L1.H2\n",
         4,

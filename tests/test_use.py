@@ -200,7 +200,8 @@ def test_a_symbolic_link_leading_out_is_refused(tmp_path):
         ("secrets.env", "'secrets.env' is not a spec: a spec's name ends in .clamp"),
         (".env", "'.env' is a hidden file, not a spec"),
         (".hidden.clamp", "is a hidden file"),
-        ("looks.clamp", "'looks.clamp' is a hidden file"),  # a link to .env
+        ("looks.clamp", "'looks.clamp' leads to '.env', which is a hidden file"),  # a link
+        ("lib/..", "'lib/..' leads to"),  # a folder
         ("notes.txt", "is not a spec"),
     ],
 )
@@ -209,6 +210,7 @@ def test_an_include_reads_only_a_spec_and_shows_nothing_of_another_file(tmp_path
     for name in ("secrets.env", ".env", ".hidden.clamp", "notes.txt"):
         write(tmp_path, name, secret)
     os.symlink(tmp_path / ".env", tmp_path / "looks.clamp")
+    (tmp_path / "lib").mkdir()
     top = write(tmp_path, "top.clamp", f'clampdsl 1\nuse "{path}"\n' + LIB[11:] + BODY)
     with pytest.raises(SpecError) as raised:
         compile_file(top)

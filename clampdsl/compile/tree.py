@@ -28,11 +28,14 @@ def not_a_spec(written: str, resolved: Path) -> str | None:
     """Why the file a `use` or `from spec` path reaches cannot be a spec, or None. Only a
     .clamp file that is not hidden is read: a syntax error echoes the line it is in, which
     must not show a line of another file of the tree (`.env`, a key), named or linked to."""
-    for name in (Path(written).name, resolved.name):
-        if name.startswith("."):
-            return f"{quoted(written)} is a hidden file, not a spec"
-        if not name.endswith(SPEC_SUFFIX) or name == SPEC_SUFFIX:
-            return f"{quoted(written)} is not a spec: a spec's name ends in {SPEC_SUFFIX}"
+    read = resolved.name  # the file read, where links lead
+    what = quoted(written)
+    if Path(written).name != read:  # a link, or `..`: say where it leads
+        what += f" leads to {quoted(read)}, which"
+    if read.startswith("."):
+        return f"{what} is a hidden file, not a spec"
+    if not read.endswith(SPEC_SUFFIX):
+        return f"{what} is not a spec: a spec's name ends in {SPEC_SUFFIX}"
     return None
 
 
