@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -24,9 +24,7 @@ from clampdsl.durable import RecoveryWarning
 from clampdsl.executors import BACKENDS
 from clampdsl.lang.diagnostics import SpecError
 from clampdsl.results_cli import results
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from clampdsl.terminal import err, out
 
 app = typer.Typer(
     add_completion=False,
@@ -50,31 +48,6 @@ AllowLarge = Annotated[
         "8 GiB; work: CLAMPDSL_WORK_BUDGET, 1e16 FLOPs)",
     ),
 ]
-
-
-class LazyConsole:
-    """A Rich console made on first use: `validate`, `plan --json` and `fmt` print plain
-    text, and importing rich would be a tenth of what `validate` may take."""
-
-    def __init__(self, stderr: bool = False):
-        self._stderr, self._console = stderr, None
-
-    @property
-    def console(self) -> Console:
-        if self._console is None:
-            from rich.console import Console
-
-            stream = sys.stderr if self._stderr else sys.stdout
-            # Off a terminal (CI logs, pipes) Rich would assume 80 columns and fold tables.
-            width = None if stream.isatty() else 132
-            self._console = Console(stderr=self._stderr, width=width)
-        return self._console
-
-    def print(self, *objects, **options) -> None:
-        self.console.print(*objects, **options)
-
-
-out, err = LazyConsole(), LazyConsole(stderr=True)
 
 
 def _compile(path: Path, allow_large: bool = False) -> Plan:
@@ -316,31 +289,6 @@ def run(
     options = {"device": device, "fresh": fresh, "compile": compile, "allow_large": allow_large}
     executor = run_cli.executor_or_exit(backend, jobs, address)
     run_cli.run_files(files, out_dir, options, executor, threads=threads, profile=profile)
-
-
-def print_error(message: str) -> None:
-    """`error: MESSAGE` on stderr as one line, whatever its width, and with no markup read
-    from it: a path may hold `[`."""
-    from rich.markup import escape
-
-    err.print(f"error: {escape(message)}", style="bold red", highlight=False, soft_wrap=True)
-
-
-def _failure(error: Exception) -> str:
-    """What stopped a command, in one line: for an OSError, the file and the cause."""
-    if isinstance(error, OSError):
-        return f"{error.filename or 'the output directory'}: {error.strerror or error}"
-    return str(error)
-
-
-def _run_failure(error: Exception) -> str:
-    """What stopped a run, in one line: the file and the cause, and that nothing is lost."""
-    if not isinstance(error, OSError):
-        return str(error)
-    return (
-        f"{_failure(error)}. What was written before is kept; the same command resumes once "
-        "the cause is gone"
-    )
 
 
 def _one_of(value: str, choices: tuple[str, ...], option: str) -> str:

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from clampdsl import terminal
+
 results = typer.Typer()
 cache = typer.Typer(
     no_args_is_help=True,
@@ -161,17 +163,16 @@ def _read_or_exit(target: Path, out_dir: Path):
 def _exit(message: str):
     from clampdsl import cli
 
-    cli.print_error(message)
+    terminal.print_error(message)
     raise typer.Exit(cli.RUN_FAILURE)
 
 
 def _or_exit(action):
     """`action()`, or its failure (a RunError, a cache file refused, an OSError) printed as
     one line and exit 1."""
-    from clampdsl import cli
     from clampdsl.durable import RunError
 
     try:
         return action()
     except (RunError, OSError, ValueError) as error:
-        _exit(cli._failure(error))
+        _exit(terminal.failure(error))

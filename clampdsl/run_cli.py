@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from clampdsl import cli
+from clampdsl import cli, terminal
 from clampdsl.compile.plan import Plan
 from clampdsl.durable import RunError
 
@@ -51,7 +51,7 @@ def run_files(
         cli.err.print(f"interrupted{saved} the same command resumes", highlight=False)
         raise typer.Exit(cli.INTERRUPTED) from None
     except (RunError, OSError) as error:
-        cli.print_error(cli._run_failure(error))
+        terminal.print_error(terminal.run_failure(error))
         raise typer.Exit(cli.RUN_FAILURE) from None
 
 
@@ -143,7 +143,7 @@ def _run_at_once(
             if isinstance(result, api.RunFailed):
                 failed.append(file)
                 progress.console.print(f"[bold red]{escape(str(file))}: failed[/]")
-                cli.print_error(cli._run_failure(result.error))
+                terminal.print_error(terminal.run_failure(result.error))
                 return
             progress.console.print(f"[bold]{escape(str(file))}[/]")
             _print_result(progress.console, result)
